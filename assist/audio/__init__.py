@@ -1,0 +1,1 @@
+"""Audio plumbing: codecs, deinterleaving and streaming resampling (pure, no I/O)."""

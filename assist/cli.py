@@ -1,0 +1,217 @@
+"""Command line: ``assist serve | replay | demo | synth | schemas``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import uuid
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from assist.config import load_settings
+
+log = logging.getLogger("assist")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _format_event(event: dict[str, Any], elapsed: float) -> str | None:
+    if event["type"] == "nudge":
+        suggestion = f"\n{'':>14}-> {event['suggestion']}" if event.get("suggestion") else ""
+        return (
+            f"[{elapsed:7.2f}s] NUDGE {event['kind']:<12} ({event['severity']}) "
+            f"{event['message']}  [{event['evidence']['explanation']}, "
+            f"at {event['media_time_s']:.2f}s of the call]{suggestion}"
+        )
+    return None
+
+
+def _print_event(event: dict[str, Any], elapsed: float) -> None:
+    line = _format_event(event, elapsed)
+    if line:
+        print(line, flush=True)
+
+
+def _print_scorecard(scorecard: dict[str, Any] | None) -> None:
+    if not scorecard:
+        return
+    print("\nScorecard:")
+    for skill, entry in scorecard["skills"].items():
+        score = "  n/a" if entry["score"] is None else f"{entry['score']:5d}"
+        print(f"  {skill:<18}{score}   ({entry['basis']})")
+    m = scorecard["metrics"]
+    print(
+        f"  talk: customer {m['talk_s'].get('customer', 0):.1f}s, agent "
+        f"{m['talk_s'].get('agent', 0):.1f}s; overlap {m['overlap_s']:.1f}s; "
+        f"holds {m['holds']} (longest {m['longest_hold_s']:.1f}s); "
+        f"interruptions {m['interruptions']}; dead air {m['dead_air_moments']}"
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from assist.server.app import AssistServer
+    from assist.service import AssistService
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = load_settings(args.config, server=overrides)
+    service = AssistService(settings)
+    server = AssistServer(service)
+    await server.start(settings.server.host, settings.server.port)
+    await service.load_models()
+    print(f"assist serving on ws://{settings.server.host}:{server.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+    return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    from assist.replay import replay_wav
+
+    call_id = args.call_id or f"replay-{uuid.uuid4().hex[:8]}"
+    try:
+        result = await replay_wav(
+            args.wav, args.url, args.agent_id, call_id, args.speed, args.encoding, _print_event
+        )
+    except (OSError, ValueError) as exc:
+        print(f"assist replay: {exc}", file=sys.stderr)
+        return 2
+    if result.error:
+        print(f"assist replay: server refused the call: {result.error}", file=sys.stderr)
+        return 1
+    _print_scorecard(result.scorecard)
+    return 0
+
+
+def demo_call_path() -> Path:
+    return Path(str(resources.files("assist") / "data" / "demo_call.wav"))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from assist.replay import replay_wav
+    from assist.server.app import AssistServer
+    from assist.service import AssistService
+
+    settings = load_settings(args.config)
+    service = AssistService(settings)
+    server = AssistServer(service)
+    host = settings.server.host
+    try:
+        await server.start(host, args.port)
+    except OSError as exc:
+        print(f"assist demo: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    await service.load_models()
+    base = f"ws://{host}:{server.port}"
+    http = f"http://{host}:{server.port}"
+    wav = demo_call_path()
+    print(f"Live-call assist demo: server on {base}")
+    print(f"  agent events  {base}/v1/agents/demo-agent/events")
+    print(f"  floor events  {base}/v1/floor/events")
+    print(f"  health        {http}/healthz    metrics {http}/metrics")
+    print(f"Replaying {wav.name} (left customer, right agent) at {args.speed}x real time...\n")
+    result = await replay_wav(
+        wav, base, "demo-agent", "demo-call", args.speed, "mulaw", _print_event
+    )
+    _print_scorecard(result.scorecard)
+    print(f"\nScorecard JSON: {http}/v1/calls/demo-call/scorecard")
+    if args.keep_serving:
+        print("Still serving; Ctrl-C to stop.", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    await server.close()
+    return 0 if result.scorecard is not None else 1
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from assist.config import Settings
+    from assist.synth.render import render, write_stereo_wav
+    from assist.synth.script import CallScript
+    from assist.synth.truth import expected_cues
+
+    call = render(CallScript.load(args.script))
+    write_stereo_wav(args.out, call.audio, call.sample_rate)
+    truth = {
+        "utterances": [asdict(u) for u in call.utterances],
+        "holds": [h.model_dump() for h in call.script.hold],
+        "expected_cues": [asdict(c) for c in expected_cues(call, Settings().cues)],
+    }
+    Path(args.out).with_suffix(".truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    print(f"wrote {args.out} ({call.script.duration_s:.0f}s) and its .truth.json")
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from assist.events import wire_schemas
+
+    print(json.dumps(wire_schemas(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assist", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the live service")
+    serve.add_argument("--config", help="TOML settings file (see configs/default.toml)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8765)")
+
+    replay = sub.add_parser("replay", help="stream a stereo WAV to a running server")
+    replay.add_argument("wav", help="16-bit stereo WAV, left customer, right agent")
+    replay.add_argument("--agent-id", required=True)
+    replay.add_argument("--call-id")
+    replay.add_argument("--url", default="ws://127.0.0.1:8765")
+    replay.add_argument("--speed", type=float, default=1.0, help="1.0 real time, 0 no pacing")
+    replay.add_argument("--encoding", choices=["pcm16", "mulaw"], default="pcm16")
+
+    demo = sub.add_parser("demo", help="start a server and replay the bundled sample call")
+    demo.add_argument("--config")
+    demo.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    demo.add_argument("--speed", type=float, default=1.0)
+    demo.add_argument("--keep-serving", action="store_true")
+
+    synth = sub.add_parser("synth", help="render a call script (TOML) to a stereo WAV")
+    synth.add_argument("script")
+    synth.add_argument("out")
+
+    sub.add_parser("schemas", help="print the JSON Schemas of the wire messages")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose or args.command == "serve")
+    if args.command == "serve":
+        return asyncio.run(_serve(args))
+    if args.command == "replay":
+        return asyncio.run(_replay(args))
+    if args.command == "demo":
+        return asyncio.run(_demo(args))
+    if args.command == "synth":
+        return _synth(args)
+    return _schemas(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Service configuration: one pydantic tree, embedded defaults, TOML file, ASSIST_* env.
+
+Precedence (highest first): ``ASSIST_*`` environment variables (nested keys joined with
+``__``, e.g. ``ASSIST_CUES__DEAD_AIR__MIN_SILENCE_S=10``), then the TOML file given with
+``--config``, then the defaults written here. ``configs/default.toml`` mirrors these
+defaults with a comment per setting; a test keeps the two identical.
+
+Units are in the names: ``_s`` seconds of media time, ``_dbfs`` decibels relative to full
+scale, ``_ms`` milliseconds.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VadConfig(_Section):
+    """Per-channel voice activity gate (Silero VAD probabilities, 32 ms windows)."""
+
+    onset_probability: float = Field(0.5, ge=0, le=1)
+    offset_probability: float = Field(0.35, ge=0, le=1)
+    min_speech_s: float = Field(0.064, ge=0)
+    min_silence_s: float = Field(0.25, ge=0)
+    min_speech_dbfs: float = -55.0
+
+
+class InterruptionConfig(_Section):
+    min_overlap_s: float = Field(0.8, gt=0)
+    customer_gap_tolerance_s: float = Field(0.2, ge=0)
+
+
+class LongHoldConfig(_Section):
+    min_hold_s: float = Field(45.0, gt=0)
+    remind_every_s: float = Field(45.0, gt=0)
+    critical_after_s: float = Field(90.0, gt=0)
+
+
+class HoldInferenceConfig(_Section):
+    music_enabled: bool = True
+    music_min_dbfs: float = -50.0
+    music_max_speech_probability: float = Field(0.3, ge=0, le=1)
+    music_window_s: float = Field(3.0, gt=0)
+    music_fraction: float = Field(0.6, gt=0, le=1)
+    music_end_s: float = Field(2.0, gt=0)
+    line_silence_enabled: bool = True
+    line_silence_max_dbfs: float = -72.0
+    line_silence_min_s: float = Field(3.0, gt=0)
+
+
+class DeadAirConfig(_Section):
+    min_silence_s: float = Field(8.0, gt=0)
+
+
+class MonologueConfig(_Section):
+    min_turn_s: float = Field(60.0, gt=0)
+    customer_turn_min_s: float = Field(1.0, gt=0)
+    max_pause_s: float = Field(3.0, gt=0)
+
+
+class CuesConfig(_Section):
+    interruption: InterruptionConfig = InterruptionConfig()
+    long_hold: LongHoldConfig = LongHoldConfig()
+    hold_inference: HoldInferenceConfig = HoldInferenceConfig()
+    dead_air: DeadAirConfig = DeadAirConfig()
+    monologue: MonologueConfig = MonologueConfig()
+
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class PolicyConfig(_Section):
+    """Which findings become nudges: cooldowns in media seconds, a budget per call."""
+
+    cooldown_s: dict[str, float] = {
+        "interruption": 10.0,
+        "long_hold": 0.0,
+        "dead_air": 0.0,
+        "monologue": 30.0,
+    }
+    budget_per_call: int = Field(40, ge=0)
+    budget_exempt_severity: Severity = "critical"
+
+
+class FloorConfig(_Section):
+    """When the supervisors' floor view raises an alert."""
+
+    alert_kinds: list[str] = ["long_hold"]
+    repeated_interruptions: int = Field(3, ge=1)
+
+
+class LimitsConfig(_Section):
+    max_frame_ms: int = Field(1000, gt=0)
+    max_text_bytes: int = Field(65536, gt=0)
+    ingest_queue_s: float = Field(5.0, gt=0)
+    subscriber_queue: int = Field(256, gt=0)
+    max_calls: int = Field(500, gt=0)
+    start_timeout_s: float = Field(10.0, gt=0)
+    scorecards_kept: int = Field(1000, gt=0)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ASSIST_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerConfig = ServerConfig()
+    vad: VadConfig = VadConfig()
+    cues: CuesConfig = CuesConfig()
+    policy: PolicyConfig = PolicyConfig()
+    floor: FloorConfig = FloorConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, the file (passed as init kwargs) beats defaults.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from a TOML file (optional), then environment, then ``overrides``.
+
+    ``overrides`` are section dicts merged over the file (used by tests and the demo).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    for section, values in overrides.items():
+        if not values:
+            continue
+        merged = dict(data.get(section, {}))
+        merged.update(values)
+        data[section] = merged
+    return Settings(**data)

@@ -1,0 +1,47 @@
+"""``dead_air``: nobody speaks for ``min_silence_s`` while the call is not on hold.
+
+The silence is counted from the latest of: the end of the last speech on any channel,
+the end of the last hold, the start of the call. Hold time never counts.
+"""
+
+from __future__ import annotations
+
+from assist.config import DeadAirConfig
+from assist.conversation import Tick
+from assist.events import Finding
+
+
+class DeadAirDetector:
+    def __init__(self, config: DeadAirConfig) -> None:
+        self._cfg = config
+        self._last_hold_end_s = 0.0
+        self._fired = False
+
+    def feed(self, tick: Tick) -> list[Finding]:
+        for edge in tick.hold_edges:
+            if not edge.on:
+                self._last_hold_end_s = edge.at_s
+        if tick.hold.on or tick.anyone_speaking():
+            self._fired = False
+            return []
+        if self._fired:
+            return []
+        silence_start = max(
+            self._last_hold_end_s, *(gate.speech_end_s for gate in tick.gates.values())
+        )
+        silence = tick.t_s - silence_start
+        if silence < self._cfg.min_silence_s:
+            return []
+        self._fired = True
+        return [
+            Finding(
+                kind="dead_air",
+                at_s=tick.t_s,
+                span_start_s=silence_start,
+                span_end_s=tick.t_s,
+                rule="cues.dead_air.min_silence_s",
+                threshold=self._cfg.min_silence_s,
+                measured=silence,
+                severity="info",
+            )
+        ]

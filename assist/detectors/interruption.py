@@ -1,0 +1,58 @@
+"""``interruption``: the agent starts talking while the customer is talking, and both
+keep talking for ``min_overlap_s``. Fires the moment the overlap reaches the threshold.
+
+The overlap is measured on voiced audio: from the agent's onset to the end of the last
+window in which both sides still sounded like speech, while the agent's turn lasts (its
+gate bridges short pauses). Backchannels ("mm-hmm", "right") end before the threshold;
+an agent who starts just as the customer finishes sees the customer fall silent for
+more than ``customer_gap_tolerance_s`` and the overlap ends.
+"""
+
+from __future__ import annotations
+
+from assist.config import InterruptionConfig
+from assist.conversation import Tick
+from assist.events import Finding
+
+
+class InterruptionDetector:
+    def __init__(self, config: InterruptionConfig) -> None:
+        self._cfg = config
+        self._overlap_start_s: float | None = None
+
+    def feed(self, tick: Tick) -> list[Finding]:
+        agent = tick.gates.get("agent")
+        customer = tick.gates.get("customer")
+        if agent is None or customer is None:
+            return []
+        for role, edge in tick.speech_edges:
+            if role == "agent" and edge.start:
+                customer_was_talking = customer.in_speech and customer.speech_start_s < edge.at_s
+                self._overlap_start_s = edge.at_s if customer_was_talking else None
+        if self._overlap_start_s is None:
+            return []
+        customer_still_talking = (
+            customer.last_voiced_end_s >= tick.t_s - self._cfg.customer_gap_tolerance_s
+        )
+        if not (agent.in_speech and customer_still_talking):
+            self._overlap_start_s = None
+            return []
+        overlap = (
+            min(agent.last_voiced_end_s, customer.last_voiced_end_s) - self._overlap_start_s
+        )
+        if overlap < self._cfg.min_overlap_s:
+            return []
+        start = self._overlap_start_s
+        self._overlap_start_s = None  # one finding per agent onset
+        return [
+            Finding(
+                kind="interruption",
+                at_s=tick.t_s,
+                span_start_s=start,
+                span_end_s=tick.t_s,
+                rule="cues.interruption.min_overlap_s",
+                threshold=self._cfg.min_overlap_s,
+                measured=overlap,
+                severity="warning",
+            )
+        ]

@@ -1,0 +1,43 @@
+"""``long_hold``: the call has been on hold for ``min_hold_s``; remind every
+``remind_every_s`` after that, critical once the hold passes ``critical_after_s``."""
+
+from __future__ import annotations
+
+from assist.config import LongHoldConfig
+from assist.conversation import Tick
+from assist.events import Finding
+
+
+class LongHoldDetector:
+    def __init__(self, config: LongHoldConfig) -> None:
+        self._cfg = config
+        self._next_at_s: float | None = None
+        self._reminder = 0
+
+    def feed(self, tick: Tick) -> list[Finding]:
+        hold = tick.hold
+        if not hold.on:
+            self._next_at_s = None
+            return []
+        if self._next_at_s is None:
+            self._next_at_s = hold.start_s + self._cfg.min_hold_s
+            self._reminder = 0
+        if tick.t_s < self._next_at_s:
+            return []
+        held = tick.t_s - hold.start_s
+        threshold = self._next_at_s - hold.start_s
+        self._reminder += 1
+        self._next_at_s += self._cfg.remind_every_s
+        return [
+            Finding(
+                kind="long_hold",
+                at_s=tick.t_s,
+                span_start_s=hold.start_s,
+                span_end_s=tick.t_s,
+                rule="cues.long_hold.min_hold_s",
+                threshold=threshold,
+                measured=held,
+                severity="critical" if held >= self._cfg.critical_after_s else "warning",
+                details={"reminder": self._reminder, "source": hold.source},
+            )
+        ]

@@ -1,0 +1,105 @@
+"""Hold state of a call: CTI hold events, or inferred from the agent channel's audio.
+
+When an agent puts a call on hold, what the agent channel carries (what the customer
+hears) turns into hold music, or the line goes digitally silent. Silero scores music as
+non-speech, so music is "loud but not speech" most of the time over a few seconds.
+Inferred holds are backdated to the first window of the music or silence run, so hold
+time never also counts as dead air. Pure: fed one agent window at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from assist.config import HoldInferenceConfig
+from assist.vad.silero import WINDOW_S, WindowActivity
+
+HoldSource = Literal["cti", "music", "line_silence"]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldEdge:
+    on: bool
+    at_s: float
+    source: HoldSource
+
+
+class HoldTracker:
+    def __init__(self, config: HoldInferenceConfig) -> None:
+        self._cfg = config
+        self._music_window = max(1, round(config.music_window_s / WINDOW_S))
+        self._music_end_windows = max(1, round(config.music_end_s / WINDOW_S))
+        self._silence_windows = max(1, round(config.line_silence_min_s / WINDOW_S))
+        self._recent: deque[int] = deque()  # indexes of music-like windows in the span
+        self._last_music_index = -math.inf
+        self._silence_run_start: int | None = None
+        self._cti_on = False
+        self._inferred: HoldSource | None = None
+        self.on = False
+        self.source: HoldSource | None = None
+        self.start_s = 0.0
+
+    def set_cti(self, on: bool, at_s: float) -> HoldEdge | None:
+        self._cti_on = on
+        return self._settle(at_s, "cti")
+
+    def feed_agent_window(self, window: WindowActivity, agent_in_speech: bool) -> HoldEdge | None:
+        """Update the inferred hold from one agent-channel window."""
+        i = window.index
+        music_like = (
+            window.dbfs >= self._cfg.music_min_dbfs
+            and window.speech_probability <= self._cfg.music_max_speech_probability
+        )
+        if music_like:
+            self._recent.append(i)
+            self._last_music_index = i
+        while self._recent and self._recent[0] <= i - self._music_window:
+            self._recent.popleft()
+        silent = window.dbfs <= self._cfg.line_silence_max_dbfs
+        if silent:
+            if self._silence_run_start is None:
+                self._silence_run_start = i
+        else:
+            self._silence_run_start = None
+
+        if self._inferred == "music":
+            if agent_in_speech:
+                self._inferred = None
+                return self._settle(window.end_s, "music")
+            if i - self._last_music_index >= self._music_end_windows:
+                self._inferred = None
+                return self._settle((self._last_music_index + 1) * WINDOW_S, "music")
+        elif self._inferred == "line_silence":
+            if not silent:
+                self._inferred = None
+                return self._settle(i * WINDOW_S, "line_silence")
+        elif not agent_in_speech:
+            enough_music = len(self._recent) >= self._cfg.music_fraction * self._music_window
+            if self._cfg.music_enabled and music_like and enough_music:
+                self._inferred = "music"
+                return self._settle(self._recent[0] * WINDOW_S, "music")
+            run = self._silence_run_start
+            long_silence = run is not None and i - run + 1 >= self._silence_windows
+            if self._cfg.line_silence_enabled and run is not None and long_silence:
+                self._inferred = "line_silence"
+                return self._settle(run * WINDOW_S, "line_silence")
+        return None
+
+    def _settle(self, at_s: float, source: HoldSource) -> HoldEdge | None:
+        """Recompute on = CTI or inferred; report an edge when it flips."""
+        on = self._cti_on or self._inferred is not None
+        if on == self.on:
+            if on and source == "cti" and self.source != "cti":
+                self.source = "cti"  # CTI confirms an inferred hold: keep its start
+            return None
+        self.on = on
+        if on:
+            self.start_s = at_s
+            self.source = source
+        edge = HoldEdge(on, max(at_s, self.start_s), source)
+        if not on:
+            self.source = None
+        return edge

@@ -1,0 +1,73 @@
+"""The bounded ingest queue between a call's socket and its pipeline.
+
+Telephony can't be slowed down, so when processing falls behind by more than the
+configured seconds of audio, the oldest audio is dropped: it becomes a ``Gap`` that
+still advances media time, and the loss is counted. Control events (hold on/off) are
+never dropped and keep their order. Pure, no asyncio.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    payload: bytes
+    samples: int  # per channel
+    arrived: float  # wall clock (monotonic seconds) when received
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    samples: int  # per channel, lost
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    on: bool
+
+
+Item = Audio | Gap | Hold
+
+
+class IngestQueue:
+    def __init__(self, max_samples: int) -> None:
+        self._items: deque[Item] = deque()
+        self._max_samples = max_samples
+        self.queued_samples = 0
+        self.dropped_samples = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, item: Item) -> None:
+        self._items.append(item)
+        if isinstance(item, Audio):
+            self.queued_samples += item.samples
+            self._shed()
+
+    def pop(self) -> Item | None:
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if isinstance(item, Audio):
+            self.queued_samples -= item.samples
+        return item
+
+    def _shed(self) -> None:
+        """Turn the oldest audio into gaps until the backlog fits again."""
+        items = self._items
+        while self.queued_samples > self._max_samples:
+            i = next(k for k, item in enumerate(items) if isinstance(item, Audio))
+            lost = items[i]
+            assert isinstance(lost, Audio)
+            self.queued_samples -= lost.samples
+            self.dropped_samples += lost.samples
+            before = items[i - 1] if i > 0 else None
+            if isinstance(before, Gap):
+                items[i - 1] = Gap(before.samples + lost.samples)
+                del items[i]
+            else:
+                items[i] = Gap(lost.samples)

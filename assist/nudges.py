@@ -1,0 +1,63 @@
+"""What the agent reads: a short message, a concrete suggestion and the explanation of
+each finding. Texts live here, not in the detectors, so they can be reworded or
+translated without touching the rules."""
+
+from __future__ import annotations
+
+from assist.events import Evidence, Finding
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def message_for(finding: Finding) -> tuple[str, str | None]:
+    """(message, suggestion) for a finding."""
+    kind = finding.kind
+    if kind == "interruption":
+        return (
+            "You're talking over the customer.",
+            "Pause, let them finish, then play back what you heard.",
+        )
+    if kind == "long_hold":
+        return (
+            f"Customer on hold for {_clock(finding.measured)}.",
+            "Check back in: thank them for holding and give an update.",
+        )
+    if kind == "dead_air":
+        return (
+            f"No one has spoken for {finding.measured:.0f} s.",
+            "Say what you're doing: \"I'm pulling up your account now.\"",
+        )
+    if kind == "monologue":
+        return (
+            f"You've been talking for {_clock(finding.measured)} without a customer turn.",
+            'Check in with a question: "Does that make sense so far?"',
+        )
+    return (kind.replace("_", " ").capitalize() + ".", None)
+
+
+_MEASURE_NAMES = {
+    "interruption": "overlap",
+    "long_hold": "hold",
+    "dead_air": "silence",
+    "monologue": "agent turn",
+}
+
+
+def evidence_for(finding: Finding) -> Evidence:
+    name = _MEASURE_NAMES.get(finding.kind, finding.kind)
+    explanation = (
+        f"{name} {finding.measured:.2f} {finding.unit} >= {finding.threshold:.2f} {finding.unit}"
+    )
+    return Evidence(
+        rule=finding.rule,
+        threshold=round(finding.threshold, 3),
+        measured=round(finding.measured, 3),
+        unit=finding.unit,
+        span_start_s=round(finding.span_start_s, 3),
+        span_end_s=round(finding.span_end_s, 3),
+        explanation=explanation,
+        details=finding.details,
+    )

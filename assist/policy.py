@@ -1,0 +1,59 @@
+"""Nudge policy: which findings reach the agent. Pure, media time only.
+
+Every finding is kept for the scorecard; the policy only decides what interrupts the
+agent: a per-kind cooldown, dedupe of identical findings, and a per-call budget that
+only ``budget_exempt_severity`` (and worse) may exceed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from assist.config import PolicyConfig
+from assist.events import Finding, Nudge
+from assist.nudges import evidence_for, message_for
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+class NudgePolicy:
+    def __init__(self, config: PolicyConfig, call_id: str, agent_id: str) -> None:
+        self._cfg = config
+        self._call_id = call_id
+        self._agent_id = agent_id
+        self._last_nudge_s: dict[str, float] = {}
+        self._seen: set[tuple[str, float, float]] = set()
+        self.sent = 0
+        self.suppressed: Counter[str] = Counter()  # reason -> count
+
+    def decide(self, finding: Finding) -> Nudge | None:
+        key = (finding.kind, round(finding.span_start_s, 3), round(finding.at_s, 3))
+        if key in self._seen:
+            self.suppressed["duplicate"] += 1
+            return None
+        self._seen.add(key)
+        cooldown = self._cfg.cooldown_s.get(finding.kind, 0.0)
+        last = self._last_nudge_s.get(finding.kind)
+        if last is not None and finding.at_s - last < cooldown:
+            self.suppressed["cooldown"] += 1
+            return None
+        exempt = (
+            _SEVERITY_RANK[finding.severity] >= _SEVERITY_RANK[self._cfg.budget_exempt_severity]
+        )
+        if self.sent >= self._cfg.budget_per_call and not exempt:
+            self.suppressed["budget"] += 1
+            return None
+        self._last_nudge_s[finding.kind] = finding.at_s
+        self.sent += 1
+        message, suggestion = message_for(finding)
+        return Nudge(
+            id=f"{self._call_id}-{self.sent}",
+            call_id=self._call_id,
+            agent_id=self._agent_id,
+            kind=finding.kind,
+            severity=finding.severity,
+            message=message,
+            suggestion=suggestion,
+            media_time_s=round(finding.at_s, 3),
+            evidence=evidence_for(finding),
+        )

@@ -1,0 +1,1 @@
+"""Protocol adapters: each turns one platform's stream into a CallSession's input."""

@@ -1,0 +1,173 @@
+"""The native ingest protocol at ``/v1/calls`` (README, "Native ingest protocol").
+
+start (JSON) -> started; binary frames of interleaved samples; optional hold events;
+stop -> stopped with the scorecard, then close. Any other ending (drop, bad input)
+ends the call the same way and keeps its scorecard; bad input is answered with an
+``error`` message and a close code, and never touches other calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from assist.events import (
+    CLIENT_MESSAGE,
+    ErrorMessage,
+    HoldMessage,
+    Started,
+    StartMessage,
+    StopMessage,
+    Stopped,
+)
+from assist.pipeline import SUPPORTED_ENCODINGS, SUPPORTED_RATES, AudioFormatError, CallSpec
+from assist.protocols.errors import ProtocolError, bad_json, too_big, unsupported
+from assist.service import AssistService
+from assist.session import CallSession
+
+log = logging.getLogger(__name__)
+KNOWN_TYPES = ("start", "hold", "stop")
+
+
+def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMessage:
+    if len(text.encode()) > max_bytes:
+        raise too_big("message_too_large", f"text messages are limited to {max_bytes} bytes")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_json(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise bad_json('a message is a JSON object with a string "type"')
+    if data["type"] not in KNOWN_TYPES:
+        raise ProtocolError(
+            "unknown_type", f"unknown message type {data['type']!r}; expected one of {KNOWN_TYPES}"
+        )
+    if data["type"] == "start":
+        if data.get("sample_rate") not in SUPPORTED_RATES:
+            raise unsupported(
+                "unsupported_sample_rate",
+                f"sample_rate {data.get('sample_rate')!r} not supported; use one of "
+                f"{SUPPORTED_RATES}",
+            )
+        if data.get("encoding") not in SUPPORTED_ENCODINGS:
+            raise unsupported(
+                "unsupported_encoding",
+                f"encoding {data.get('encoding')!r} not supported; use one of "
+                f"{SUPPORTED_ENCODINGS}",
+            )
+    try:
+        message = CLIENT_MESSAGE.validate_python(data)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'message'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ProtocolError(f"bad_{data['type']}", detail) from None
+    if isinstance(message, StartMessage) and len(set(message.channels)) != len(message.channels):
+        raise ProtocolError("bad_start", "channels must not repeat a role")
+    return message
+
+
+async def _send_error(ws: ServerConnection, service: AssistService, error: ProtocolError) -> None:
+    service.metrics.protocol_errors.inc(code=error.code)
+    log.info("rejecting %s: %s (%s)", ws.remote_address, error.code, error.message)
+    try:
+        await ws.send(ErrorMessage(code=error.code, message=error.message).model_dump_json())
+        await ws.close(error.close_code, error.code)
+    except ConnectionClosed:
+        pass
+
+
+async def _read_start(ws: ServerConnection, service: AssistService) -> StartMessage:
+    limits = service.settings.limits
+    async with asyncio.timeout(limits.start_timeout_s):
+        first = await ws.recv()
+    if isinstance(first, bytes):
+        raise ProtocolError("audio_before_start", "send a start message before any audio")
+    message = parse_text(first, limits.max_text_bytes)
+    if not isinstance(message, StartMessage):
+        raise ProtocolError(
+            "expected_start", f"the first message must be start, not {message.type}"
+        )
+    return message
+
+
+async def _read_media(ws: ServerConnection, session: CallSession, service: AssistService) -> None:
+    """Feed the session until ``stop``; raises ``ProtocolError`` on bad input."""
+    limits = service.settings.limits
+    spec = session.spec
+    max_frame = limits.max_frame_ms * spec.sample_rate // 1000 * spec.bytes_per_sample_frame
+    async for message in ws:
+        if isinstance(message, bytes):
+            if not message:
+                continue  # zero-length frames happen (probes, keep-alives)
+            if len(message) > max_frame:
+                raise too_big(
+                    "frame_too_large",
+                    f"{len(message)} bytes exceeds {limits.max_frame_ms} ms of audio "
+                    f"({max_frame} bytes)",
+                )
+            try:
+                session.push_audio(message)
+            except AudioFormatError as exc:
+                raise ProtocolError("odd_byte_count", str(exc), 1007) from None
+            continue
+        parsed = parse_text(message, limits.max_text_bytes)
+        if isinstance(parsed, HoldMessage):
+            session.push_hold(parsed.on)
+        elif isinstance(parsed, StopMessage):
+            return
+        else:
+            raise ProtocolError("duplicate_start", "the call has already started")
+
+
+async def handle_call(ws: ServerConnection, service: AssistService) -> None:
+    try:
+        start = await _read_start(ws, service)
+        spec = CallSpec(
+            call_id=start.call_id,
+            agent_id=start.agent_id,
+            sample_rate=start.sample_rate,
+            encoding=start.encoding,  # type: ignore[arg-type]  # checked in parse_text
+            channels=tuple(start.channels),
+        )
+        session = service.open_call(spec, protocol="native")
+    except ProtocolError as refused:
+        await _send_error(ws, service, refused)
+        return
+    except (ConnectionClosed, TimeoutError):
+        return
+    await ws.send(Started(call_id=spec.call_id).model_dump_json())
+    error: ProtocolError | None = None
+    scorecard: dict[str, Any] | None = None
+    try:
+        async with asyncio.TaskGroup() as group:
+            processing = group.create_task(session.run(), name=f"call-{spec.call_id}")
+            try:
+                await _read_media(ws, session, service)
+            except ProtocolError as exc:
+                error = exc
+            except ConnectionClosed:
+                log.info("call %s: connection dropped, ending the call", spec.call_id)
+            finally:
+                session.end_input()
+        scorecard = processing.result()
+    except Exception:
+        log.exception("call %s failed", spec.call_id)
+        raise
+    finally:
+        service.close_call(session, scorecard or session.pipeline.scorecard())
+    if error is not None:
+        await _send_error(ws, service, error)
+        return
+    try:
+        await ws.send(Stopped(call_id=spec.call_id, scorecard=scorecard).model_dump_json())
+        await ws.close()
+    except ConnectionClosed:
+        pass

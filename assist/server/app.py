@@ -1,0 +1,108 @@
+"""Routing for the one websockets server: WebSocket routes and plain HTTP routes.
+
+HTTP requests (``/healthz``, ``/metrics``, ``/v1/calls/{id}/scorecard``) are answered in
+``process_request`` before any upgrade; WebSocket paths continue to the handler, which
+dispatches on the path. Unknown paths get 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from assist.protocols.native import handle_call
+from assist.server.streams import agent_events, floor_events
+from assist.service import AssistService
+
+log = logging.getLogger(__name__)
+
+ID = r"([A-Za-z0-9._:@-]{1,128})"
+AGENT_EVENTS = re.compile(rf"^/v1/agents/{ID}/events$")
+SCORECARD = re.compile(rf"^/v1/calls/{ID}/scorecard$")
+WS_PATHS = re.compile(rf"^(/v1/calls|/v1/floor/events|/v1/agents/{ID}/events)$")
+
+
+def http_response(status: HTTPStatus, body: str, content_type: str) -> Response:
+    data = body.encode()
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, data)
+
+
+def json_response(status: HTTPStatus, payload: Any) -> Response:
+    return http_response(status, json.dumps(payload) + "\n", "application/json")
+
+
+class AssistServer:
+    """Binds the service to a host and port."""
+
+    def __init__(self, service: AssistService) -> None:
+        self.service = service
+        self._server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            max_size=1 << 20,  # hard cap; our own limits answer with an error before this
+            compression=None,  # audio doesn't compress; saves CPU per frame
+        )
+        log.info("listening on ws://%s:%d", host, self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if WS_PATHS.match(path):
+            return None  # continue the WebSocket handshake
+        if path == "/healthz":
+            health = self.service.health()
+            ok = self.service.ready
+            return json_response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
+        if path == "/metrics":
+            self.service.refresh_gauges()
+            text = self.service.metrics.registry.render()
+            return http_response(HTTPStatus.OK, text, "text/plain; version=0.0.4")
+        match = SCORECARD.match(path)
+        if match:
+            scorecard = self.service.store.scorecard(match.group(1))
+            if scorecard is None:
+                return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
+            return json_response(HTTPStatus.OK, scorecard)
+        return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        path = urlsplit(ws.request.path).path
+        if path == "/v1/calls":
+            await handle_call(ws, self.service)
+        elif path == "/v1/floor/events":
+            await floor_events(ws, self.service)
+        elif match := AGENT_EVENTS.match(path):
+            await agent_events(ws, self.service, match.group(1))
+        else:  # unreachable: process_request filtered the paths
+            await ws.close(CloseCode.POLICY_VIOLATION, "no such route")

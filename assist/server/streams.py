@@ -1,0 +1,56 @@
+"""Event streams: ``/v1/agents/{agent_id}/events`` and ``/v1/floor/events``.
+
+Each connection gets its own bounded subscription (see ``hub``); a sender task writes it
+to the socket while the reader notices the client leaving. Incoming client messages are
+ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from assist.hub import Subscription
+from assist.service import AssistService
+
+
+async def _send_loop(ws: ServerConnection, sub: Subscription) -> None:
+    while True:
+        await ws.send(await sub.get())
+
+
+async def _read_until_closed(ws: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
+
+
+async def pump(ws: ServerConnection, service: AssistService, sub: Subscription) -> None:
+    service.refresh_gauges()
+    sender = asyncio.create_task(_send_loop(ws, sub))
+    reader = asyncio.create_task(_read_until_closed(ws))
+    try:
+        done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and isinstance(task.exception(), Exception):
+                exc = task.exception()
+                if not isinstance(exc, ConnectionClosed):
+                    raise exc  # type: ignore[misc]
+    finally:
+        for task in (sender, reader):
+            task.cancel()
+        await asyncio.gather(sender, reader, return_exceptions=True)
+        service.hub.unsubscribe(sub)
+        service.metrics.subscriber_dropped.inc(sub.dropped_total)
+        service.refresh_gauges()
+
+
+async def agent_events(ws: ServerConnection, service: AssistService, agent_id: str) -> None:
+    await pump(ws, service, service.hub.subscribe_agent(agent_id))
+
+
+async def floor_events(ws: ServerConnection, service: AssistService) -> None:
+    await pump(ws, service, service.hub.subscribe_floor())

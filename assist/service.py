@@ -1,0 +1,102 @@
+"""The process-wide service: settings, models, hub, store, metrics and the live calls.
+
+Everything a connection needs is reached through one ``AssistService``; nothing is kept
+on module globals, so several services (tests, benchmarks) can run in one process.
+Models load in ``load_models`` (from local files, off the event loop), never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from assist.config import Settings
+from assist.hub import Hub
+from assist.metrics import ServiceMetrics
+from assist.pipeline import CallSpec
+from assist.protocols.errors import ProtocolError, try_later
+from assist.session import CallSession
+from assist.store import CallStore, MemoryStore
+from assist.vad.silero import SileroModel
+
+log = logging.getLogger(__name__)
+
+
+class AssistService:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        store: CallStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.hub = Hub(settings.limits.subscriber_queue)
+        self.metrics = ServiceMetrics()
+        self.store: CallStore = store or MemoryStore(settings.limits.scorecards_kept)
+        self.vad_model: SileroModel | None = None
+        self.live: dict[str, CallSession] = {}
+
+    @property
+    def ready(self) -> bool:
+        return self.vad_model is not None
+
+    async def load_models(self) -> None:
+        started = time.perf_counter()
+        self.vad_model = await asyncio.to_thread(SileroModel)
+        log.info(
+            "models loaded in %.2fs: vad=%s", time.perf_counter() - started, self.vad_model.path
+        )
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.ready else "loading",
+            "models": {"vad": str(self.vad_model.path) if self.vad_model else None},
+            "calls_active": len(self.live),
+        }
+
+    def open_call(self, spec: CallSpec, protocol: str) -> CallSession:
+        if self.vad_model is None:
+            raise try_later("not_ready", "models are still loading; retry shortly")
+        if spec.call_id in self.live:
+            raise ProtocolError("call_id_in_use", f"call {spec.call_id} is already live")
+        if len(self.live) >= self.settings.limits.max_calls:
+            raise try_later("at_capacity", f"{len(self.live)} calls live, the configured maximum")
+        session = CallSession(
+            spec, self.settings, self.vad_model, self.hub, self.metrics, self.clock
+        )
+        self.live[spec.call_id] = session
+        self.metrics.calls_total.inc(protocol=protocol)
+        self.metrics.calls_active.set(len(self.live))
+        log.info(
+            "call %s started: agent=%s %s %d Hz channels=%s via %s",
+            spec.call_id,
+            spec.agent_id,
+            spec.encoding,
+            spec.sample_rate,
+            ",".join(spec.channels),
+            protocol,
+        )
+        return session
+
+    def close_call(self, session: CallSession, scorecard: dict[str, Any]) -> None:
+        """The call is over (any close path): keep its scorecard, forget the session."""
+        call_id = session.spec.call_id
+        self.store.save_scorecard(call_id, scorecard)
+        self.live.pop(call_id, None)
+        self.metrics.calls_active.set(len(self.live))
+        log.info(
+            "call %s ended after %.1fs media, %d nudges, %.2fs audio lost",
+            call_id,
+            session.pipeline.media_time_s,
+            session.pipeline.policy.sent,
+            session.pipeline.samples_lost / session.spec.sample_rate,
+        )
+
+    def refresh_gauges(self) -> None:
+        counts = self.hub.subscriber_counts()
+        for stream, count in counts.items():
+            self.metrics.subscribers.set(count, stream=stream)

@@ -1,0 +1,127 @@
+"""CallSession: the asyncio shell around one call's pure pipeline.
+
+A protocol adapter pushes audio and control events (never blocking: the ingest queue is
+bounded and drops the oldest audio); ``run()`` drains the queue through the pipeline and
+publishes nudges, floor state and alerts to the hub until the input ends, then returns
+the scorecard. The adapter runs ``run()`` in the call's TaskGroup next to its reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from assist.config import Settings
+from assist.floor import FloorView
+from assist.hub import Hub
+from assist.ingest import Audio, Gap, Hold, IngestQueue
+from assist.metrics import ServiceMetrics
+from assist.pipeline import CallPipeline, CallSpec, PipelineOutput
+from assist.vad.silero import SileroModel
+
+log = logging.getLogger(__name__)
+
+# Items processed before yielding to the event loop, so one call with a backlog can't
+# starve the sockets of the others.
+ITEMS_PER_YIELD = 25
+
+
+class CallSession:
+    def __init__(
+        self,
+        spec: CallSpec,
+        settings: Settings,
+        vad_model: SileroModel,
+        hub: Hub,
+        metrics: ServiceMetrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.spec = spec
+        self.pipeline = CallPipeline(settings, vad_model, spec)
+        self.floor = FloorView(settings.floor, spec.call_id, spec.agent_id)
+        self._hub = hub
+        self._metrics = metrics
+        self._clock = clock
+        max_samples = int(settings.limits.ingest_queue_s * spec.sample_rate)
+        self._queue = IngestQueue(max_samples)
+        self._wakeup = asyncio.Event()
+        self._input_ended = False
+        self._published_state: Any = None
+
+    # called by the adapter (never blocks) ----------------------------------------
+
+    def push_audio(self, payload: bytes) -> None:
+        """Queue one frame. Raises ``AudioFormatError`` for a partial sample."""
+        samples = self.spec.samples_in(payload)
+        before = self._queue.dropped_samples
+        self._queue.push(Audio(payload, samples, self._clock()))
+        dropped = self._queue.dropped_samples - before
+        if dropped:
+            self._metrics.audio_dropped_seconds.inc(dropped / self.spec.sample_rate)
+        self._wakeup.set()
+
+    def push_hold(self, on: bool) -> None:
+        self._queue.push(Hold(on))
+        self._wakeup.set()
+
+    def end_input(self) -> None:
+        self._input_ended = True
+        self._wakeup.set()
+
+    # the call's processing task ----------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        """Process until the input has ended and the queue is empty; return the scorecard."""
+        self._hub.call_changed(self.floor.state(self.pipeline))
+        try:
+            while True:
+                for _ in range(ITEMS_PER_YIELD):
+                    item = self._queue.pop()
+                    if item is None:
+                        break
+                    self._process(item)
+                if len(self._queue):
+                    await asyncio.sleep(0)  # a yield, not a timer
+                    continue
+                if self._input_ended:
+                    break
+                self._wakeup.clear()
+                await self._wakeup.wait()
+        finally:
+            self._hub.call_ended(self.spec.call_id, self.spec.agent_id)
+            for reason, count in self.pipeline.policy.suppressed.items():
+                self._metrics.nudges_suppressed.inc(count, reason=reason)
+        return self.pipeline.scorecard()
+
+    def _process(self, item: Audio | Gap | Hold) -> None:
+        pipeline = self.pipeline
+        if isinstance(item, Audio):
+            output = pipeline.feed_audio(item.payload)
+            self._metrics.audio_seconds.inc(item.samples / self.spec.sample_rate)
+            self._metrics.processing_lag.observe(self._clock() - item.arrived)
+        elif isinstance(item, Gap):
+            output = pipeline.feed_gap(item.samples)
+        else:
+            output = pipeline.set_hold(item.on)
+        self._publish(output)
+
+    def _publish(self, output: PipelineOutput) -> None:
+        metrics = self._metrics
+        for finding in output.findings:
+            metrics.findings.inc(kind=finding.kind)
+        for nudge in output.nudges:
+            metrics.nudges.inc(kind=nudge.kind, severity=nudge.severity)
+            self._hub.to_agent(self.spec.agent_id, nudge)
+            log.info(
+                "call %s nudge %s at %.2fs: %s",
+                self.spec.call_id,
+                nudge.kind,
+                nudge.media_time_s,
+                nudge.evidence.explanation,
+            )
+        for alert in self.floor.alerts_for(output.nudges):
+            self._hub.to_floor(alert)
+        if output.state_changed or output.nudges:
+            self._hub.call_changed(self.floor.state(self.pipeline))

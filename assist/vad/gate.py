@@ -1,0 +1,69 @@
+"""Per-channel speech gate: hysteresis over VAD windows, media-time transitions.
+
+A channel enters speech after ``min_speech_s`` of windows at or above the onset
+probability, and leaves it after ``min_silence_s`` below the offset probability. Both
+transitions are backdated to the first window of the run that caused them, so segment
+times are those of the audio, not of the decision. Pure: ``feed`` takes one window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from assist.config import VadConfig
+from assist.vad.silero import WINDOW_S, WindowActivity
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEdge:
+    """A confirmed transition: speech started (``start``) or ended, at ``at_s`` media time."""
+
+    start: bool
+    at_s: float
+
+
+class VoiceGate:
+    def __init__(self, config: VadConfig) -> None:
+        self._cfg = config
+        self._onset_windows = max(1, math.ceil(config.min_speech_s / WINDOW_S - 1e-9))
+        self._offset_windows = max(1, math.ceil(config.min_silence_s / WINDOW_S - 1e-9))
+        self.in_speech = False
+        self.speech_start_s = 0.0  # start of the current (or last) speech segment
+        self.speech_end_s = 0.0  # end of the last finished speech segment
+        self.last_voiced_end_s = -math.inf  # end of the last window that sounded like speech
+        self._run_start_s = 0.0
+        self._run_length = 0
+
+    def feed(self, window: WindowActivity) -> SpeechEdge | None:
+        start_s = window.index * WINDOW_S
+        loud_enough = window.dbfs >= self._cfg.min_speech_dbfs
+        voiced = loud_enough and window.speech_probability >= self._cfg.offset_probability
+        if voiced:
+            self.last_voiced_end_s = window.end_s
+        if not self.in_speech:
+            onset = loud_enough and window.speech_probability >= self._cfg.onset_probability
+            if not onset:
+                self._run_length = 0
+                return None
+            if self._run_length == 0:
+                self._run_start_s = start_s
+            self._run_length += 1
+            if self._run_length < self._onset_windows:
+                return None
+            self.in_speech = True
+            self.speech_start_s = self._run_start_s
+            self._run_length = 0
+            return SpeechEdge(True, self.speech_start_s)
+        if voiced:
+            self._run_length = 0
+            return None
+        if self._run_length == 0:
+            self._run_start_s = start_s
+        self._run_length += 1
+        if self._run_length < self._offset_windows:
+            return None
+        self.in_speech = False
+        self.speech_end_s = self._run_start_s
+        self._run_length = 0
+        return SpeechEdge(False, self.speech_end_s)
