@@ -10,6 +10,7 @@ collects every event with its arrival time relative to the first frame. Used by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import wave
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from assist.audio.codecs import mulaw_encode
 
@@ -75,7 +77,7 @@ async def stream_call(
     frames: list[bytes],
     speed: float = 1.0,
     controls: dict[int, list[dict[str, Any]]] | None = None,
-    on_event: Callable[[dict[str, Any], float], None] | None = None,
+    on_event: Callable[[dict[str, Any], float], object] | None = None,
 ) -> ReplayResult:
     """Send ``frames`` (20 ms each) as one call; ``controls[i]`` go before frame ``i``."""
     call_id = start["call_id"]
@@ -123,12 +125,13 @@ async def stream_call(
                             await asyncio.sleep(delay)  # pacing the sender, not logic
                     await ws.send(frame)
                 await ws.send(json.dumps({"type": "stop"}))
-                async for text in ws:
-                    reply = json.loads(text)
-                    if reply["type"] == "stopped":
-                        result.scorecard = reply["scorecard"]
-                    elif reply["type"] == "error":
-                        result.error = reply
+                with contextlib.suppress(ConnectionClosed):
+                    async for text in ws:
+                        reply = json.loads(text)
+                        if reply["type"] == "stopped":
+                            result.scorecard = reply["scorecard"]
+                        elif reply["type"] == "error":
+                            result.error = reply
     return result
 
 
@@ -139,7 +142,7 @@ async def replay_wav(
     call_id: str,
     speed: float = 1.0,
     encoding: str = "pcm16",
-    on_event: Callable[[dict[str, Any], float], None] | None = None,
+    on_event: Callable[[dict[str, Any], float], object] | None = None,
 ) -> ReplayResult:
     audio, rate = read_stereo_wav(path)
     start = {

@@ -37,9 +37,7 @@ class InterruptionDetector:
         if not (agent.in_speech and customer_still_talking):
             self._overlap_start_s = None
             return []
-        overlap = (
-            min(agent.last_voiced_end_s, customer.last_voiced_end_s) - self._overlap_start_s
-        )
+        overlap = min(agent.last_voiced_end_s, customer.last_voiced_end_s) - self._overlap_start_s
         if overlap < self._cfg.min_overlap_s:
             return []
         start = self._overlap_start_s

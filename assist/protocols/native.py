@@ -48,19 +48,6 @@ def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMe
         raise ProtocolError(
             "unknown_type", f"unknown message type {data['type']!r}; expected one of {KNOWN_TYPES}"
         )
-    if data["type"] == "start":
-        if data.get("sample_rate") not in SUPPORTED_RATES:
-            raise unsupported(
-                "unsupported_sample_rate",
-                f"sample_rate {data.get('sample_rate')!r} not supported; use one of "
-                f"{SUPPORTED_RATES}",
-            )
-        if data.get("encoding") not in SUPPORTED_ENCODINGS:
-            raise unsupported(
-                "unsupported_encoding",
-                f"encoding {data.get('encoding')!r} not supported; use one of "
-                f"{SUPPORTED_ENCODINGS}",
-            )
     try:
         message = CLIENT_MESSAGE.validate_python(data)
     except ValidationError as exc:
@@ -69,6 +56,17 @@ def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMe
             for e in exc.errors()
         )
         raise ProtocolError(f"bad_{data['type']}", detail) from None
+    if isinstance(message, StartMessage):
+        if message.sample_rate not in SUPPORTED_RATES:
+            raise unsupported(
+                "unsupported_sample_rate",
+                f"sample_rate {message.sample_rate} not supported; use one of {SUPPORTED_RATES}",
+            )
+        if message.encoding not in SUPPORTED_ENCODINGS:
+            raise unsupported(
+                "unsupported_encoding",
+                f"encoding {message.encoding!r} not supported; use one of {SUPPORTED_ENCODINGS}",
+            )
     if isinstance(message, StartMessage) and len(set(message.channels)) != len(message.channels):
         raise ProtocolError("bad_start", "channels must not repeat a role")
     return message

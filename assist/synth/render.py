@@ -94,6 +94,9 @@ def _hold_audio(hold: Hold, rate: int) -> np.ndarray:
         raise RuntimeError(f"{path} missing (apt-get install asterisk-moh-opsound-wav)")
     music, source_rate = read_wav_mono(path)
     music = soxr.resample(music, source_rate, rate).astype(np.float32)
+    # Start at the first audible note (some tracks fade in), so the hold is heard from
+    # its scripted start.
+    music = music[np.flatnonzero(np.abs(music) > 10 ** (TRIM_DBFS / 20))[0] :]
     reps = int(np.ceil(n / len(music)))
     music = np.tile(music, reps)[:n]
     rms = float(np.sqrt(np.mean(music**2)))
@@ -109,6 +112,8 @@ def render(script: CallScript) -> RenderedCall:
     )
     audio = noise
     for hold in script.hold:
+        if hold.sound == "line":
+            continue  # the agent line keeps its noise; only CTI events tell
         start = int(hold.at * rate)
         clip = _hold_audio(hold, rate)[: max(0, n - start)]
         audio[start : start + len(clip), 1] = clip  # replaces the agent line, noise included

@@ -11,7 +11,8 @@ text = "Hi, I'm calling about my bill."
 [[hold]]
 at = 20.0
 duration = 50.0
-sound = "music"             # music | silence (agent line goes digitally silent)
+sound = "music"             # music | silence (agent line goes digitally silent) | line
+                            # (line noise only: detectable from CTI events alone)
 cti = false                 # also send CTI hold events (not representable in a WAV)
 ```
 """
@@ -38,7 +39,7 @@ class Hold(BaseModel):
     model_config = ConfigDict(extra="forbid")
     at: float = Field(ge=0)
     duration: float = Field(gt=0)
-    sound: Literal["music", "silence"] = "music"
+    sound: Literal["music", "silence", "line"] = "music"
     music: str = "macroform-cold_day"
     cti: bool = False
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up a working copy: Python virtualenv in .venv with the service installed.
+#   bash scripts/setup.sh          runtime only (enough for `assist serve` and `assist demo`)
+#   bash scripts/setup.sh --test   also test tools and the Debian packages the tests use:
+#                                  espeak-ng (synthetic voices), sox, hold music
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+if [[ "${1:-}" == "--test" ]]; then
+    extras="[dev]"
+    packages=(espeak-ng sox asterisk-moh-opsound-wav)
+    missing=()
+    for p in "${packages[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        echo "installing Debian packages: ${missing[*]}"
+        sudo=""
+        [[ $(id -u) -ne 0 ]] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "ready: .venv/bin/assist --help"

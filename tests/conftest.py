@@ -1,0 +1,98 @@
+"""Shared fixtures: a real server on a loopback port, synthesized calls, a manual clock."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assist.config import Settings
+from assist.server.app import AssistServer
+from assist.service import AssistService
+from assist.synth.render import RenderedCall, render
+from assist.synth.script import CallScript
+
+CALLS_DIR = Path(__file__).parent / "calls"
+
+
+class ManualClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Defaults, except a deep ingest queue: tests stream faster than real time, and a
+    live line never does. Overload behaviour has its own tests."""
+    limits = {"ingest_queue_s": 3600.0, **overrides.pop("limits", {})}
+    return Settings(limits=limits, **overrides)
+
+
+class RunningServer:
+    def __init__(self, service: AssistService, server: AssistServer) -> None:
+        self.service = service
+        self.server = server
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.server.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    service = AssistService(settings)
+    server = AssistServer(service)
+    await server.start("127.0.0.1", 0)
+    await service.load_models()
+    return RunningServer(service, server)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RunningServer]:
+    running = await start_server(make_settings())
+    yield running
+    await running.server.close()
+
+
+@pytest.fixture
+async def server_factory() -> AsyncIterator[Callable[..., Any]]:
+    started: list[RunningServer] = []
+
+    async def factory(settings: Settings) -> RunningServer:
+        running = await start_server(settings)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        await running.server.close()
+
+
+_rendered: dict[str, RenderedCall] = {}
+
+
+def synthesized_call(name: str) -> RenderedCall:
+    """Render tests/calls/NAME.toml once per session (espeak-ng output is cached on disk)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    if name not in _rendered:
+        _rendered[name] = render(CallScript.load(CALLS_DIR / f"{name}.toml"))
+    return _rendered[name]

@@ -1,0 +1,110 @@
+"""Client-side helpers for the end-to-end tests: raw protocol calls and truth matching."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import soxr
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from assist.config import Settings
+from assist.replay import FRAME_S, ReplayResult, encode_frames, stream_call
+from assist.synth.render import RenderedCall
+from assist.synth.truth import ExpectedCue, expected_cues
+
+TOLERANCE_S = 0.3
+
+
+async def http_get(url: str) -> tuple[int, str, str]:
+    """(status, content type, body) of a GET, run off the event loop the server uses."""
+
+    def fetch() -> tuple[int, str, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.headers["Content-Type"], response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["Content-Type"], error.read().decode()
+
+    return await asyncio.to_thread(fetch)
+
+
+async def http_get_json(url: str) -> tuple[int, Any]:
+    status, _, body = await http_get(url)
+    return status, json.loads(body)
+
+
+def start_message(call_id: str, agent_id: str = "agent-1", **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "start",
+        "call_id": call_id,
+        "agent_id": agent_id,
+        "sample_rate": 8000,
+        "encoding": "pcm16",
+        "channels": ["customer", "agent"],
+        **fields,
+    }
+
+
+async def stream_rendered(
+    base: str,
+    call: RenderedCall,
+    call_id: str,
+    agent_id: str = "agent-1",
+    encoding: str = "pcm16",
+    sample_rate: int | None = None,
+    speed: float = 0.0,
+    on_event: Callable[[dict[str, Any], float], object] | None = None,
+) -> ReplayResult:
+    """Stream a synthesized call, with CTI hold events for holds the script marks ``cti``."""
+    audio, rate = call.audio, call.sample_rate
+    if sample_rate and sample_rate != rate:
+        audio = np.stack(
+            [soxr.resample(audio[:, i], rate, sample_rate) for i in range(2)], axis=1
+        ).astype(np.float32)
+        rate = sample_rate
+    controls: dict[int, list[dict[str, Any]]] = {}
+    for hold in call.script.hold:
+        if hold.cti:
+            controls.setdefault(round(hold.at / FRAME_S), []).append({"type": "hold", "on": True})
+            end = round((hold.at + hold.duration) / FRAME_S)
+            controls.setdefault(end, []).append({"type": "hold", "on": False})
+    start = start_message(call_id, agent_id, sample_rate=rate, encoding=encoding)
+    frames = encode_frames(audio, rate, encoding)
+    return await stream_call(base, start, frames, speed, controls, on_event)
+
+
+def truth(call: RenderedCall, settings: Settings | None = None) -> list[ExpectedCue]:
+    return expected_cues(call, (settings or Settings()).cues)
+
+
+def assert_nudges_match(result: ReplayResult, expected: list[ExpectedCue]) -> None:
+    """Exactly one nudge per expected cue, of its kind, within TOLERANCE_S of its moment."""
+    got = [(n["kind"], n["media_time_s"]) for n in result.nudges]
+    want = [(c.kind, round(c.at_s, 2)) for c in expected]
+    assert len(got) == len(want), f"nudges {got} != expected {want}"
+    for (kind, at), (want_kind, want_at) in zip(got, want, strict=True):
+        assert kind == want_kind, f"nudges {got} != expected {want}"
+        assert abs(at - want_at) <= TOLERANCE_S, f"{kind} at {at}s, expected {want_at}s: {got}"
+
+
+async def raw_call(base: str, *messages: str | bytes) -> list[dict[str, Any]]:
+    """Send messages on /v1/calls and return every reply plus the close code/reason."""
+    replies: list[dict[str, Any]] = []
+    async with connect(f"{base}/v1/calls") as ws:
+        for message in messages:
+            await ws.send(message)
+        with contextlib.suppress(ConnectionClosed):
+            async for text in ws:
+                replies.append(json.loads(text))
+        await ws.wait_closed()
+        assert ws.close_code is not None
+        replies.append({"close_code": ws.close_code, "close_reason": ws.close_reason})
+    return replies

@@ -1,0 +1,93 @@
+"""The command line as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from assist.cli import demo_call_path
+
+pytestmark = pytest.mark.e2e
+ASSIST = [sys.executable, "-m", "assist.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_prints_nudges_urls_and_scorecard():
+    run = subprocess.run(
+        [*ASSIST, "demo", "--speed", "30"], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert re.search(r"agent events\s+ws://127\.0\.0\.1:\d+/v1/agents/demo-agent/events", out)
+    assert re.search(r"floor events\s+ws://127\.0\.0\.1:\d+/v1/floor/events", out)
+    nudges = re.findall(r"NUDGE (\w+)", out)
+    assert nudges == ["interruption", "long_hold", "dead_air"]
+    assert "Scorecard:" in out and "patience" in out
+
+
+async def test_serve_then_replay_a_wav():
+    port = _free_port()
+    env = {**os.environ, "ASSIST_LIMITS__INGEST_QUEUE_S": "3600"}
+    server = await asyncio.create_subprocess_exec(
+        *ASSIST,
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert server.stdout is not None
+        async with asyncio.timeout(60):
+            while b"assist serving on" not in (line := await server.stdout.readline()):
+                assert line, "server exited before serving"
+        replay = await asyncio.create_subprocess_exec(
+            *ASSIST,
+            "replay",
+            str(demo_call_path()),
+            "--agent-id",
+            "a-9",
+            "--speed",
+            "0",
+            "--url",
+            f"ws://127.0.0.1:{port}",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(replay.communicate(), 120)
+        assert replay.returncode == 0
+        assert re.findall(r"NUDGE (\w+)", out.decode()) == ["interruption", "long_hold", "dead_air"]
+    finally:
+        server.terminate()
+        await server.wait()
+    assert server.returncode == 0  # SIGTERM is a clean shutdown
+
+
+def test_replay_refuses_a_mono_wav(tmp_path):
+    import wave
+
+    path = tmp_path / "mono.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(bytes(1600))
+    run = subprocess.run(
+        [*ASSIST, "replay", str(path), "--agent-id", "a", "--url", "ws://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "need a 16-bit stereo WAV" in run.stderr

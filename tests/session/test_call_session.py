@@ -1,0 +1,99 @@
+"""CallSession without sockets: the shell around the pipeline, driven with a manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from assist.cli import demo_call_path
+from assist.hub import Hub
+from assist.metrics import ServiceMetrics
+from assist.pipeline import AudioFormatError, CallSpec
+from assist.replay import encode_frames, read_stereo_wav
+from assist.session import CallSession
+from assist.vad.silero import SileroModel
+from tests.conftest import make_settings
+
+
+@pytest.fixture(scope="module")
+def vad_model() -> SileroModel:
+    return SileroModel()
+
+
+def _session(vad_model, clock, **limits):
+    spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"))
+    hub = Hub()
+    metrics = ServiceMetrics()
+    session = CallSession(spec, make_settings(limits=limits), vad_model, hub, metrics, clock)
+    return session, hub, metrics
+
+
+def _demo_frames() -> list[bytes]:
+    audio, rate = read_stereo_wav(demo_call_path())
+    return encode_frames(audio, rate, "pcm16")
+
+
+async def test_session_publishes_nudges_state_and_scorecard(vad_model, manual_clock):
+    session, hub, metrics = _session(vad_model, manual_clock)
+    agent = hub.subscribe_agent("agent-1")
+    floor = hub.subscribe_floor()
+    runner = asyncio.create_task(session.run())
+    for frame in _demo_frames():
+        session.push_audio(frame)
+        manual_clock.advance(0.001)  # each frame waits 1 ms of (manual) time in the queue
+    session.end_input()
+    scorecard = await runner
+
+    agent_events = [json.loads(await agent.get()) for _ in range(agent.pending())]
+    kinds = [e["kind"] for e in agent_events if e["type"] == "nudge"]
+    assert kinds == ["interruption", "long_hold", "dead_air"]
+    assert agent_events[-1] == {"type": "call_ended", "call_id": "s-1", "agent_id": "agent-1"}
+    floor_events = [json.loads(await floor.get()) for _ in range(floor.pending())]
+    assert [e["type"] for e in floor_events[:2]] == ["subscribed", "floor_snapshot"]
+    assert any(e["type"] == "alert" and e["kind"] == "long_hold" for e in floor_events)
+    assert scorecard["metrics"]["interruptions"] == 1
+    assert metrics.nudges.get(kind="dead_air", severity="info") == 1
+    assert metrics.audio_seconds.get() == pytest.approx(90.0)
+    # Lag is measured on the injected clock: all frames were queued before processing
+    # started, so the first waited the whole 4.5 s of manual time and the last ~1 ms.
+    lag = metrics.processing_lag
+    assert lag.counts[()][-1] == 4500
+    assert lag.get() == pytest.approx(sum(0.001 * k for k in range(1, 4501)), rel=1e-6)
+    assert hub.live_calls == {}
+
+
+async def test_hold_events_are_applied_in_order(vad_model, manual_clock):
+    session, hub, _ = _session(vad_model, manual_clock)
+    runner = asyncio.create_task(session.run())
+    silence = bytes(320 * 2)
+    for _ in range(50):  # 1 s
+        session.push_audio(silence)
+    session.push_hold(True)
+    for _ in range(50 * 50):  # 50 s on hold
+        session.push_audio(silence)
+    session.push_hold(False)
+    session.end_input()
+    scorecard = await runner
+    assert scorecard["metrics"]["holds"] == 1
+    assert scorecard["metrics"]["longest_hold_s"] == pytest.approx(50.0, abs=0.04)
+    assert scorecard["metrics"]["long_hold_reminders"] == 1
+    assert scorecard["metrics"]["dead_air_moments"] == 0  # silence before/after is < 8 s
+
+
+async def test_partial_sample_is_refused(vad_model, manual_clock):
+    session, _, _ = _session(vad_model, manual_clock)
+    with pytest.raises(AudioFormatError, match="not a whole number"):
+        session.push_audio(b"\x00\x01\x02")
+
+
+async def test_backlog_beyond_ingest_limit_becomes_counted_gap(vad_model, manual_clock):
+    session, _, metrics = _session(vad_model, manual_clock, ingest_queue_s=1.0)
+    for frame in _demo_frames()[:500]:  # 10 s queued before the task runs
+        session.push_audio(frame)
+    assert metrics.audio_dropped_seconds.get() == pytest.approx(9.0, abs=0.021)
+    session.end_input()
+    scorecard = await session.run()
+    assert scorecard["metrics"]["duration_s"] == pytest.approx(10.0, abs=0.04)
+    assert metrics.audio_seconds.get() == pytest.approx(1.0, abs=0.021)
