@@ -16,6 +16,10 @@ from assist.hold import HoldEdge, HoldTracker
 from assist.vad.gate import SpeechEdge, VoiceGate
 from assist.vad.silero import WINDOW_S, WindowActivity
 
+# Media times are sums of 32 ms windows: compare thresholds with this slack so that
+# 0.7999999999999998 s counts as 0.8 s.
+TIME_EPS_S = 1e-9
+
 Role = Literal["customer", "agent"]
 ROLES: tuple[Role, ...] = ("customer", "agent")
 

@@ -31,6 +31,12 @@ class Finding:
     severity: Severity = "warning"
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Times are sums of 32 ms windows; keep them to the microsecond so float noise
+        # (7.999999999999998) never shows up as a measurement below its threshold.
+        for name in ("at_s", "span_start_s", "span_end_s", "measured", "threshold"):
+            object.__setattr__(self, name, round(getattr(self, name), 6))
+
 
 # ---------------------------------------------------------------- client -> server
 

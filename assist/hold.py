@@ -41,6 +41,7 @@ class HoldTracker:
         self.on = False
         self.source: HoldSource | None = None
         self.start_s = 0.0
+        self._last_end_s = 0.0
 
     def set_cti(self, on: bool, at_s: float) -> HoldEdge | None:
         self._cti_on = on
@@ -67,15 +68,12 @@ class HoldTracker:
 
         if self._inferred == "music":
             if agent_in_speech:
-                self._inferred = None
-                return self._settle(window.end_s, "music")
+                return self._end_inferred(window.end_s)
             if i - self._last_music_index >= self._music_end_windows:
-                self._inferred = None
-                return self._settle((self._last_music_index + 1) * WINDOW_S, "music")
+                return self._end_inferred((self._last_music_index + 1) * WINDOW_S)
         elif self._inferred == "line_silence":
             if not silent:
-                self._inferred = None
-                return self._settle(i * WINDOW_S, "line_silence")
+                return self._end_inferred(i * WINDOW_S)
         elif not agent_in_speech:
             enough_music = len(self._recent) >= self._cfg.music_fraction * self._music_window
             if self._cfg.music_enabled and music_like and enough_music:
@@ -88,6 +86,15 @@ class HoldTracker:
                 return self._settle(run * WINDOW_S, "line_silence")
         return None
 
+    def _end_inferred(self, at_s: float) -> HoldEdge | None:
+        """The inferred hold is over: its evidence must not start the next one."""
+        source = self._inferred
+        assert source is not None
+        self._inferred = None
+        self._recent.clear()
+        self._silence_run_start = None
+        return self._settle(at_s, source)
+
     def _settle(self, at_s: float, source: HoldSource) -> HoldEdge | None:
         """Recompute on = CTI or inferred; report an edge when it flips."""
         on = self._cti_on or self._inferred is not None
@@ -97,9 +104,11 @@ class HoldTracker:
             return None
         self.on = on
         if on:
-            self.start_s = at_s
+            # Backdated starts never reach into the previous hold.
+            self.start_s = max(at_s, self._last_end_s)
             self.source = source
-        edge = HoldEdge(on, max(at_s, self.start_s), source)
+        edge = HoldEdge(on, self.start_s if on else max(at_s, self.start_s), source)
         if not on:
             self.source = None
+            self._last_end_s = edge.at_s
         return edge

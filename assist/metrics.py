@@ -16,6 +16,15 @@ def _labels(labels: dict[str, str]) -> Labels:
     return tuple(sorted(labels.items()))
 
 
+def _number(value: float) -> str:
+    """Exact text for a sample value (``{:g}`` would keep only 6 digits)."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -45,7 +54,7 @@ class Metric:
         return self.values.get(_labels(labels), 0.0)
 
     def lines(self) -> list[str]:
-        return [f"{self.name}{_fmt_labels(k)} {v:g}" for k, v in sorted(self.values.items())]
+        return [f"{self.name}{_fmt_labels(k)} {_number(v)}" for k, v in sorted(self.values.items())]
 
 
 class Histogram(Metric):
@@ -68,7 +77,7 @@ class Histogram(Metric):
             for bound, count in zip(self.buckets, counts, strict=True):
                 le = "+Inf" if bound == math.inf else f"{bound:g}"
                 out.append(f"{self.name}_bucket{_fmt_labels(key, (('le', le),))} {count}")
-            out.append(f"{self.name}_sum{_fmt_labels(key)} {self.values[key]:g}")
+            out.append(f"{self.name}_sum{_fmt_labels(key)} {_number(self.values[key])}")
             out.append(f"{self.name}_count{_fmt_labels(key)} {counts[-1]}")
         return out
 

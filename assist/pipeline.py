@@ -102,6 +102,15 @@ class CallPipeline:
             self._pending[role].extend(vad.feed(resampler.process(silence), scored=False))
         return self._drain()
 
+    def finish(self) -> PipelineOutput:
+        """End of input: flush the resamplers' tails (16 kHz lines) through the chain."""
+        for role, resampler, vad in zip(
+            self.spec.channels, self._resamplers, self._vad, strict=True
+        ):
+            tail = resampler.process(np.zeros(0, dtype=np.float32), last=True)
+            self._pending[role].extend(vad.feed(tail))
+        return self._drain()
+
     def set_hold(self, on: bool) -> PipelineOutput:
         was_on = self.tracker.hold.on
         self.tracker.set_cti_hold(on)

@@ -86,6 +86,7 @@ class CallSession:
                     await asyncio.sleep(0)  # a yield, not a timer
                     continue
                 if self._input_ended:
+                    self._publish(self.pipeline.finish())
                     break
                 self._wakeup.clear()
                 await self._wakeup.wait()

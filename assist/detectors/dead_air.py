@@ -7,7 +7,7 @@ the end of the last hold, the start of the call. Hold time never counts.
 from __future__ import annotations
 
 from assist.config import DeadAirConfig
-from assist.conversation import Tick
+from assist.conversation import TIME_EPS_S, Tick
 from assist.events import Finding
 
 
@@ -30,7 +30,7 @@ class DeadAirDetector:
             self._last_hold_end_s, *(gate.speech_end_s for gate in tick.gates.values())
         )
         silence = tick.t_s - silence_start
-        if silence < self._cfg.min_silence_s:
+        if silence + TIME_EPS_S < self._cfg.min_silence_s:
             return []
         self._fired = True
         return [

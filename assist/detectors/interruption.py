@@ -11,7 +11,7 @@ more than ``customer_gap_tolerance_s`` and the overlap ends.
 from __future__ import annotations
 
 from assist.config import InterruptionConfig
-from assist.conversation import Tick
+from assist.conversation import TIME_EPS_S, Tick
 from assist.events import Finding
 
 
@@ -38,7 +38,7 @@ class InterruptionDetector:
             self._overlap_start_s = None
             return []
         overlap = min(agent.last_voiced_end_s, customer.last_voiced_end_s) - self._overlap_start_s
-        if overlap < self._cfg.min_overlap_s:
+        if overlap + TIME_EPS_S < self._cfg.min_overlap_s:
             return []
         start = self._overlap_start_s
         self._overlap_start_s = None  # one finding per agent onset

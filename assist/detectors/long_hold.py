@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from assist.config import LongHoldConfig
-from assist.conversation import Tick
+from assist.conversation import TIME_EPS_S, Tick
 from assist.events import Finding
 
 
@@ -22,7 +22,7 @@ class LongHoldDetector:
         if self._next_at_s is None:
             self._next_at_s = hold.start_s + self._cfg.min_hold_s
             self._reminder = 0
-        if tick.t_s < self._next_at_s:
+        if tick.t_s + TIME_EPS_S < self._next_at_s:
             return []
         held = tick.t_s - hold.start_s
         threshold = self._next_at_s - hold.start_s

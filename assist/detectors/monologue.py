@@ -8,7 +8,7 @@ both sides are silent for ``max_pause_s``, or at a hold. One finding per turn.
 from __future__ import annotations
 
 from assist.config import MonologueConfig
-from assist.conversation import Tick
+from assist.conversation import TIME_EPS_S, Tick
 from assist.events import Finding
 
 
@@ -23,10 +23,13 @@ class MonologueDetector:
         if agent is None:
             return []
         customer = tick.gates.get("customer")
+        # Voiced length, not gate time: the gate's hangover must not turn a backchannel
+        # into a turn.
         customer_turn = (
             customer is not None
             and customer.in_speech
-            and tick.t_s - customer.speech_start_s >= self._cfg.customer_turn_min_s
+            and customer.last_voiced_end_s - customer.speech_start_s
+            >= self._cfg.customer_turn_min_s - TIME_EPS_S
         )
         last_speech_end = max(gate.speech_end_s for gate in tick.gates.values())
         long_pause = (
@@ -42,7 +45,7 @@ class MonologueDetector:
             self._turn_start_s = max(agent.speech_start_s, customer_end)
             self._fired = False
         turn = tick.t_s - self._turn_start_s
-        if self._fired or turn < self._cfg.min_turn_s:
+        if self._fired or turn + TIME_EPS_S < self._cfg.min_turn_s:
             return []
         self._fired = True
         return [

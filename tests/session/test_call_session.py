@@ -65,7 +65,7 @@ async def test_session_publishes_nudges_state_and_scorecard(vad_model, manual_cl
 
 
 async def test_hold_events_are_applied_in_order(vad_model, manual_clock):
-    session, hub, _ = _session(vad_model, manual_clock)
+    session, _hub, _ = _session(vad_model, manual_clock)
     runner = asyncio.create_task(session.run())
     silence = bytes(320 * 2)
     for _ in range(50):  # 1 s
