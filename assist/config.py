@@ -36,6 +36,7 @@ class VadConfig(_Section):
 class InterruptionConfig(_Section):
     min_overlap_s: float = Field(0.8, gt=0)
     customer_gap_tolerance_s: float = Field(0.2, ge=0)
+    agent_pause_tolerance_s: float = Field(0.5, ge=0)
 
 
 class LongHoldConfig(_Section):
@@ -66,12 +67,50 @@ class MonologueConfig(_Section):
     max_pause_s: float = Field(3.0, gt=0)
 
 
+class PaceConfig(_Section):
+    """Agent speaking rate from word timestamps of final transcripts."""
+
+    max_words_per_minute: float = Field(190.0, gt=0)
+    window_s: float = Field(30.0, gt=0)
+    min_words: int = Field(25, ge=1)
+    min_utterance_s: float = Field(2.0, ge=0)
+
+
 class CuesConfig(_Section):
     interruption: InterruptionConfig = InterruptionConfig()
     long_hold: LongHoldConfig = LongHoldConfig()
     hold_inference: HoldInferenceConfig = HoldInferenceConfig()
     dead_air: DeadAirConfig = DeadAirConfig()
     monologue: MonologueConfig = MonologueConfig()
+    pace: PaceConfig = PaceConfig()
+
+
+class AsrConfig(_Section):
+    """Speech recognition: one faster-whisper pool per process, shared by all calls."""
+
+    enabled: bool = True
+    model: str = "tiny.en"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    workers: int = Field(0, ge=0)
+    cpu_threads: int = Field(1, ge=1)
+    max_batch: int = Field(8, ge=1)
+    max_queue: int = Field(64, ge=1)
+    stale_after_s: float = Field(4.0, gt=0)
+    partial_stale_after_s: float = Field(1.0, gt=0)
+    beam_size: int = Field(1, ge=1)
+
+
+class UtteranceConfig(_Section):
+    """How each channel's speech is cut into utterances for the recognizer."""
+
+    pre_roll_s: float = Field(0.3, ge=0)
+    post_roll_s: float = Field(0.15, ge=0)
+    min_pause_s: float = Field(0.5, ge=0)
+    min_utterance_s: float = Field(0.3, ge=0)
+    max_utterance_s: float = Field(15.0, gt=1)
+    partial_every_s: float = Field(2.0, ge=0)
+    keep_audio_s: float = Field(20.0, gt=1)
 
 
 Severity = Literal["info", "warning", "critical"]
@@ -85,6 +124,7 @@ class PolicyConfig(_Section):
         "long_hold": 0.0,
         "dead_air": 0.0,
         "monologue": 30.0,
+        "pace": 60.0,
     }
     budget_per_call: int = Field(40, ge=0)
     budget_exempt_severity: Severity = "critical"
@@ -123,6 +163,8 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     floor: FloorConfig = FloorConfig()
     limits: LimitsConfig = LimitsConfig()
+    asr: AsrConfig = AsrConfig()
+    utterances: UtteranceConfig = UtteranceConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Severity = Literal["info", "warning", "critical"]
-CueKind = Literal["interruption", "long_hold", "dead_air", "monologue"]
+CueKind = Literal["interruption", "long_hold", "dead_air", "monologue", "pace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,27 @@ class Nudge(_Message):
     suggestion: str | None
     media_time_s: float
     evidence: Evidence
+
+
+class TranscriptWord(_Message):
+    word: str
+    start_s: float  # media time of the call
+    end_s: float
+    probability: float
+
+
+class Transcript(_Message):
+    """Text of one utterance; ``final=False`` previews an utterance still going on."""
+
+    type: Literal["transcript"] = "transcript"
+    call_id: str
+    channel: str
+    utterance_id: int
+    text: str
+    start_s: float
+    end_s: float
+    final: bool
+    words: list[TranscriptWord]
 
 
 class Started(_Message):
@@ -178,6 +199,7 @@ WIRE_MODELS: tuple[type[BaseModel], ...] = (
     Stopped,
     ErrorMessage,
     Nudge,
+    Transcript,
     FloorSnapshot,
     CallUpdate,
     CallEnded,

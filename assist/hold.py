@@ -19,6 +19,10 @@ from assist.vad.silero import WINDOW_S, WindowActivity
 
 HoldSource = Literal["cti", "music", "line_silence"]
 
+# Share of the music span that makes a hold likely enough to hold back dead air until the
+# music decision is made (a door slam or a cough is far shorter).
+MUSIC_PENDING_FRACTION = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class HoldEdge:
@@ -43,6 +47,14 @@ class HoldTracker:
         self.start_s = 0.0
         self._last_end_s = 0.0
 
+    @property
+    def music_pending(self) -> bool:
+        """Music has started on the agent line but is not yet a hold (the decision takes
+        up to ``music_window_s``): whatever silence came before may turn out to be hold."""
+        if self.on or not self._cfg.music_enabled:
+            return False
+        return len(self._recent) >= MUSIC_PENDING_FRACTION * self._music_window
+
     def set_cti(self, on: bool, at_s: float) -> HoldEdge | None:
         self._cti_on = on
         return self._settle(at_s, "cti")
@@ -54,6 +66,11 @@ class HoldTracker:
             window.dbfs >= self._cfg.music_min_dbfs
             and window.speech_probability <= self._cfg.music_max_speech_probability
         )
+        if agent_in_speech:
+            # The agent's own consonants and breaths are loud non-speech windows too:
+            # music evidence only counts once the agent has stopped talking.
+            music_like = False
+            self._recent.clear()
         if music_like:
             self._recent.append(i)
             self._last_music_index = i

@@ -139,6 +139,19 @@ class ServiceMetrics:
         self.subscriber_dropped = r.counter(
             "assist_subscriber_dropped_total", "Events dropped for slow subscribers."
         )
+        self.transcripts = r.counter(
+            "assist_transcripts_total", "Transcripts sent, by channel and final/partial."
+        )
+        self.asr_final_seconds = r.histogram(
+            "assist_asr_final_seconds",
+            "Wall time from an utterance's end being known to its final transcript.",
+            (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+        )
+        self.asr_shed = r.counter(
+            "assist_asr_shed_total", "Utterances the ASR pool dropped, by reason."
+        )
+        self.asr_queue = r.gauge("assist_asr_queue", "Utterances waiting for an ASR worker.")
+        self.asr_batches = r.counter("assist_asr_batches_total", "ASR steps, by batch size.")
         self.processing_lag = r.histogram(
             "assist_processing_lag_seconds",
             "Wall time from an audio frame's arrival to the end of its processing.",

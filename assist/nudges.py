@@ -35,6 +35,11 @@ def message_for(finding: Finding) -> tuple[str, str | None]:
             f"You've been talking for {_clock(finding.measured)} without a customer turn.",
             'Check in with a question: "Does that make sense so far?"',
         )
+    if kind == "pace":
+        return (
+            f"You're speaking fast ({finding.measured:.0f} words a minute).",
+            "Slow down and pause after key points so the customer can follow.",
+        )
     return (kind.replace("_", " ").capitalize() + ".", None)
 
 
@@ -43,6 +48,7 @@ _MEASURE_NAMES = {
     "long_hold": "hold",
     "dead_air": "silence",
     "monologue": "agent turn",
+    "pace": "pace",
 }
 
 

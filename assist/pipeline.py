@@ -1,7 +1,9 @@
-"""One call's pure processing chain: bytes in, findings and nudges out.
+"""One call's pure processing chain: bytes in, findings, utterances and nudges out.
 
-decode -> deinterleave -> resample to 8 kHz -> Silero windows per channel -> lockstep
-conversation state -> detectors -> nudge policy. No I/O and no clocks: media time is the
+decode -> deinterleave -> per channel: resample to 8 kHz -> Silero windows -> lockstep
+conversation state -> detectors -> nudge policy. With ASR on, each channel's audio is also
+kept at 16 kHz and cut into utterances at its voice gate's edges; their transcripts come
+back through ``on_transcript`` (text cues). No I/O and no clocks: media time is the
 number of samples received per channel divided by the line rate.
 """
 
@@ -13,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from assist.asr.pool import Recognized
+from assist.asr.segmenter import ASR_RATE, ChannelAudio, UtteranceAudio, UtteranceSegmenter
 from assist.audio.codecs import BYTES_PER_SAMPLE, Encoding, decode, deinterleave
 from assist.audio.resample import StreamResampler
 from assist.config import Settings
 from assist.conversation import ConversationTracker
 from assist.detectors import build_detectors
-from assist.events import Finding, Nudge
+from assist.detectors.pace import PaceDetector
+from assist.events import Finding, Nudge, Transcript, TranscriptWord
 from assist.policy import NudgePolicy
 from assist.scorecard import build_scorecard
 from assist.vad.silero import VAD_RATE, SileroModel, VadStream, WindowActivity
@@ -59,19 +64,51 @@ class CallSpec:
 class PipelineOutput:
     findings: list[Finding] = field(default_factory=list)
     nudges: list[Nudge] = field(default_factory=list)
+    utterances: list[UtteranceAudio] = field(default_factory=list)  # to transcribe
+    transcripts: list[Transcript] = field(default_factory=list)
     state_changed: bool = False  # who speaks / hold / whole media second changed
 
 
+@dataclass
+class _Channel:
+    """Everything one channel of the call owns."""
+
+    role: str
+    to_vad_rate: StreamResampler
+    vad: VadStream
+    windows: deque[WindowActivity] = field(default_factory=deque)  # waiting for lockstep
+    to_asr_rate: StreamResampler | None = None
+    asr_audio: ChannelAudio | None = None
+    segmenter: UtteranceSegmenter | None = None
+
+    def take(self, samples: np.ndarray, scored: bool = True, last: bool = False) -> None:
+        self.windows.extend(self.vad.feed(self.to_vad_rate.process(samples, last), scored))
+        if self.to_asr_rate is not None and self.asr_audio is not None:
+            self.asr_audio.append(self.to_asr_rate.process(samples, last))
+
+
 class CallPipeline:
-    def __init__(self, settings: Settings, vad_model: SileroModel, spec: CallSpec) -> None:
+    def __init__(
+        self, settings: Settings, vad_model: SileroModel, spec: CallSpec, asr: bool = False
+    ) -> None:
         self.spec = spec
-        self._resamplers = [StreamResampler(spec.sample_rate, VAD_RATE) for _ in spec.channels]
-        self._vad = [VadStream(vad_model) for _ in spec.channels]
-        self._pending: dict[str, deque[WindowActivity]] = {r: deque() for r in spec.channels}
+        self._channels: list[_Channel] = []
+        for role in spec.channels:
+            channel = _Channel(
+                role, StreamResampler(spec.sample_rate, VAD_RATE), VadStream(vad_model)
+            )
+            if asr:
+                channel.to_asr_rate = StreamResampler(spec.sample_rate, ASR_RATE)
+                channel.asr_audio = ChannelAudio(settings.utterances.keep_audio_s)
+                channel.segmenter = UtteranceSegmenter(settings.utterances, role, channel.asr_audio)
+            self._channels.append(channel)
         self.tracker = ConversationTracker(settings, list(spec.channels))
         self._detectors = build_detectors(settings.cues)
+        self._pace = PaceDetector(settings.cues.pace)
         self.policy = NudgePolicy(settings.policy, spec.call_id, spec.agent_id)
         self.findings: list[Finding] = []
+        self.transcripts: list[Transcript] = []  # finals, in arrival order
+        self._finalized: dict[str, int] = {}  # channel -> last final utterance id
         self.samples_received = 0  # per channel, at the line rate
         self.samples_lost = 0
 
@@ -82,56 +119,95 @@ class CallPipeline:
 
     def feed_audio(self, payload: bytes) -> PipelineOutput:
         self.spec.samples_in(payload)
-        samples = decode(payload, self.spec.encoding)
-        per_channel = deinterleave(samples, len(self.spec.channels))
+        per_channel = deinterleave(decode(payload, self.spec.encoding), len(self._channels))
         self.samples_received += len(per_channel[0])
-        for role, resampler, vad, x in zip(
-            self.spec.channels, self._resamplers, self._vad, per_channel, strict=True
-        ):
-            self._pending[role].extend(vad.feed(resampler.process(x)))
+        for channel, samples in zip(self._channels, per_channel, strict=True):
+            channel.take(samples)
         return self._drain()
 
     def feed_gap(self, n_samples: int) -> PipelineOutput:
-        """Audio that was lost (dropped under overload): advances time as silence."""
+        """Audio that was lost (dropped under overload): advances time, judged as lost."""
         self.samples_received += n_samples
         self.samples_lost += n_samples
         silence = np.zeros(n_samples, dtype=np.float32)
-        for role, resampler, vad in zip(
-            self.spec.channels, self._resamplers, self._vad, strict=True
-        ):
-            self._pending[role].extend(vad.feed(resampler.process(silence), scored=False))
+        for channel in self._channels:
+            channel.take(silence, scored=False)
         return self._drain()
 
     def finish(self) -> PipelineOutput:
-        """End of input: flush the resamplers' tails (16 kHz lines) through the chain."""
-        for role, resampler, vad in zip(
-            self.spec.channels, self._resamplers, self._vad, strict=True
-        ):
-            tail = resampler.process(np.zeros(0, dtype=np.float32), last=True)
-            self._pending[role].extend(vad.feed(tail))
-        return self._drain()
+        """End of input: flush the resamplers' tails and close open utterances."""
+        for channel in self._channels:
+            channel.take(np.zeros(0, dtype=np.float32), last=True)
+        out = self._drain()
+        for channel in self._channels:
+            if channel.segmenter is not None:
+                out.utterances += channel.segmenter.close(self.tracker.t_s)
+        return out
 
     def set_hold(self, on: bool) -> PipelineOutput:
         was_on = self.tracker.hold.on
         self.tracker.set_cti_hold(on)
         return PipelineOutput(state_changed=self.tracker.hold.on != was_on)
 
+    def on_transcript(self, utterance: UtteranceAudio, recognized: Recognized) -> PipelineOutput:
+        """Text for an utterance came back: publish it, and run the text cues on finals."""
+        out = PipelineOutput()
+        channel = utterance.channel
+        finalized = self._finalized.get(channel, -1)
+        if not utterance.final and utterance.utterance_id <= finalized:
+            return out  # a partial overtaken by its final (or a later one)
+        words = [
+            TranscriptWord(
+                word=w.word,
+                start_s=round(utterance.start_s + w.start_s, 3),
+                end_s=round(utterance.start_s + w.end_s, 3),
+                probability=w.probability,
+            )
+            for w in recognized.words
+        ]
+        transcript = Transcript(
+            call_id=self.spec.call_id,
+            channel=channel,
+            utterance_id=utterance.utterance_id,
+            text=recognized.text,
+            start_s=utterance.start_s,
+            end_s=utterance.end_s,
+            final=utterance.final,
+            words=words,
+        )
+        out.transcripts.append(transcript)
+        if not utterance.final:
+            return out
+        self._finalized[channel] = max(finalized, utterance.utterance_id)
+        self.transcripts.append(transcript)
+        if channel == "agent" and words:
+            findings = self._pace.feed_utterance(len(words), utterance.speech_s, utterance.end_s)
+            self._decide(findings, out)
+        return out
+
     def _drain(self) -> PipelineOutput:
         out = PipelineOutput()
-        pending = self._pending
-        while all(pending.values()):
+        channels = self._channels
+        while all(channel.windows for channel in channels):
             before_s = self.tracker.t_s
-            tick = self.tracker.feed({role: queue.popleft() for role, queue in pending.items()})
+            tick = self.tracker.feed({c.role: c.windows.popleft() for c in channels})
             if tick.speech_edges or tick.hold_edges or int(tick.t_s) != int(before_s):
                 out.state_changed = True
             for detector in self._detectors:
-                for finding in detector.feed(tick):
-                    self.findings.append(finding)
-                    out.findings.append(finding)
-                    nudge = self.policy.decide(finding)
-                    if nudge is not None:
-                        out.nudges.append(nudge)
+                self._decide(detector.feed(tick), out)
+            for channel in channels:
+                if channel.segmenter is not None:
+                    edge = next((e for role, e in tick.speech_edges if role == channel.role), None)
+                    out.utterances += channel.segmenter.feed(edge, tick.t_s)
         return out
+
+    def _decide(self, findings: list[Finding], out: PipelineOutput) -> None:
+        for finding in findings:
+            self.findings.append(finding)
+            out.findings.append(finding)
+            nudge = self.policy.decide(finding)
+            if nudge is not None:
+                out.nudges.append(nudge)
 
     def scorecard(self) -> dict[str, Any]:
         return build_scorecard(

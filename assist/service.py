@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from assist.asr.pool import AsrPool
 from assist.config import Settings
 from assist.hub import Hub
 from assist.metrics import ServiceMetrics
@@ -38,6 +40,8 @@ class AssistService:
         self.metrics = ServiceMetrics()
         self.store: CallStore = store or MemoryStore(settings.limits.scorecards_kept)
         self.vad_model: SileroModel | None = None
+        self.asr_pool: AsrPool | None = None
+        self.asr_info: dict[str, Any] = {"enabled": settings.asr.enabled}
         self.live: dict[str, CallSession] = {}
 
     @property
@@ -45,16 +49,61 @@ class AssistService:
         return self.vad_model is not None
 
     async def load_models(self) -> None:
+        """Load every model from local files (off the event loop); then the service is ready."""
         started = time.perf_counter()
-        self.vad_model = await asyncio.to_thread(SileroModel)
+        vad_model = await asyncio.to_thread(SileroModel)
+        if self.settings.asr.enabled:
+            self.asr_pool = await asyncio.to_thread(self._start_asr)
+        self.vad_model = vad_model  # ready from here on
         log.info(
-            "models loaded in %.2fs: vad=%s", time.perf_counter() - started, self.vad_model.path
+            "models loaded in %.2fs: vad=%s asr=%s",
+            time.perf_counter() - started,
+            vad_model.path,
+            self.asr_info,
         )
+
+    def _start_asr(self) -> AsrPool:
+        from assist.asr.model import load_model
+        from assist.asr.whisper import WhisperRecognizer
+
+        cfg = self.settings.asr
+        cores = os.cpu_count() or 1
+        workers = cfg.workers or (1 if cfg.device == "cuda" else cores)
+        loaded = load_model(cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads, workers)
+        if loaded.device == "cuda" and not cfg.workers:
+            workers = 1  # one worker feeding big batches keeps a GPU busy
+        max_batch = cfg.max_batch if loaded.device == "cuda" else 1
+        pool = AsrPool(
+            WhisperRecognizer(loaded, cfg.beam_size),
+            workers=workers,
+            max_batch=max_batch,
+            max_queue=cfg.max_queue,
+            stale_after_s=cfg.stale_after_s,
+            partial_stale_after_s=cfg.partial_stale_after_s,
+            clock=self.clock,
+        )
+        pool.start()
+        self.asr_info = {
+            "enabled": True,
+            "model": loaded.name,
+            "path": str(loaded.path),
+            "device": loaded.device,
+            "compute_type": loaded.compute_type,
+            "workers": workers,
+            "max_batch": max_batch,
+            "load_s": round(loaded.load_s, 2),
+        }
+        return pool
+
+    def close(self) -> None:
+        if self.asr_pool is not None:
+            self.asr_pool.close()
 
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok" if self.ready else "loading",
             "models": {"vad": str(self.vad_model.path) if self.vad_model else None},
+            "asr": self.asr_info,
             "calls_active": len(self.live),
         }
 
@@ -66,7 +115,7 @@ class AssistService:
         if len(self.live) >= self.settings.limits.max_calls:
             raise try_later("at_capacity", f"{len(self.live)} calls live, the configured maximum")
         session = CallSession(
-            spec, self.settings, self.vad_model, self.hub, self.metrics, self.clock
+            spec, self.settings, self.vad_model, self.hub, self.metrics, self.clock, self.asr_pool
         )
         self.live[spec.call_id] = session
         self.metrics.calls_total.inc(protocol=protocol)
@@ -100,3 +149,10 @@ class AssistService:
         counts = self.hub.subscriber_counts()
         for stream, count in counts.items():
             self.metrics.subscribers.set(count, stream=stream)
+        pool = self.asr_pool
+        if pool is not None:
+            self.metrics.asr_queue.set(pool.queue_length)
+            for reason, shed in pool.shed.items():
+                self.metrics.asr_shed.set(shed, reason=reason)
+            for size, steps in pool.batches.items():
+                self.metrics.asr_batches.set(steps, batch=str(size))

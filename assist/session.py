@@ -4,6 +4,11 @@ A protocol adapter pushes audio and control events (never blocking: the ingest q
 bounded and drops the oldest audio); ``run()`` drains the queue through the pipeline and
 publishes nudges, floor state and alerts to the hub until the input ends, then returns
 the scorecard. The adapter runs ``run()`` in the call's TaskGroup next to its reader.
+
+With an ASR pool, each utterance the pipeline cuts is submitted to the pool; its result
+comes back as a future callback on the loop and goes through ``pipeline.on_transcript``
+(transcript events, text cues). ``run()`` waits for every outstanding utterance (result or
+shed, the pool always answers) before the scorecard is final.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from assist.asr.pool import AsrPool, AsrResult
+from assist.asr.segmenter import UtteranceAudio
 from assist.config import Settings
 from assist.floor import FloorView
 from assist.hub import Hub
@@ -37,9 +44,12 @@ class CallSession:
         hub: Hub,
         metrics: ServiceMetrics,
         clock: Callable[[], float],
+        asr_pool: AsrPool | None = None,
     ) -> None:
         self.spec = spec
-        self.pipeline = CallPipeline(settings, vad_model, spec)
+        self.pipeline = CallPipeline(settings, vad_model, spec, asr=asr_pool is not None)
+        self._asr = asr_pool
+        self._outstanding: set[asyncio.Future[AsrResult]] = set()
         self.floor = FloorView(settings.floor, spec.call_id, spec.agent_id)
         self._hub = hub
         self._metrics = metrics
@@ -48,7 +58,6 @@ class CallSession:
         self._queue = IngestQueue(max_samples)
         self._wakeup = asyncio.Event()
         self._input_ended = False
-        self._published_state: Any = None
 
     # called by the adapter (never blocks) ----------------------------------------
 
@@ -87,6 +96,8 @@ class CallSession:
                     continue
                 if self._input_ended:
                     self._publish(self.pipeline.finish())
+                    if self._outstanding:  # the pool answers every request
+                        await asyncio.gather(*self._outstanding)
                     break
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -108,6 +119,26 @@ class CallSession:
             output = pipeline.set_hold(item.on)
         self._publish(output)
 
+    def _submit(self, utterance: UtteranceAudio) -> None:
+        if self._asr is None:
+            return
+        future = self._asr.submit(self.spec.call_id, utterance)
+        submitted = self._clock()
+        self._outstanding.add(future)
+
+        def done(f: asyncio.Future[AsrResult]) -> None:
+            self._outstanding.discard(f)
+            try:
+                result = f.result()
+                if result.status == "ok" and result.recognized is not None:
+                    if utterance.final:
+                        self._metrics.asr_final_seconds.observe(self._clock() - submitted)
+                    self._publish(self.pipeline.on_transcript(utterance, result.recognized))
+            except Exception:
+                log.exception("call %s: handling a transcript failed", self.spec.call_id)
+
+        future.add_done_callback(done)
+
     def _publish(self, output: PipelineOutput) -> None:
         metrics = self._metrics
         for finding in output.findings:
@@ -122,6 +153,11 @@ class CallSession:
                 nudge.media_time_s,
                 nudge.evidence.explanation,
             )
+        for transcript in output.transcripts:
+            metrics.transcripts.inc(channel=transcript.channel, final=str(transcript.final).lower())
+            self._hub.to_agent(self.spec.agent_id, transcript)
+        for utterance in output.utterances:
+            self._submit(utterance)
         for alert in self.floor.alerts_for(output.nudges):
             self._hub.to_floor(alert)
         if output.state_changed or output.nudges:

@@ -39,6 +39,7 @@ SCRIPTS = [
     ROOT / "assist/synth/scripts/demo.toml",
     ROOT / "tests/calls/interruptions.toml",
     ROOT / "tests/calls/dead_air.toml",
+    ROOT / "tests/calls/monologue.toml",
     ROOT / "tests/calls/smooth.toml",
 ]
 MATCH_WINDOW_S = 1.0  # a nudge further than this from every expected moment is false

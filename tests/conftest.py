@@ -37,10 +37,11 @@ def manual_clock() -> ManualClock:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Defaults, except a deep ingest queue: tests stream faster than real time, and a
-    live line never does. Overload behaviour has its own tests."""
+    """Defaults, except: a deep ingest queue (tests stream faster than real time, a live
+    line never does; overload has its own tests), and ASR off unless a test is about it."""
     limits = {"ingest_queue_s": 3600.0, **overrides.pop("limits", {})}
-    return Settings(limits=limits, **overrides)
+    asr = {"enabled": False, **overrides.pop("asr", {})}
+    return Settings(limits=limits, asr=asr, **overrides)
 
 
 class RunningServer:

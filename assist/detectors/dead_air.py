@@ -1,7 +1,8 @@
 """``dead_air``: nobody speaks for ``min_silence_s`` while the call is not on hold.
 
 The silence is counted from the latest of: the end of the last speech on any channel,
-the end of the last hold, the start of the call. Hold time never counts.
+the end of the last hold, the start of the call. Hold time never counts: while music on
+the agent line may still become a (backdated) hold, the decision waits for it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class DeadAirDetector:
         if tick.hold.on or tick.anyone_speaking():
             self._fired = False
             return []
-        if self._fired:
-            return []
+        if self._fired or tick.hold.music_pending:
+            return []  # pending music: wait for the hold decision, it may backdate
         silence_start = max(
             self._last_hold_end_s, *(gate.speech_end_s for gate in tick.gates.values())
         )

@@ -3,7 +3,8 @@ keep talking for ``min_overlap_s``. Fires the moment the overlap reaches the thr
 
 The overlap is measured on voiced audio: from the agent's onset to the end of the last
 window in which both sides still sounded like speech, while the agent's turn lasts (its
-gate bridges short pauses). Backchannels ("mm-hmm", "right") end before the threshold;
+gate bridges short pauses, and a pause up to ``agent_pause_tolerance_s`` keeps the same
+onset). Backchannels ("mm-hmm", "right") end before the threshold;
 an agent who starts just as the customer finishes sees the customer fall silent for
 more than ``customer_gap_tolerance_s`` and the overlap ends.
 """
@@ -19,14 +20,22 @@ class InterruptionDetector:
     def __init__(self, config: InterruptionConfig) -> None:
         self._cfg = config
         self._overlap_start_s: float | None = None
+        self._fired_this_turn = False  # one finding per agent turn, pauses included
 
     def feed(self, tick: Tick) -> list[Finding]:
         agent = tick.gates.get("agent")
         customer = tick.gates.get("customer")
         if agent is None or customer is None:
             return []
+        # The agent's turn goes on across a short pause ("Okay, ... have you tried ...").
+        agent_present = (
+            agent.in_speech or tick.t_s - agent.speech_end_s <= self._cfg.agent_pause_tolerance_s
+        )
+        if not agent_present:
+            self._fired_this_turn = False
         for role, edge in tick.speech_edges:
-            if role == "agent" and edge.start:
+            new_onset = role == "agent" and edge.start and self._overlap_start_s is None
+            if new_onset and not self._fired_this_turn:
                 customer_was_talking = customer.in_speech and customer.speech_start_s < edge.at_s
                 self._overlap_start_s = edge.at_s if customer_was_talking else None
         if self._overlap_start_s is None:
@@ -34,14 +43,15 @@ class InterruptionDetector:
         customer_still_talking = (
             customer.last_voiced_end_s >= tick.t_s - self._cfg.customer_gap_tolerance_s
         )
-        if not (agent.in_speech and customer_still_talking):
+        if not (agent_present and customer_still_talking):
             self._overlap_start_s = None
             return []
         overlap = min(agent.last_voiced_end_s, customer.last_voiced_end_s) - self._overlap_start_s
         if overlap + TIME_EPS_S < self._cfg.min_overlap_s:
             return []
         start = self._overlap_start_s
-        self._overlap_start_s = None  # one finding per agent onset
+        self._overlap_start_s = None
+        self._fired_this_turn = True
         return [
             Finding(
                 kind="interruption",

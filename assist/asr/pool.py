@@ -1,0 +1,216 @@
+"""The process-wide ASR pool: one bounded queue and a few worker threads for all calls.
+
+Order of service: agent finals, then customer finals, then partials (each oldest first).
+Bounded with named overflow rules, each counted (``assist_asr_shed_total{reason}``):
+
+* ``superseded``: a newer partial of the same utterance, or its final, replaced it;
+* ``queue_full``: the queue was at ``max_queue``; the least urgent request goes
+  (partials, then the oldest customer final, then the oldest agent final);
+* ``stale``: it waited longer than ``stale_after_s`` (``partial_stale_after_s`` for
+  partials) before a worker got to it: text that late no longer helps the agent.
+
+Workers run the recognizer in their own threads (ctranslate2 releases the GIL), consume
+faster-whisper's lazy ``segments`` there, and hand each result back to the event loop
+through the request's future. Nothing here blocks the loop or the audio-only cues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from assist.asr.segmenter import UtteranceAudio
+
+log = logging.getLogger(__name__)
+
+AGENT_FINAL, CUSTOMER_FINAL, PARTIAL = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    word: str
+    start_s: float  # relative to the utterance audio
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recognized:
+    text: str
+    words: list[Word]
+
+
+class Recognizer(Protocol):
+    """Turns a batch of 16 kHz utterances into text (runs in a worker thread)."""
+
+    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AsrResult:
+    status: Literal["ok", "shed", "error"]
+    recognized: Recognized | None = None
+    reason: str | None = None
+    queued_s: float = 0.0  # wall time waiting for a worker
+    busy_s: float = 0.0  # wall time of the recognition step it was part of
+
+
+@dataclass(eq=False)
+class _Request:
+    call_id: str
+    utterance: UtteranceAudio
+    rank: int
+    enqueued: float
+    order: int
+    deliver: Callable[[AsrResult], None]
+    done: bool = field(default=False)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.call_id, self.utterance.channel, self.utterance.utterance_id)
+
+
+class AsrPool:
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        workers: int,
+        max_batch: int,
+        max_queue: int,
+        stale_after_s: float,
+        partial_stale_after_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._recognizer = recognizer
+        self._workers_wanted = workers
+        self._max_batch = max_batch
+        self._max_queue = max_queue
+        self._stale_s = stale_after_s
+        self._partial_stale_s = partial_stale_after_s
+        self._clock = clock
+        self._pending: list[_Request] = []
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._closing = False
+        self._order = 0
+        self.shed: Counter[str] = Counter()  # reason -> count
+        self.done = 0
+        self.batches: Counter[int] = Counter()  # batch size -> count
+
+    # lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self._workers_wanted):
+            thread = threading.Thread(target=self._work, name=f"asr-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Answer everything queued with ``shutdown``; workers exit after their step."""
+        with self._cond:
+            self._closing = True
+            for request in self._pending:
+                self._finish(request, AsrResult("shed", reason="shutdown"))
+            self._pending.clear()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """``stop``, then wait for the workers (blocking: call it off the event loop)."""
+        self.stop()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._pending)
+
+    # submitting (event loop) -------------------------------------------------------
+
+    def submit(self, call_id: str, utterance: UtteranceAudio) -> asyncio.Future[AsrResult]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AsrResult] = loop.create_future()
+
+        def deliver(result: AsrResult) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_resolve, future, result)
+
+        if utterance.final:
+            rank = AGENT_FINAL if utterance.channel == "agent" else CUSTOMER_FINAL
+        else:
+            rank = PARTIAL
+        with self._cond:
+            self._order += 1
+            request = _Request(call_id, utterance, rank, self._clock(), self._order, deliver)
+            for old in [r for r in self._pending if r.key == request.key and r.rank == PARTIAL]:
+                self._drop(old, "superseded")
+            self._pending.append(request)
+            if len(self._pending) > self._max_queue:
+                victim = max(self._pending, key=lambda r: (r.rank, -r.order))
+                self._drop(victim, "queue_full")
+            self._cond.notify()
+        return future
+
+    # workers (threads) -------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                batch = self._take_batch()
+            if not batch:
+                continue
+            started = self._clock()
+            try:
+                results = self._recognizer.recognize([r.utterance.audio for r in batch])
+            except Exception as exc:
+                log.exception("ASR batch of %d failed", len(batch))
+                for request in batch:
+                    self._finish(request, AsrResult("error", reason=type(exc).__name__))
+                continue
+            busy = self._clock() - started
+            with self._cond:
+                self.batches[len(batch)] += 1
+                self.done += len(batch)
+            for request, recognized in zip(batch, results, strict=True):
+                self._finish(
+                    request,
+                    AsrResult("ok", recognized, queued_s=started - request.enqueued, busy_s=busy),
+                )
+
+    def _take_batch(self) -> list[_Request]:
+        """Under the lock: shed stale requests, then take the most urgent ones."""
+        now = self._clock()
+        for request in list(self._pending):
+            limit = self._partial_stale_s if request.rank == PARTIAL else self._stale_s
+            if now - request.enqueued > limit:
+                self._drop(request, "stale")
+        self._pending.sort(key=lambda r: (r.rank, r.order))
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        return batch
+
+    def _drop(self, request: _Request, reason: str) -> None:
+        self._pending.remove(request)
+        self.shed[reason] += 1
+        self._finish(request, AsrResult("shed", reason=reason))
+
+    def _finish(self, request: _Request, result: AsrResult) -> None:
+        if not request.done:
+            request.done = True
+            request.deliver(result)
+
+
+def _resolve(future: asyncio.Future[AsrResult], result: AsrResult) -> None:
+    if not future.done():
+        future.set_result(result)

