@@ -35,6 +35,8 @@ def _format_event(event: dict[str, Any], elapsed: float) -> str | None:
             f"{event['message']}  [{event['evidence']['explanation']}, "
             f"at {event['media_time_s']:.2f}s of the call]{suggestion}"
         )
+    if event["type"] == "transcript" and event["final"]:
+        return f"[{elapsed:7.2f}s] {event['channel']:>8}: {event['text']}"
     return None
 
 
@@ -128,13 +130,16 @@ async def _demo(args: argparse.Namespace) -> int:
     print(f"  agent events  {base}/v1/agents/demo-agent/events")
     print(f"  floor events  {base}/v1/floor/events")
     print(f"  health        {http}/healthz    metrics {http}/metrics")
-    print(f"Replaying {wav.name} (left customer, right agent) at {args.speed}x real time...\n")
+    print(f"Replaying {wav.name} (left customer, right agent) at {args.speed}x real time...")
+    if not args.keep_serving:
+        print("(the server stops after the call; --keep-serving keeps these URLs up)")
+    print()
     result = await replay_wav(
         wav, base, "demo-agent", "demo-call", args.speed, "mulaw", _print_event
     )
     _print_scorecard(result.scorecard)
-    print(f"\nScorecard JSON: {http}/v1/calls/demo-call/scorecard")
     if args.keep_serving:
+        print(f"\nScorecard JSON: {http}/v1/calls/demo-call/scorecard")
         print("Still serving; Ctrl-C to stop.", flush=True)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
