@@ -147,6 +147,25 @@ class LimitsConfig(_Section):
     scorecards_kept: int = Field(1000, gt=0)
 
 
+class TwilioConfig(_Section):
+    """Twilio Media Streams (``/v1/twilio``)."""
+
+    auth_token: str = ""
+    validate_signature: bool = True
+    public_url: str = ""
+    agent_id_parameter: str = "agent_id"
+    default_agent_id: str = "unassigned"
+    max_track_skew_s: float = Field(1.0, gt=0)
+
+
+class L16Config(_Section):
+    """L16 preamble streams (``/v1/l16``: Vonage, jambonz)."""
+
+    mono_role: Literal["customer", "agent"] = "customer"
+    stereo_channels: list[Literal["customer", "agent"]] = ["customer", "agent"]
+    default_agent_id: str = "unassigned"
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -164,6 +183,8 @@ class Settings(BaseSettings):
     floor: FloorConfig = FloorConfig()
     limits: LimitsConfig = LimitsConfig()
     asr: AsrConfig = AsrConfig()
+    twilio: TwilioConfig = TwilioConfig()
+    l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()
 
     @classmethod

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
@@ -28,6 +27,7 @@ from assist.events import (
 )
 from assist.pipeline import SUPPORTED_ENCODINGS, SUPPORTED_RATES, AudioFormatError, CallSpec
 from assist.protocols.errors import ProtocolError, bad_json, too_big, unsupported
+from assist.protocols.runner import run_call
 from assist.service import AssistService
 from assist.session import CallSession
 
@@ -142,25 +142,9 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
     except (ConnectionClosed, TimeoutError):
         return
     await ws.send(Started(call_id=spec.call_id).model_dump_json())
-    error: ProtocolError | None = None
-    scorecard: dict[str, Any] | None = None
-    try:
-        async with asyncio.TaskGroup() as group:
-            processing = group.create_task(session.run(), name=f"call-{spec.call_id}")
-            try:
-                await _read_media(ws, session, service)
-            except ProtocolError as exc:
-                error = exc
-            except ConnectionClosed:
-                log.info("call %s: connection dropped, ending the call", spec.call_id)
-            finally:
-                session.end_input()
-        scorecard = processing.result()
-    except Exception:
-        log.exception("call %s failed", spec.call_id)
-        raise
-    finally:
-        service.close_call(session, scorecard or session.pipeline.scorecard())
+    scorecard, error = await run_call(
+        service, session, lambda session: _read_media(ws, session, service)
+    )
     if error is not None:
         await _send_error(ws, service, error)
         return

@@ -20,7 +20,9 @@ from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from assist.protocols.l16 import handle_l16
 from assist.protocols.native import handle_call
+from assist.protocols.twilio import handle_twilio, signature_ok
 from assist.server.streams import agent_events, floor_events
 from assist.service import AssistService
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 ID = r"([A-Za-z0-9._:@-]{1,128})"
 AGENT_EVENTS = re.compile(rf"^/v1/agents/{ID}/events$")
 SCORECARD = re.compile(rf"^/v1/calls/{ID}/scorecard$")
-WS_PATHS = re.compile(rf"^(/v1/calls|/v1/floor/events|/v1/agents/{ID}/events)$")
+WS_PATHS = re.compile(rf"^(/v1/calls|/v1/twilio|/v1/l16|/v1/floor/events|/v1/agents/{ID}/events)$")
 
 
 def http_response(status: HTTPStatus, body: str, content_type: str) -> Response:
@@ -79,6 +81,9 @@ class AssistServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        if path == "/v1/twilio" and not self._twilio_signature_ok(request):
+            self.service.metrics.protocol_errors.inc(code="bad_signature")
+            return json_response(HTTPStatus.FORBIDDEN, {"error": "bad X-Twilio-Signature"})
         if WS_PATHS.match(path):
             return None  # continue the WebSocket handshake
         if path == "/healthz":
@@ -97,11 +102,26 @@ class AssistServer:
             return json_response(HTTPStatus.OK, scorecard)
         return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
 
+    def _twilio_signature_ok(self, request: Request) -> bool:
+        """On when an auth token is configured (and validation is not switched off)."""
+        config = self.service.settings.twilio
+        if not (config.auth_token and config.validate_signature):
+            return True
+        query = urlsplit(request.path).query
+        url = config.public_url or f"wss://{request.headers.get('Host', '')}/v1/twilio"
+        if query and "?" not in url:
+            url = f"{url}?{query}"
+        return signature_ok(config.auth_token, url, request.headers.get("X-Twilio-Signature"))
+
     async def _handle(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         path = urlsplit(ws.request.path).path
         if path == "/v1/calls":
             await handle_call(ws, self.service)
+        elif path == "/v1/twilio":
+            await handle_twilio(ws, self.service)
+        elif path == "/v1/l16":
+            await handle_l16(ws, self.service)
         elif path == "/v1/floor/events":
             await floor_events(ws, self.service)
         elif match := AGENT_EVENTS.match(path):

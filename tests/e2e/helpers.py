@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import random
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ import soxr
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from assist.audio.codecs import mulaw_encode
 from assist.config import Settings
 from assist.replay import FRAME_S, ReplayResult, encode_frames, stream_call
 from assist.synth.render import RenderedCall
@@ -108,3 +111,95 @@ async def raw_call(base: str, *messages: str | bytes) -> list[dict[str, Any]]:
         assert ws.close_code is not None
         replies.append({"close_code": ws.close_code, "close_reason": ws.close_reason})
     return replies
+
+
+async def collect_agent_events(
+    base: str, agent_id: str, send: Callable[[], Awaitable[object]]
+) -> ReplayResult:
+    """Subscribe to an agent's stream, run ``send`` (one call through any adapter), and
+    collect that agent's events until its call ends."""
+    result = ReplayResult(call_id="", scorecard=None)
+    loop = asyncio.get_running_loop()
+    async with connect(f"{base}/v1/agents/{agent_id}/events") as events:
+        assert json.loads(await events.recv())["type"] == "subscribed"
+        t0 = loop.time()
+        sender = asyncio.create_task(send())
+        async for text in events:
+            event = json.loads(text)
+            result.events.append(event)
+            result.arrivals.append(loop.time() - t0)
+            if event["type"] == "call_ended":
+                result.call_id = event["call_id"]
+                break
+        await sender
+    return result
+
+
+def mono_tracks(call: RenderedCall) -> tuple[bytes, bytes]:
+    """Customer and agent as separate 8 kHz mu-law byte strings (Twilio's tracks)."""
+    return mulaw_encode(call.audio[:, 0]), mulaw_encode(call.audio[:, 1])
+
+
+async def send_twilio(
+    base: str,
+    call: RenderedCall,
+    call_sid: str,
+    agent_id: str,
+    loss: float = 0.0,
+    seed: int = 0,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Play Twilio for a both_tracks fork, as fast as possible; ``loss`` drops that share
+    of the customer's 20 ms packets (the timestamp jumps, as on a real lossy line)."""
+    inbound, outbound = mono_tracks(call)
+    rng = random.Random(seed)
+    stream = f"MZ{call_sid}"
+
+    def media(track: str, i: int, chunk: bytes) -> str:
+        return json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": str(i),
+                "streamSid": stream,
+                "media": {
+                    "track": track,
+                    "chunk": str(i),
+                    "timestamp": str(i * 20),
+                    "payload": base64.b64encode(chunk).decode(),
+                },
+            }
+        )
+
+    async with connect(f"{base}/v1/twilio", additional_headers=headers) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        start = {
+            "accountSid": "AC0",
+            "streamSid": stream,
+            "callSid": call_sid,
+            "tracks": ["inbound", "outbound"],
+            "customParameters": {"agent_id": agent_id},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        }
+        await ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "start": start}))
+        for i in range(0, len(inbound) // 160):
+            chunk = slice(i * 160, (i + 1) * 160)
+            if rng.random() >= loss:
+                await ws.send(media("inbound", i, inbound[chunk]))
+            await ws.send(media("outbound", i, outbound[chunk]))
+        await ws.send(json.dumps({"event": "stop", "streamSid": stream, "stop": {}}))
+        await ws.wait_closed()
+
+
+async def send_l16(base: str, call: RenderedCall, call_id: str, agent_id: str) -> None:
+    """Play jambonz ``listen`` in stereo: a JSON preamble, then 16-bit PCM frames."""
+    async with connect(f"{base}/v1/l16") as ws:
+        preamble = {
+            "callSid": call_id,
+            "sampleRate": call.sample_rate,
+            "mixType": "stereo",
+            "metadata": {"agent_id": agent_id},
+        }
+        await ws.send(json.dumps(preamble))
+        for frame in encode_frames(call.audio, call.sample_rate, "pcm16"):
+            await ws.send(frame)
+        await ws.close()

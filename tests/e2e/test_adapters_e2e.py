@@ -1,0 +1,207 @@
+"""The same call through every ingest protocol gives the same nudges (Twilio fork, L16
+preamble stream, native); Twilio's signature check; a Twilio simulator we did not write."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import make_settings, synthesized_call
+from tests.e2e.helpers import (
+    assert_nudges_match,
+    collect_agent_events,
+    send_l16,
+    send_twilio,
+    stream_rendered,
+    truth,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.speech]
+
+
+@pytest.mark.parametrize("protocol", ["native", "twilio", "l16"])
+@pytest.mark.parametrize("name", ["interruptions", "dead_air"])
+async def test_every_adapter_gives_the_same_nudges(server, protocol, name):
+    call = synthesized_call(name)
+    call_id, agent_id = f"{protocol}-{name}", f"agent-{protocol}"
+    if protocol == "native":
+        result = await stream_rendered(server.ws, call, call_id, agent_id=agent_id)
+    elif protocol == "twilio":
+        result = await collect_agent_events(
+            server.ws, agent_id, lambda: send_twilio(server.ws, call, call_id, agent_id)
+        )
+    else:
+        result = await collect_agent_events(
+            server.ws, agent_id, lambda: send_l16(server.ws, call, call_id, agent_id)
+        )
+    assert result.call_id == call_id
+    assert_nudges_match(result, truth(call))
+    scorecard = server.service.store.scorecard(call_id)
+    assert scorecard is not None and scorecard["agent_id"] == agent_id
+
+
+async def test_twilio_packet_loss_keeps_the_cues(server):
+    call = synthesized_call("interruptions")
+    result = await collect_agent_events(
+        server.ws, "lossy", lambda: send_twilio(server.ws, call, "CAloss", "lossy", loss=0.05)
+    )
+    assert_nudges_match(result, truth(call))
+    metrics = server.service.metrics
+    assert metrics.audio_seconds.get() == pytest.approx(call.script.duration_s, abs=0.05)
+
+
+def _signature(token: str, url: str) -> str:
+    return base64.b64encode(hmac.new(token.encode(), url.encode(), hashlib.sha1).digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("signature", "accepted"),
+    [("good", True), ("wrong", False), (None, False), ("other-url", False)],
+)
+async def test_twilio_signature_is_checked_before_upgrade(server_factory, signature, accepted):
+    token = "tw-secret"
+    running = await server_factory(make_settings(twilio={"auth_token": token}))
+    url = f"wss://127.0.0.1:{running.server.port}/v1/twilio"  # what Twilio signs
+    value = {
+        "good": _signature(token, url),
+        "wrong": _signature("not-the-token", url),
+        "other-url": _signature(token, "wss://elsewhere.example/v1/twilio"),
+        None: None,
+    }[signature]
+    headers = {"X-Twilio-Signature": value} if value else {}
+    if not accepted:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"{running.ws}/v1/twilio", additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 403
+        assert running.service.metrics.protocol_errors.get(code="bad_signature") == 1
+        return
+    call = synthesized_call("dead_air")
+    result = await collect_agent_events(
+        running.ws,
+        "signed",
+        lambda: send_twilio(running.ws, call, "CAsigned", "signed", headers=headers),
+    )
+    assert_nudges_match(result, truth(call))
+
+
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        ('{"event": "media"}', "expected_start"),
+        ("not json", "bad_json"),
+        (
+            json.dumps(
+                {
+                    "event": "start",
+                    "start": {
+                        "callSid": "CA1",
+                        "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 16000},
+                    },
+                }
+            ),
+            "unsupported_media",
+        ),
+    ],
+)
+async def test_twilio_malformed_input_is_closed_with_a_code(server, first, code):
+    async with connect(f"{server.ws}/v1/twilio") as ws:
+        await ws.send(first)
+        await ws.wait_closed()
+        assert ws.close_reason == code
+    assert server.service.metrics.protocol_errors.get(code=code) == 1
+
+
+@pytest.mark.parametrize(
+    ("preamble", "code"),
+    [
+        (
+            {"event": "websocket:connected", "content-type": "audio/l16;rate=44100"},
+            "unsupported_sample_rate",
+        ),
+        ({"sampleRate": 8000, "mixType": "surround"}, "unsupported_mix"),
+        ({"sampleRate": 8000, "role": "boss"}, "bad_start"),
+    ],
+)
+async def test_l16_bad_preambles(server, preamble, code):
+    async with connect(f"{server.ws}/v1/l16") as ws:
+        await ws.send(json.dumps(preamble))
+        await ws.wait_closed()
+        assert ws.close_reason == code
+
+
+async def test_l16_vonage_mono_stream_with_role_from_query(server):
+    call = synthesized_call("dead_air")
+    agent_mono = np.round(call.audio[:, 1] * 32768).clip(-32768, 32767).astype("<i2").tobytes()
+
+    async def send() -> None:
+        url = f"{server.ws}/v1/l16?role=agent&agent_id=vonage-agent&call_id=vonage-1"
+        async with connect(url) as ws:
+            await ws.send(
+                json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=8000"})
+            )
+            for i in range(0, len(agent_mono), 320):
+                await ws.send(agent_mono[i : i + 320])
+            await ws.send(json.dumps({"event": "websocket:dtmf", "digit": "1"}))  # ignored
+
+    result = await collect_agent_events(server.ws, "vonage-agent", send)
+    assert result.call_id == "vonage-1"
+    scorecard = server.service.store.scorecard("vonage-1")
+    assert scorecard["metrics"]["talk_s"].keys() == {"agent"}
+    assert scorecard["metrics"]["talk_s"]["agent"] > 3.0
+
+
+def _write_mono(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(np.round(samples * 32768).clip(-32768, 32767).astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+async def test_streamdouble_twilio_simulator(server, tmp_path, loss):
+    """streamdouble (PyPI, Apache-2.0) plays Twilio: a both-tracks fork in real time."""
+    pytest.importorskip("streamdouble")
+    call = synthesized_call("interruptions")
+    seconds = 12.0  # the first interruption (at 3.8 s) and the agent's reply
+    n = int(seconds * call.sample_rate)
+    _write_mono(tmp_path / "customer.wav", call.audio[:n, 0])
+    _write_mono(tmp_path / "agent.wav", call.audio[:n, 1])
+    command = [
+        sys.executable, "-m", "streamdouble.cli", "call", f"{server.ws}/v1/twilio",
+        "--fork", "--track", "both",
+        "--audio", str(tmp_path / "customer.wav"),
+        "--agent-audio", str(tmp_path / "agent.wav"),
+        "--param", "agent_id=sd-agent",
+        "--packet-loss", str(loss), "--chaos-seed", "7", "--json",
+    ]  # fmt: skip
+    outputs: dict[str, bytes] = {}
+
+    async def run_simulator() -> None:
+        process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+        outputs["stdout"], _ = await process.communicate()
+        outputs["rc"] = bytes([process.returncode or 0])
+
+    result = await collect_agent_events(server.ws, "sd-agent", run_simulator)
+    report = json.loads(outputs["stdout"])
+    assert outputs["rc"] == b"\x00", report
+    assert (
+        report["violations"] == []
+        and report["frames_sent"] >= 2 * int(seconds / 0.02) * (1 - loss) - 5
+    )
+    kinds = [n["kind"] for n in result.nudges]
+    assert kinds == ["interruption"]
+    assert abs(result.nudges[0]["media_time_s"] - 3.8) <= 0.3
+    assert result.call_id.startswith("CA")
