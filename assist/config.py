@@ -11,6 +11,7 @@ scale, ``_ms`` milliseconds.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -166,6 +167,18 @@ class L16Config(_Section):
     default_agent_id: str = "unassigned"
 
 
+class AudioHookConfig(_Section):
+    """Genesys AudioHook v2 Monitor (``/v1/audiohook``)."""
+
+    api_key: str = ""
+    client_secret: str = ""
+    max_signature_age_s: float = Field(10.0, gt=0)
+    max_clock_skew_s: float = Field(3.0, ge=0)
+    failure_delay_s: float = Field(0.5, ge=0)
+    agent_id_field: str = "agentId"
+    default_agent_id: str = "unassigned"
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -184,6 +197,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     asr: AsrConfig = AsrConfig()
     twilio: TwilioConfig = TwilioConfig()
+    audiohook: AudioHookConfig = AudioHookConfig()
     l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()
 
@@ -200,6 +214,12 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
+AUDIOHOOK_ENV = {
+    "ASSIST_AUDIOHOOK_API_KEY": "api_key",
+    "ASSIST_AUDIOHOOK_CLIENT_SECRET": "client_secret",
+}
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from a TOML file (optional), then environment, then ``overrides``.
 
@@ -209,6 +229,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     if path is not None:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
+    # The AudioHook credentials also have the flat names Genesys admins expect.
+    for env_name, key in AUDIOHOOK_ENV.items():
+        if os.environ.get(env_name):
+            data.setdefault("audiohook", {})[key] = os.environ[env_name]
     for section, values in overrides.items():
         if not values:
             continue

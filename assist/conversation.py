@@ -8,6 +8,7 @@ plus the transitions that happened in it. Pure, no I/O, no clocks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +34,7 @@ class Tick:
     hold: HoldTracker
     speech_edges: list[tuple[str, SpeechEdge]] = field(default_factory=list)
     hold_edges: list[HoldEdge] = field(default_factory=list)
+    audio_lost: bool = False  # a window of this tick never arrived (overload, pause)
 
     def speaking(self, role: str) -> bool:
         gate = self.gates.get(role)
@@ -75,6 +77,8 @@ class ConversationTracker:
         end_s = 0.0
         for role, window in windows.items():
             end_s = window.end_s
+            if math.isnan(window.dbfs):
+                tick.audio_lost = True
             edge = self.gates[role].feed(window)
             if edge is not None:
                 tick.speech_edges.append((role, edge))

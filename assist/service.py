@@ -33,9 +33,11 @@ class AssistService:
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         store: CallStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.wall_clock = wall_clock  # epoch seconds, only for checking signed timestamps
         self.hub = Hub(settings.limits.subscriber_queue)
         self.metrics = ServiceMetrics()
         self.store: CallStore = store or MemoryStore(settings.limits.scorecards_kept)

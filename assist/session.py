@@ -71,6 +71,12 @@ class CallSession:
             self._metrics.audio_dropped_seconds.inc(dropped / self.spec.sample_rate)
         self._wakeup.set()
 
+    def push_gap(self, samples: int) -> None:
+        """Audio the platform paused or discarded: media time moves on, nothing to hear."""
+        if samples > 0:
+            self._queue.push(Gap(samples))
+            self._wakeup.set()
+
     def push_hold(self, on: bool) -> None:
         self._queue.push(Hold(on))
         self._wakeup.set()

@@ -1,8 +1,9 @@
 """``dead_air``: nobody speaks for ``min_silence_s`` while the call is not on hold.
 
 The silence is counted from the latest of: the end of the last speech on any channel,
-the end of the last hold, the start of the call. Hold time never counts: while music on
-the agent line may still become a (backdated) hold, the decision waits for it.
+the end of the last hold, the end of the last lost audio, the start of the call. Hold time
+never counts: while music on the agent line may still become a (backdated) hold, the
+decision waits for it.
 """
 
 from __future__ import annotations
@@ -15,20 +16,23 @@ from assist.events import Finding
 class DeadAirDetector:
     def __init__(self, config: DeadAirConfig) -> None:
         self._cfg = config
-        self._last_hold_end_s = 0.0
+        self._not_before_s = 0.0  # silence never counts from before this (hold end, lost audio)
         self._fired = False
 
     def feed(self, tick: Tick) -> list[Finding]:
         for edge in tick.hold_edges:
             if not edge.on:
-                self._last_hold_end_s = edge.at_s
+                self._not_before_s = edge.at_s
+        if tick.audio_lost:
+            # Nobody knows what was said in audio that never arrived: count afresh after it.
+            self._not_before_s = tick.t_s
         if tick.hold.on or tick.anyone_speaking():
             self._fired = False
             return []
         if self._fired or tick.hold.music_pending:
             return []  # pending music: wait for the hold decision, it may backdate
         silence_start = max(
-            self._last_hold_end_s, *(gate.speech_end_s for gate in tick.gates.values())
+            self._not_before_s, *(gate.speech_end_s for gate in tick.gates.values())
         )
         silence = tick.t_s - silence_start
         if silence + TIME_EPS_S < self._cfg.min_silence_s:

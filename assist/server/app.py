@@ -20,6 +20,8 @@ from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from assist.protocols.audiohook import handle_audiohook
+from assist.protocols.audiohook_auth import AuthFailure, HandshakeAuth
 from assist.protocols.l16 import handle_l16
 from assist.protocols.native import handle_call
 from assist.protocols.twilio import handle_twilio, signature_ok
@@ -31,7 +33,13 @@ log = logging.getLogger(__name__)
 ID = r"([A-Za-z0-9._:@-]{1,128})"
 AGENT_EVENTS = re.compile(rf"^/v1/agents/{ID}/events$")
 SCORECARD = re.compile(rf"^/v1/calls/{ID}/scorecard$")
-WS_PATHS = re.compile(rf"^(/v1/calls|/v1/twilio|/v1/l16|/v1/floor/events|/v1/agents/{ID}/events)$")
+WS_PATHS = re.compile(
+    rf"^(/v1/calls|/v1/twilio|/v1/l16|/v1/audiohook|/v1/floor/events|/v1/agents/{ID}/events)$"
+)
+
+
+def _lower(headers: Headers) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.raw_items()}
 
 
 def http_response(status: HTTPStatus, body: str, content_type: str) -> Response:
@@ -53,9 +61,11 @@ def json_response(status: HTTPStatus, payload: Any) -> Response:
 class AssistServer:
     """Binds the service to a host and port."""
 
-    def __init__(self, service: AssistService) -> None:
+    def __init__(self, service: AssistService, secure: bool = False) -> None:
         self.service = service
         self._server: Server | None = None
+        self._audiohook_auth = HandshakeAuth(service.settings.audiohook, service.wall_clock)
+        self._secure = secure  # behind a TLS proxy: the authority Genesys signed drops :443
 
     @property
     def port(self) -> int:
@@ -79,8 +89,18 @@ class AssistServer:
             await self._server.wait_closed()
         await asyncio.to_thread(self.service.close)
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         path = urlsplit(request.path).path
+        if path == "/v1/audiohook":
+            try:
+                self._audiohook_auth.check(request.path, _lower(request.headers), self._secure)
+            except AuthFailure as failure:
+                log.info("audiohook handshake refused: %s", failure)
+                self.service.metrics.protocol_errors.inc(code="unauthorized")
+                await asyncio.sleep(self.service.settings.audiohook.failure_delay_s)
+                return json_response(HTTPStatus.UNAUTHORIZED, {"error": "unauthorized"})
         if path == "/v1/twilio" and not self._twilio_signature_ok(request):
             self.service.metrics.protocol_errors.inc(code="bad_signature")
             return json_response(HTTPStatus.FORBIDDEN, {"error": "bad X-Twilio-Signature"})
@@ -122,6 +142,8 @@ class AssistServer:
             await handle_twilio(ws, self.service)
         elif path == "/v1/l16":
             await handle_l16(ws, self.service)
+        elif path == "/v1/audiohook":
+            await handle_audiohook(ws, self.service)
         elif path == "/v1/floor/events":
             await floor_events(ws, self.service)
         elif match := AGENT_EVENTS.match(path):
