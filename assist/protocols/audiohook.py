@@ -25,6 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from assist.pipeline import AudioFormatError, CallSpec
+from assist.protocols.errors import ProtocolError
 from assist.protocols.runner import run_call
 from assist.service import AssistService
 from assist.session import CallSession
@@ -41,8 +42,11 @@ _ID = re.compile(r"[^A-Za-z0-9._:@-]")
 CLOSE_WAIT_S = 10.0  # after closed/disconnect, how long the client has to close
 
 
-class Fatal(Exception):
+class Fatal(ProtocolError):
     """A protocol violation: answer with ``disconnect`` (reason error)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("audiohook_error", message)
 
 
 def seconds(duration: Any) -> float:

@@ -1,0 +1,213 @@
+"""Genesys AudioHook v2 Monitor over real sockets, from the protocol's own rules: the
+signed handshake, media selection, message numbering, pause/discard timelines, probes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from assist.audio.codecs import mulaw_encode
+from tests.conftest import make_settings, synthesized_call
+from tests.e2e.audiohook_client import (
+    API_KEY,
+    NULL_UUID,
+    SECRET,
+    AudioHookClient,
+    offer,
+    signed_headers,
+)
+from tests.e2e.helpers import assert_nudges_match, collect_agent_events, truth
+
+pytestmark = pytest.mark.e2e
+
+
+def ah_settings(**audiohook):
+    config = {"api_key": API_KEY, "client_secret": SECRET, "failure_delay_s": 0.0, **audiohook}
+    return make_settings(audiohook=config)
+
+
+@pytest.fixture
+async def ah(server_factory):
+    return await server_factory(ah_settings())
+
+
+def host(running) -> str:
+    return f"127.0.0.1:{running.server.port}"
+
+
+async def connect(running, **signing) -> AudioHookClient:
+    return await AudioHookClient.connect(
+        running.ws, signed_headers(host(running), "/v1/audiohook", **signing)
+    )
+
+
+async def refused(running, **signing) -> int:
+    with pytest.raises(InvalidStatus) as error:
+        await connect(running, **signing)
+    return error.value.response.status_code
+
+
+async def test_signed_handshake_is_accepted(ah):
+    client = await connect(ah)
+    opened = await client.open([offer(["external", "internal"])])
+    assert opened["type"] == "opened"
+    assert (await client.close_session())["type"] == "closed"
+
+
+@pytest.mark.parametrize(
+    "signing",
+    [
+        {"secret": "V3JvbmdTZWNyZXRXcm9uZ1NlY3JldA=="},  # signed with another secret
+        {"secret": None},  # unsigned while a secret is configured
+        {"created": int(time.time()) - 60},  # expired
+        {"created": int(time.time()) + 60},  # from the future
+        {"api_key": "T3RoZXJLZXk="},  # unknown key
+        {"keyid": "T3RoZXJLZXk="},  # keyid is not the key
+        {"nonce": "short"},
+    ],
+    ids=["bad-signature", "unsigned", "expired", "future", "unknown-key", "keyid", "short-nonce"],
+)
+async def test_bad_handshakes_get_401_before_upgrade(ah, signing):
+    assert await refused(ah, **signing) == 401
+    assert ah.service.metrics.protocol_errors.get(code="unauthorized") == 1
+
+
+async def test_a_replayed_signature_is_refused(ah):
+    nonce = "n" * 30
+    client = await connect(ah, nonce=nonce)
+    await client.open([offer(["external"])], conversation=NULL_UUID)
+    await client.close_session()
+    assert await refused(ah, nonce=nonce) == 401
+
+
+async def test_unsigned_requests_are_fine_without_a_secret(server_factory):
+    running = await server_factory(ah_settings(client_secret=""))
+    client = await connect(running, secret=None)
+    assert (await client.open([offer(["external"])]))["type"] == "opened"
+    await client.close_session()
+
+
+@pytest.mark.parametrize(
+    ("offers", "chosen"),
+    [
+        ([offer(["external", "internal"])], 0),
+        ([offer(["internal", "external"])], 0),
+        ([offer(["external"])], 0),
+        ([offer(["internal"])], 0),
+        ([offer(["external", "internal"], rate=16000), offer(["external"], fmt="L16")], 1),
+        ([offer(["external"], fmt="OPUS")], None),
+    ],
+)
+async def test_first_acceptable_offer_is_selected_unmodified(ah, offers, chosen):
+    offers[0]["extra"] = "kept as is"
+    client = await connect(ah)
+    opened = await client.open(offers)
+    assert opened["clientseq"] == 1
+    expected = [] if chosen is None else [offers[chosen]]
+    assert opened["parameters"]["media"] == expected
+    await client.close_session()
+
+
+async def test_ping_pong_numbering_and_update(ah):
+    client = await connect(ah)
+    await client.open([offer(["external", "internal"])])
+    ping = await client.send("ping", {"rtt": "PT0.05S"})
+    pong = await client.receive()
+    assert (pong["type"], pong["seq"], pong["clientseq"]) == ("pong", 2, ping)
+    await client.send("update", {"language": "en-GB"})
+    assert (await client.receive())["type"] == "updated"
+    await client.send("error", {"code": 500, "message": "something on the client"})
+    await client.send("ping")
+    assert (await client.receive())["type"] == "pong"  # an error doesn't end the session
+    closed = await client.close_session()
+    assert closed["type"] == "closed" and closed["clientseq"] == client.seq
+
+
+async def test_a_seq_gap_gets_disconnect(ah):
+    client = await connect(ah)
+    await client.open([offer(["external"])])
+    client.seq += 1  # skip one
+    await client.send("ping")
+    message = await client.receive()
+    assert message["type"] == "disconnect" and message["parameters"]["reason"] == "error"
+    await client.ws.close()
+
+
+async def test_organization_must_match_the_header(ah):
+    client = await connect(ah)
+    await client.send(
+        "open",
+        {"organizationId": "someone-else", "conversationId": "c", "media": [offer(["external"])]},
+    )
+    message = await client.receive()
+    assert message["type"] == "disconnect"
+
+
+async def test_probe_session_is_answered_but_is_not_a_call(ah):
+    client = await connect(ah)
+    opened = await client.open([offer(["external", "internal"])], conversation=NULL_UUID)
+    assert opened["type"] == "opened"
+    await client.ws.send(b"")  # probes send a zero-length frame
+    await client.close_session()
+    assert ah.service.metrics.calls_total.get(protocol="audiohook") == 0
+
+
+async def test_paused_and_discarded_audio_counts_in_media_time(ah):
+    silence_200ms = bytes([0xFF]) * 1600 * 2
+
+    async def send() -> None:
+        client = await connect(ah)
+        await client.open(
+            [offer(["external", "internal"])], conversation="conv-pause", custom={"agentId": "ah-7"}
+        )
+        await client.audio(silence_200ms)
+        await client.send("paused")
+        await client.send("paused")  # tolerated twice
+        await client.send("ping")  # pings during a pause still get pongs
+        assert (await client.receive())["type"] == "pong"
+        client.position_s = 10.0
+        await client.send("resumed", {"start": "PT0.2S", "discarded": "PT9.8S"})
+        await client.send("discarded", {"start": "PT10.0S", "discarded": "PT5.0S"})
+        await client.audio(silence_200ms)
+        await client.close_session()
+
+    await collect_agent_events(ah.ws, "ah-7", send)  # until the call has ended
+    scorecard = ah.service.store.scorecard("conv-pause")
+    assert scorecard["agent_id"] == "ah-7"
+    # 0.2 s heard + 9.8 s paused + 5.0 s discarded + 0.2 s heard
+    assert scorecard["metrics"]["duration_s"] == pytest.approx(15.2, abs=0.05)
+    assert scorecard["metrics"]["dead_air_moments"] == 0  # nothing was heard, nothing judged
+
+
+@pytest.mark.speech
+@pytest.mark.parametrize("order", [["external", "internal"], ["internal", "external"]])
+async def test_synthesized_call_through_audiohook_gives_its_nudges(ah, order):
+    call = synthesized_call("interruptions")
+    columns = {"external": call.audio[:, 0], "internal": call.audio[:, 1]}
+
+    async def send() -> None:
+        client = await connect(ah)
+        await client.open(
+            [offer(order)], conversation=f"conv-{order[0]}", custom={"agentId": "ah-1"}
+        )
+        stereo = np.stack([columns[c] for c in order], axis=1)
+        for i in range(0, len(stereo), 1600):  # 200 ms frames, as the reference client sends
+            await client.audio(mulaw_encode(stereo[i : i + 1600].reshape(-1)))
+        await client.close_session()
+
+    result = await collect_agent_events(ah.ws, "ah-1", send)
+    assert result.call_id == f"conv-{order[0]}"
+    assert_nudges_match(result, truth(call))
+
+
+async def test_audio_before_open_gets_disconnect(ah):
+    client = await connect(ah)
+    await client.ws.send(b"\xff" * 320)
+    message = json.loads(await client.ws.recv())
+    assert message["type"] == "disconnect"
+    with pytest.raises(ConnectionClosed):
+        await client.ws.recv()
