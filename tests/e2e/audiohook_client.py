@@ -12,7 +12,11 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
+
+from assist.audio.codecs import mulaw_encode
+from assist.synth.render import RenderedCall
 
 # The sample credentials Genesys publishes (used by its reference implementation's tests).
 API_KEY = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh"
@@ -136,3 +140,21 @@ class AudioHookClient:
         closed = await self.receive()
         await self.ws.close()
         return closed
+
+
+async def send_audiohook(
+    base: str,
+    call: RenderedCall,
+    conversation: str,
+    agent_id: str,
+    order: tuple[str, str] = ("external", "internal"),
+) -> None:
+    """Stream a rendered call as Genesys would: PCMU, 200 ms frames, channels in ``order``."""
+    host = base.removeprefix("ws://")
+    client = await AudioHookClient.connect(base, signed_headers(host, "/v1/audiohook"))
+    await client.open([offer(list(order))], conversation=conversation, custom={"agentId": agent_id})
+    columns = {"external": call.audio[:, 0], "internal": call.audio[:, 1]}
+    stereo = np.stack([columns[c] for c in order], axis=1)
+    for i in range(0, len(stereo), 1600):
+        await client.audio(mulaw_encode(stereo[i : i + 1600].reshape(-1)))
+    await client.close_session()

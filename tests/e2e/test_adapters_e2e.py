@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import make_settings, synthesized_call
+from tests.e2e.audiohook_client import send_audiohook
 from tests.e2e.helpers import (
     assert_nudges_match,
     collect_agent_events,
@@ -30,13 +31,17 @@ from tests.e2e.helpers import (
 pytestmark = [pytest.mark.e2e, pytest.mark.speech]
 
 
-@pytest.mark.parametrize("protocol", ["native", "twilio", "l16"])
+@pytest.mark.parametrize("protocol", ["native", "twilio", "l16", "audiohook"])
 @pytest.mark.parametrize("name", ["interruptions", "dead_air"])
 async def test_every_adapter_gives_the_same_nudges(server, protocol, name):
     call = synthesized_call(name)
     call_id, agent_id = f"{protocol}-{name}", f"agent-{protocol}"
     if protocol == "native":
         result = await stream_rendered(server.ws, call, call_id, agent_id=agent_id)
+    elif protocol == "audiohook":  # the server runs without AudioHook credentials (dev mode)
+        result = await collect_agent_events(
+            server.ws, agent_id, lambda: send_audiohook(server.ws, call, call_id, agent_id)
+        )
     elif protocol == "twilio":
         result = await collect_agent_events(
             server.ws, agent_id, lambda: send_twilio(server.ws, call, call_id, agent_id)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from assist.audio.codecs import mulaw_encode
 from tests.conftest import make_settings, synthesized_call
 from tests.e2e.audiohook_client import (
     API_KEY,
@@ -18,6 +16,7 @@ from tests.e2e.audiohook_client import (
     SECRET,
     AudioHookClient,
     offer,
+    send_audiohook,
     signed_headers,
 )
 from tests.e2e.helpers import assert_nudges_match, collect_agent_events, truth
@@ -187,17 +186,10 @@ async def test_paused_and_discarded_audio_counts_in_media_time(ah):
 @pytest.mark.parametrize("order", [["external", "internal"], ["internal", "external"]])
 async def test_synthesized_call_through_audiohook_gives_its_nudges(ah, order):
     call = synthesized_call("interruptions")
-    columns = {"external": call.audio[:, 0], "internal": call.audio[:, 1]}
+    conversation = f"conv-{order[0]}"
 
     async def send() -> None:
-        client = await connect(ah)
-        await client.open(
-            [offer(order)], conversation=f"conv-{order[0]}", custom={"agentId": "ah-1"}
-        )
-        stereo = np.stack([columns[c] for c in order], axis=1)
-        for i in range(0, len(stereo), 1600):  # 200 ms frames, as the reference client sends
-            await client.audio(mulaw_encode(stereo[i : i + 1600].reshape(-1)))
-        await client.close_session()
+        await send_audiohook(ah.ws, call, conversation, "ah-1", tuple(order))
 
     result = await collect_agent_events(ah.ws, "ah-1", send)
     assert result.call_id == f"conv-{order[0]}"
