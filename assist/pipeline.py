@@ -49,6 +49,10 @@ class CallSpec:
         """Bytes of one sample on every channel."""
         return BYTES_PER_SAMPLE[self.encoding] * len(self.channels)
 
+    def frame_bytes_for(self, milliseconds: int) -> int:
+        """Bytes of that much audio on every channel."""
+        return milliseconds * self.sample_rate // 1000 * self.bytes_per_sample_frame
+
     def samples_in(self, payload: bytes) -> int:
         """Samples per channel in a frame; ``AudioFormatError`` for a partial sample."""
         frame_bytes = self.bytes_per_sample_frame

@@ -1,6 +1,10 @@
-"""Errors a client caused, with the wire code and the WebSocket close code to answer."""
+"""Errors a client caused, with the wire code and the WebSocket close code to answer,
+and the JSON-frame check every protocol starts with."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from websockets.frames import CloseCode
 
@@ -27,3 +31,15 @@ def too_big(code: str, message: str) -> ProtocolError:
 
 def try_later(code: str, message: str) -> ProtocolError:
     return ProtocolError(code, message, CloseCode.TRY_AGAIN_LATER)
+
+
+def json_object(text: str, what: str, key: str | None = None) -> dict[str, Any]:
+    """A text frame that must be a JSON object (with a string ``key`` when given)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_json(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or (key is not None and not isinstance(data.get(key), str)):
+        needs = f' with a string "{key}"' if key else ""
+        raise bad_json(f"{what} must be a JSON object{needs}")
+    return data

@@ -14,7 +14,6 @@ ignored; the call ends when the socket closes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import uuid
@@ -27,7 +26,7 @@ from websockets.frames import CloseCode
 
 from assist.config import L16Config
 from assist.pipeline import SUPPORTED_RATES, AudioFormatError, CallSpec
-from assist.protocols.errors import ProtocolError, bad_json, too_big, unsupported
+from assist.protocols.errors import ProtocolError, json_object, too_big, unsupported
 from assist.protocols.runner import close_quietly, run_call
 from assist.service import AssistService
 from assist.session import CallSession
@@ -104,12 +103,7 @@ async def handle_l16(ws: ServerConnection, service: AssistService) -> None:
             first = await ws.recv()
         if isinstance(first, bytes):
             raise ProtocolError("audio_before_start", "send the JSON preamble before audio")
-        try:
-            preamble = json.loads(first)
-        except json.JSONDecodeError as exc:
-            raise bad_json(f"preamble is not JSON: {exc}") from None
-        if not isinstance(preamble, dict):
-            raise bad_json("the preamble is a JSON object")
+        preamble = json_object(first, "the preamble")
         spec = spec_from_preamble(preamble, query, service.settings.l16)
         session = service.open_call(spec, protocol="l16")
     except ProtocolError as refused:
@@ -118,6 +112,6 @@ async def handle_l16(ws: ServerConnection, service: AssistService) -> None:
     except (ConnectionClosed, TimeoutError):
         return
     limits = service.settings.limits
-    max_frame = limits.max_frame_ms * spec.sample_rate // 1000 * spec.bytes_per_sample_frame
+    max_frame = spec.frame_bytes_for(limits.max_frame_ms)
     _, error = await run_call(service, session, lambda s: _read_audio(ws, s, max_frame))
     await close_quietly(ws, service, error)

@@ -9,7 +9,6 @@ ends the call the same way and keeps its scorecard; bad input is answered with a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from pydantic import ValidationError
@@ -26,7 +25,7 @@ from assist.events import (
     Stopped,
 )
 from assist.pipeline import SUPPORTED_ENCODINGS, SUPPORTED_RATES, AudioFormatError, CallSpec
-from assist.protocols.errors import ProtocolError, bad_json, too_big, unsupported
+from assist.protocols.errors import ProtocolError, json_object, too_big, unsupported
 from assist.protocols.runner import run_call
 from assist.service import AssistService
 from assist.session import CallSession
@@ -38,12 +37,7 @@ KNOWN_TYPES = ("start", "hold", "stop")
 def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMessage:
     if len(text.encode()) > max_bytes:
         raise too_big("message_too_large", f"text messages are limited to {max_bytes} bytes")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise bad_json(f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise bad_json('a message is a JSON object with a string "type"')
+    data = json_object(text, "a message", "type")
     if data["type"] not in KNOWN_TYPES:
         raise ProtocolError(
             "unknown_type", f"unknown message type {data['type']!r}; expected one of {KNOWN_TYPES}"
@@ -100,7 +94,7 @@ async def _read_media(ws: ServerConnection, session: CallSession, service: Assis
     """Feed the session until ``stop``; raises ``ProtocolError`` on bad input."""
     limits = service.settings.limits
     spec = session.spec
-    max_frame = limits.max_frame_ms * spec.sample_rate // 1000 * spec.bytes_per_sample_frame
+    max_frame = spec.frame_bytes_for(limits.max_frame_ms)
     async for message in ws:
         if isinstance(message, bytes):
             if not message:

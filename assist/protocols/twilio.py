@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import re
 from typing import Any
@@ -28,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from assist.config import TwilioConfig
 from assist.pipeline import CallSpec
-from assist.protocols.errors import ProtocolError, bad_json, unsupported
+from assist.protocols.errors import ProtocolError, json_object, unsupported
 from assist.protocols.runner import close_quietly, run_call
 from assist.service import AssistService
 from assist.session import CallSession
@@ -113,13 +112,7 @@ class TrackAligner:
 def _parse(text: str | bytes) -> dict[str, Any]:
     if isinstance(text, bytes):
         raise ProtocolError("unexpected_binary", "Twilio Media Streams send JSON text frames")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise bad_json(f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
-        raise bad_json('a Twilio message is a JSON object with a string "event"')
-    return data
+    return json_object(text, "a Twilio message", "event")
 
 
 def spec_from_start(message: dict[str, Any], config: TwilioConfig) -> CallSpec:
