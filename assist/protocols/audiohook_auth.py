@@ -39,10 +39,13 @@ class AuthFailure(Exception):
     """Why a handshake is refused (logged; the client only sees 401)."""
 
 
-def authority(host: str, secure: bool = True) -> str:
-    """The Host header without its default port."""
-    default = ":443" if secure else ":80"
-    return host[: -len(default)] if host.endswith(default) else host
+def authority(host: str) -> str:
+    """The Host header without a default port (Genesys signs ``host``, not ``host:443``;
+    behind a TLS proxy the port we see may be either)."""
+    for default in (":443", ":80"):
+        if host.endswith(default):
+            return host[: -len(default)]
+    return host
 
 
 def signature_base(components: Mapping[str, str], params: str) -> str:
@@ -63,7 +66,7 @@ class HandshakeAuth:
         self._now = wall_clock
         self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> expiry (wall s)
 
-    def check(self, request_target: str, headers: Mapping[str, str], secure: bool) -> None:
+    def check(self, request_target: str, headers: Mapping[str, str]) -> None:
         """Raise ``AuthFailure`` unless the request may open an AudioHook session."""
         cfg = self._cfg
         api_key = headers.get("x-api-key", "")
@@ -105,7 +108,7 @@ class HandshakeAuth:
             raise AuthFailure("signature expired")
         components = {
             "@request-target": request_target,
-            "@authority": authority(headers.get("host", ""), secure),
+            "@authority": authority(headers.get("host", "")),
             "audiohook-organization-id": headers.get("audiohook-organization-id", ""),
             "audiohook-session-id": headers.get("audiohook-session-id", ""),
             "audiohook-correlation-id": headers.get("audiohook-correlation-id", ""),

@@ -61,11 +61,10 @@ def json_response(status: HTTPStatus, payload: Any) -> Response:
 class AssistServer:
     """Binds the service to a host and port."""
 
-    def __init__(self, service: AssistService, secure: bool = False) -> None:
+    def __init__(self, service: AssistService) -> None:
         self.service = service
         self._server: Server | None = None
         self._audiohook_auth = HandshakeAuth(service.settings.audiohook, service.wall_clock)
-        self._secure = secure  # behind a TLS proxy: the authority Genesys signed drops :443
 
     @property
     def port(self) -> int:
@@ -95,7 +94,7 @@ class AssistServer:
         path = urlsplit(request.path).path
         if path == "/v1/audiohook":
             try:
-                self._audiohook_auth.check(request.path, _lower(request.headers), self._secure)
+                self._audiohook_auth.check(request.path, _lower(request.headers))
             except AuthFailure as failure:
                 log.info("audiohook handshake refused: %s", failure)
                 self.service.metrics.protocol_errors.inc(code="unauthorized")
