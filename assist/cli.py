@@ -113,7 +113,8 @@ async def _demo(args: argparse.Namespace) -> int:
     from assist.server.app import AssistServer
     from assist.service import AssistService
 
-    settings = load_settings(args.config)
+    # The demo keeps its record in memory: it never touches a real call database.
+    settings = load_settings(args.config, store={"backend": "memory"})
     service = AssistService(settings)
     server = AssistServer(service)
     host = settings.server.host
@@ -165,6 +166,22 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from assist.service import open_store
+
+    settings = load_settings(args.config)
+    store = open_store(settings)
+    count = 0
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        out = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
+        for record in store.export():
+            out.write(json.dumps(record) + "\n")
+            count += 1
+    print(f"exported {count} call(s)", file=sys.stderr)
+    return 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from assist.events import wire_schemas
 
@@ -200,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("script")
     synth.add_argument("out")
 
+    export = sub.add_parser("export", help="write every stored call as JSON lines")
+    export.add_argument("--config")
+    export.add_argument("--out", help="file to write (default: standard output)")
+
     sub.add_parser("schemas", help="print the JSON Schemas of the wire messages")
     return parser
 
@@ -215,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_demo(args))
     if args.command == "synth":
         return _synth(args)
+    if args.command == "export":
+        return _export(args)
     return _schemas(args)
 
 

@@ -179,6 +179,21 @@ class AudioHookConfig(_Section):
     default_agent_id: str = "unassigned"
 
 
+class RedactionConfig(_Section):
+    """PII in transcripts, removed before anything is published or stored."""
+
+    enabled: bool = True
+
+
+class StoreConfig(_Section):
+    """Where call records go."""
+
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    path: str = "~/.local/share/live-call-assist/calls.sqlite3"
+    retention_days: int = Field(90, ge=0)
+    checkpoint_every_s: float = Field(30.0, gt=0)
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -198,6 +213,8 @@ class Settings(BaseSettings):
     asr: AsrConfig = AsrConfig()
     twilio: TwilioConfig = TwilioConfig()
     audiohook: AudioHookConfig = AudioHookConfig()
+    redaction: RedactionConfig = RedactionConfig()
+    store: StoreConfig = StoreConfig()
     l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()
 

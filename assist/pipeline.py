@@ -25,6 +25,7 @@ from assist.detectors import build_detectors
 from assist.detectors.pace import PaceDetector
 from assist.events import Finding, Nudge, Transcript, TranscriptWord
 from assist.policy import NudgePolicy
+from assist.redact import redact, redact_word
 from assist.scorecard import build_scorecard
 from assist.vad.silero import VAD_RATE, SileroModel, VadStream, WindowActivity
 
@@ -113,6 +114,7 @@ class CallPipeline:
         self.findings: list[Finding] = []
         self.transcripts: list[Transcript] = []  # finals, in arrival order
         self._finalized: dict[str, int] = {}  # channel -> last final utterance id
+        self._redact = settings.redaction.enabled
         self.samples_received = 0  # per channel, at the line rate
         self.samples_lost = 0
 
@@ -160,9 +162,13 @@ class CallPipeline:
         finalized = self._finalized.get(channel, -1)
         if not utterance.final and utterance.utterance_id <= finalized:
             return out  # a partial overtaken by its final (or a later one)
+        text = recognized.text
+        redacted = self._redact and redact(text) != text
+        if redacted:
+            text = redact(text)
         words = [
             TranscriptWord(
-                word=w.word,
+                word=redact_word(w.word) if redacted else w.word,
                 start_s=round(utterance.start_s + w.start_s, 3),
                 end_s=round(utterance.start_s + w.end_s, 3),
                 probability=w.probability,
@@ -173,7 +179,7 @@ class CallPipeline:
             call_id=self.spec.call_id,
             channel=channel,
             utterance_id=utterance.utterance_id,
-            text=recognized.text,
+            text=text,
             start_s=utterance.start_s,
             end_s=utterance.end_s,
             final=utterance.final,

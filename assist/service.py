@@ -22,9 +22,16 @@ from assist.pipeline import CallSpec
 from assist.protocols.errors import ProtocolError, try_later
 from assist.session import CallSession
 from assist.store import CallStore, MemoryStore
+from assist.store.sqlite import SqliteStore
 from assist.vad.silero import SileroModel
 
 log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> CallStore:
+    if settings.store.backend == "memory":
+        return MemoryStore(settings.limits.scorecards_kept)
+    return SqliteStore(settings.store.path)
 
 
 class AssistService:
@@ -40,7 +47,15 @@ class AssistService:
         self.wall_clock = wall_clock  # epoch seconds, only for checking signed timestamps
         self.hub = Hub(settings.limits.subscriber_queue)
         self.metrics = ServiceMetrics()
-        self.store: CallStore = store or MemoryStore(settings.limits.scorecards_kept)
+        self.store: CallStore = store or open_store(settings)
+        if settings.store.retention_days:
+            pruned = self.store.prune(wall_clock() - settings.store.retention_days * 86400)
+            if pruned:
+                log.info(
+                    "deleted %d call record(s) older than %d days",
+                    pruned,
+                    settings.store.retention_days,
+                )
         self.vad_model: SileroModel | None = None
         self.asr_pool: AsrPool | None = None
         self.asr_info: dict[str, Any] = {"enabled": settings.asr.enabled}
@@ -100,6 +115,7 @@ class AssistService:
     def close(self) -> None:
         if self.asr_pool is not None:
             self.asr_pool.close()
+        self.store.close()
 
     def health(self) -> dict[str, Any]:
         return {
@@ -117,8 +133,16 @@ class AssistService:
         if len(self.live) >= self.settings.limits.max_calls:
             raise try_later("at_capacity", f"{len(self.live)} calls live, the configured maximum")
         session = CallSession(
-            spec, self.settings, self.vad_model, self.hub, self.metrics, self.clock, self.asr_pool
+            spec,
+            self.settings,
+            self.vad_model,
+            self.hub,
+            self.metrics,
+            self.clock,
+            self.asr_pool,
+            self.store,
         )
+        self.store.call_started(spec.call_id, spec.agent_id, protocol, self.wall_clock())
         self.live[spec.call_id] = session
         self.metrics.calls_total.inc(protocol=protocol)
         self.metrics.calls_active.set(len(self.live))
@@ -136,7 +160,7 @@ class AssistService:
     def close_call(self, session: CallSession, scorecard: dict[str, Any]) -> None:
         """The call is over (any close path): keep its scorecard, forget the session."""
         call_id = session.spec.call_id
-        self.store.save_scorecard(call_id, scorecard)
+        self.store.call_ended(call_id, scorecard, self.wall_clock())
         self.live.pop(call_id, None)
         self.metrics.calls_active.set(len(self.live))
         log.info(

@@ -26,6 +26,7 @@ from assist.hub import Hub
 from assist.ingest import Audio, Gap, Hold, IngestQueue
 from assist.metrics import ServiceMetrics
 from assist.pipeline import CallPipeline, CallSpec, PipelineOutput
+from assist.store import CallStore
 from assist.vad.silero import SileroModel
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,14 @@ class CallSession:
         metrics: ServiceMetrics,
         clock: Callable[[], float],
         asr_pool: AsrPool | None = None,
+        store: CallStore | None = None,
     ) -> None:
         self.spec = spec
         self.pipeline = CallPipeline(settings, vad_model, spec, asr=asr_pool is not None)
         self._asr = asr_pool
+        self._store = store
+        self._checkpoint_every_s = settings.store.checkpoint_every_s
+        self._next_checkpoint_s = self._checkpoint_every_s
         self._outstanding: set[asyncio.Future[AsrResult]] = set()
         self.floor = FloorView(settings.floor, spec.call_id, spec.agent_id)
         self._hub = hub
@@ -149,8 +154,11 @@ class CallSession:
         metrics = self._metrics
         for finding in output.findings:
             metrics.findings.inc(kind=finding.kind)
+        store = self._store
         for nudge in output.nudges:
             metrics.nudges.inc(kind=nudge.kind, severity=nudge.severity)
+            if store is not None:
+                store.add_nudge(self.spec.call_id, nudge)
             self._hub.to_agent(self.spec.agent_id, nudge)
             log.info(
                 "call %s nudge %s at %.2fs: %s",
@@ -162,9 +170,15 @@ class CallSession:
         for transcript in output.transcripts:
             metrics.transcripts.inc(channel=transcript.channel, final=str(transcript.final).lower())
             self._hub.to_agent(self.spec.agent_id, transcript)
+            if transcript.final and store is not None:
+                store.add_transcript(self.spec.call_id, transcript)
         for utterance in output.utterances:
             self._submit(utterance)
         for alert in self.floor.alerts_for(output.nudges):
             self._hub.to_floor(alert)
         if output.state_changed or output.nudges:
             self._hub.call_changed(self.floor.state(self.pipeline))
+        if store is not None and self.pipeline.media_time_s >= self._next_checkpoint_s:
+            # A crash keeps the call's record up to here (status cut_off).
+            store.checkpoint(self.spec.call_id, self.pipeline.scorecard())
+            self._next_checkpoint_s += self._checkpoint_every_s

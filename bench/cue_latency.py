@@ -174,6 +174,8 @@ async def run_calls(
 
 
 def start_server() -> tuple[subprocess.Popen[str], int]:
+    """A fresh ``assist serve`` on a free port; its call records stay in memory."""
+    os.environ.setdefault("ASSIST_STORE__BACKEND", "memory")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

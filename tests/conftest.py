@@ -41,7 +41,8 @@ def make_settings(**overrides: Any) -> Settings:
     line never does; overload has its own tests), and ASR off unless a test is about it."""
     limits = {"ingest_queue_s": 3600.0, **overrides.pop("limits", {})}
     asr = {"enabled": False, **overrides.pop("asr", {})}
-    return Settings(limits=limits, asr=asr, **overrides)
+    store = {"backend": "memory", **overrides.pop("store", {})}
+    return Settings(limits=limits, asr=asr, store=store, **overrides)
 
 
 class RunningServer:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ID = r"([A-Za-z0-9._:@-]{1,128})"
 AGENT_EVENTS = re.compile(rf"^/v1/agents/{ID}/events$")
 SCORECARD = re.compile(rf"^/v1/calls/{ID}/scorecard$")
+RECORD = re.compile(rf"^/v1/calls/{ID}$")
 WS_PATHS = re.compile(
     rf"^(/v1/calls|/v1/twilio|/v1/l16|/v1/audiohook|/v1/floor/events|/v1/agents/{ID}/events)$"
 )
@@ -113,12 +114,16 @@ class AssistServer:
             self.service.refresh_gauges()
             text = self.service.metrics.registry.render()
             return http_response(HTTPStatus.OK, text, "text/plain; version=0.0.4")
-        match = SCORECARD.match(path)
-        if match:
+        if match := SCORECARD.match(path):
             scorecard = self.service.store.scorecard(match.group(1))
             if scorecard is None:
                 return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
             return json_response(HTTPStatus.OK, scorecard)
+        if match := RECORD.match(path):
+            record = self.service.store.record(match.group(1))
+            if record is None:
+                return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
+            return json_response(HTTPStatus.OK, record)
         return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
 
     def _twilio_signature_ok(self, request: Request) -> bool:

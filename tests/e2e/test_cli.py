@@ -36,9 +36,13 @@ def test_demo_prints_nudges_urls_and_scorecard():
     assert "Scorecard:" in out and "patience" in out
 
 
-async def test_serve_then_replay_a_wav():
+async def test_serve_then_replay_a_wav(tmp_path):
     port = _free_port()
-    env = {**os.environ, "ASSIST_LIMITS__INGEST_QUEUE_S": "3600"}
+    env = {
+        **os.environ,
+        "ASSIST_LIMITS__INGEST_QUEUE_S": "3600",
+        "ASSIST_STORE__PATH": str(tmp_path / "calls.sqlite3"),
+    }
     server = await asyncio.create_subprocess_exec(
         *ASSIST,
         "serve",
