@@ -182,6 +182,41 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from assist.coaching import agent_report, team_report
+    from assist.report_html import agent_page, team_page
+    from assist.service import open_store
+
+    if not (args.agent or args.team):
+        print("assist report: give --agent AGENT_ID or --team", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    store = open_store(settings)
+    try:
+        import time
+
+        since = time.time() - args.days * 86400
+        records = [r for r in store.export() if r["started_at"] >= since]
+    finally:
+        store.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.team:
+        team = team_report(records)
+        path = out / "team.html"
+        path.write_text(team_page(team, args.days), encoding="utf-8")
+        for row in team["skills"]:
+            print(f"{row['skill']:<18} team mean {row['team_mean']:5.1f}  best quartile "
+                  f"{row['top_quartile']:5.1f}  gap {row['gap']:+5.1f}")  # fmt: skip
+    else:
+        report = agent_report(args.agent, records)
+        path = out / f"report-{args.agent}.html"
+        path.write_text(agent_page(report, args.days), encoding="utf-8")
+        print(f"{args.agent}: {report['calls']} call(s); focus: {report['focus_skill']}")
+    print(f"wrote {path}")
+    return 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from assist.events import wire_schemas
 
@@ -221,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config")
     export.add_argument("--out", help="file to write (default: standard output)")
 
+    report = sub.add_parser("report", help="coaching report (HTML) for an agent or the team")
+    report.add_argument("--agent")
+    report.add_argument("--team", action="store_true")
+    report.add_argument("--days", type=float, default=30)
+    report.add_argument("--out", default="reports")
+    report.add_argument("--config")
+
     sub.add_parser("schemas", help="print the JSON Schemas of the wire messages")
     return parser
 
@@ -238,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return _synth(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "report":
+        return _report(args)
     return _schemas(args)
 
 

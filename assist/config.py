@@ -179,6 +179,17 @@ class AudioHookConfig(_Section):
     default_agent_id: str = "unassigned"
 
 
+class ScorecardConfig(_Section):
+    """Points each skill loses per unit of its metrics (scores start at 100, floor 0)."""
+
+    patience_per_interruption_per_10_min: float = Field(12.0, ge=0)
+    patience_per_monologue: float = Field(10.0, ge=0)
+    efficiency_per_long_hold_reminder: float = Field(15.0, ge=0)
+    efficiency_per_dead_air: float = Field(8.0, ge=0)
+    efficiency_per_pace: float = Field(5.0, ge=0)
+    min_rate_window_s: float = Field(300.0, gt=0)
+
+
 class RedactionConfig(_Section):
     """PII in transcripts, removed before anything is published or stored."""
 
@@ -214,6 +225,7 @@ class Settings(BaseSettings):
     twilio: TwilioConfig = TwilioConfig()
     audiohook: AudioHookConfig = AudioHookConfig()
     redaction: RedactionConfig = RedactionConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
     store: StoreConfig = StoreConfig()
     l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()

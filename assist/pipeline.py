@@ -115,6 +115,7 @@ class CallPipeline:
         self.transcripts: list[Transcript] = []  # finals, in arrival order
         self._finalized: dict[str, int] = {}  # channel -> last final utterance id
         self._redact = settings.redaction.enabled
+        self._scorecard_weights = settings.scorecard
         self.samples_received = 0  # per channel, at the line rate
         self.samples_lost = 0
 
@@ -226,4 +227,5 @@ class CallPipeline:
             self.tracker.totals,
             self.findings,
             self.policy.sent,
+            self._scorecard_weights,
         )

@@ -1,6 +1,7 @@
 """The end-of-call scorecard: the metrics of a call and a 0-100 score per soft skill.
 
-Scores come from documented formulas over the metrics (README, "Scorecard"). Skills whose
+Scores come from documented formulas over the metrics (README, "Scorecard"), their
+weights set in ``[scorecard]``. Skills whose
 evidence comes from what was said (empathy, trust, positive attitude) stay ``null`` with
 the reason until text cues exist for the call: no number is better than an invented one.
 """
@@ -10,17 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from assist.config import ScorecardConfig
 from assist.conversation import ConversationTotals
 from assist.events import Finding
 
 SKILLS = ("patience", "empathy", "trust", "efficiency", "positive_attitude")
-
-MIN_RATE_WINDOW_S = 300.0
-# Points lost per unit of each metric (the formulas in README "Scorecard").
-PATIENCE_PER_INTERRUPTION_PER_10_MIN = 12.0
-PATIENCE_PER_MONOLOGUE = 10.0
-EFFICIENCY_PER_LONG_HOLD_REMINDER = 15.0
-EFFICIENCY_PER_DEAD_AIR = 8.0
 
 
 def _clamp_score(value: float) -> int:
@@ -33,14 +28,16 @@ def build_scorecard(
     totals: ConversationTotals,
     findings: list[Finding],
     nudges_sent: int,
+    weights: ScorecardConfig | None = None,
 ) -> dict[str, Any]:
+    w = weights or ScorecardConfig()
     duration = totals.duration_s
     counts = Counter(f.kind for f in findings)
     holds = [(start, end if end is not None else duration) for start, end in totals.holds]
     hold_lengths = [end - start for start, end in holds]
     talk_total = sum(totals.talk_s.values())
-    # Rates use at least MIN_RATE_WINDOW_S so a short call isn't judged on one moment.
-    interruptions_per_10_min = counts["interruption"] / (max(duration, MIN_RATE_WINDOW_S) / 600)
+    # Rates use at least min_rate_window_s so a short call isn't judged on one moment.
+    interruptions_per_10_min = counts["interruption"] / (max(duration, w.min_rate_window_s) / 600)
     metrics = {
         "duration_s": round(duration, 2),
         "talk_s": {role: round(v, 2) for role, v in totals.talk_s.items()},
@@ -60,13 +57,14 @@ def build_scorecard(
     }
     patience = (
         100.0
-        - PATIENCE_PER_INTERRUPTION_PER_10_MIN * interruptions_per_10_min
-        - PATIENCE_PER_MONOLOGUE * counts["monologue"]
+        - w.patience_per_interruption_per_10_min * interruptions_per_10_min
+        - w.patience_per_monologue * counts["monologue"]
     )
     efficiency = (
         100.0
-        - EFFICIENCY_PER_LONG_HOLD_REMINDER * counts["long_hold"]
-        - EFFICIENCY_PER_DEAD_AIR * counts["dead_air"]
+        - w.efficiency_per_long_hold_reminder * counts["long_hold"]
+        - w.efficiency_per_dead_air * counts["dead_air"]
+        - w.efficiency_per_pace * counts["pace"]
     )
     text_reason = "needs transcripts and text cues, not enabled for this call"
     skills: dict[str, dict[str, Any]] = {

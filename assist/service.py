@@ -171,6 +171,10 @@ class AssistService:
             session.pipeline.samples_lost / session.spec.sample_rate,
         )
 
+    def records_since(self, days: float) -> list[dict[str, Any]]:
+        since = self.wall_clock() - days * 86400
+        return [r for r in self.store.export() if r["started_at"] >= since]
+
     def refresh_gauges(self) -> None:
         counts = self.hub.subscriber_counts()
         for stream, count in counts.items():

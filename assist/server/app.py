@@ -13,13 +13,14 @@ import logging
 import re
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from assist.coaching import agent_report
 from assist.protocols.audiohook import handle_audiohook
 from assist.protocols.audiohook_auth import AuthFailure, HandshakeAuth
 from assist.protocols.l16 import handle_l16
@@ -34,6 +35,7 @@ ID = r"([A-Za-z0-9._:@-]{1,128})"
 AGENT_EVENTS = re.compile(rf"^/v1/agents/{ID}/events$")
 SCORECARD = re.compile(rf"^/v1/calls/{ID}/scorecard$")
 RECORD = re.compile(rf"^/v1/calls/{ID}$")
+REPORT = re.compile(rf"^/v1/agents/{ID}/report$")
 WS_PATHS = re.compile(
     rf"^(/v1/calls|/v1/twilio|/v1/l16|/v1/audiohook|/v1/floor/events|/v1/agents/{ID}/events)$"
 )
@@ -119,6 +121,14 @@ class AssistServer:
             if scorecard is None:
                 return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
             return json_response(HTTPStatus.OK, scorecard)
+        if match := REPORT.match(path):
+            query = parse_qs(urlsplit(request.path).query)
+            try:
+                days = float(query.get("days", ["30"])[0])
+            except ValueError:
+                return json_response(HTTPStatus.BAD_REQUEST, {"error": "days must be a number"})
+            records = self.service.records_since(days)
+            return json_response(HTTPStatus.OK, agent_report(match.group(1), records))
         if match := RECORD.match(path):
             record = self.service.store.record(match.group(1))
             if record is None:
