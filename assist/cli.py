@@ -92,7 +92,14 @@ async def _replay(args: argparse.Namespace) -> int:
     call_id = args.call_id or f"replay-{uuid.uuid4().hex[:8]}"
     try:
         result = await replay_wav(
-            args.wav, args.url, args.agent_id, call_id, args.speed, args.encoding, _print_event
+            args.wav,
+            args.url,
+            args.agent_id,
+            call_id,
+            args.speed,
+            args.encoding,
+            _print_event,
+            args.token,
         )
     except (OSError, ValueError) as exc:
         print(f"assist replay: {exc}", file=sys.stderr)
@@ -241,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--url", default="ws://127.0.0.1:8765")
     replay.add_argument("--speed", type=float, default=1.0, help="1.0 real time, 0 no pacing")
     replay.add_argument("--encoding", choices=["pcm16", "mulaw"], default="pcm16")
+    replay.add_argument("--token", help="access token for the agent's event stream")
 
     demo = sub.add_parser("demo", help="start a server and replay the bundled sample call")
     demo.add_argument("--config")

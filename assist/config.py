@@ -205,6 +205,18 @@ class StoreConfig(_Section):
     checkpoint_every_s: float = Field(30.0, gt=0)
 
 
+class AccessConfig(_Section):
+    """Who may open the pages and event streams (``?token=`` on the URL).
+
+    With no tokens configured, a server bound to loopback is open (development); bound to
+    any other address it refuses the pages and streams until tokens are set.
+    """
+
+    agent_tokens: dict[str, str] = {}  # token -> the one agent id it may see
+    supervisor_tokens: list[str] = []  # may see the floor and every agent
+    snooze_s: float = Field(300.0, gt=0)
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -225,6 +237,7 @@ class Settings(BaseSettings):
     twilio: TwilioConfig = TwilioConfig()
     audiohook: AudioHookConfig = AudioHookConfig()
     redaction: RedactionConfig = RedactionConfig()
+    access: AccessConfig = AccessConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
     store: StoreConfig = StoreConfig()
     l16: L16Config = L16Config()

@@ -152,6 +152,9 @@ class ServiceMetrics:
         )
         self.asr_queue = r.gauge("assist_asr_queue", "Utterances waiting for an ASR worker.")
         self.asr_batches = r.counter("assist_asr_batches_total", "ASR steps, by batch size.")
+        self.feedback = r.counter(
+            "assist_nudge_feedback_total", "Agents' feedback on nudges, by kind and action."
+        )
         self.processing_lag = r.histogram(
             "assist_processing_lag_seconds",
             "Wall time from an audio frame's arrival to the end of its processing.",

@@ -1,8 +1,8 @@
 """Nudge policy: which findings reach the agent. Pure, media time only.
 
 Every finding is kept for the scorecard; the policy only decides what interrupts the
-agent: a per-kind cooldown, dedupe of identical findings, and a per-call budget that
-only ``budget_exempt_severity`` (and worse) may exceed.
+agent: a per-kind cooldown, dedupe of identical findings, kinds the agent snoozed, and a
+per-call budget that only ``budget_exempt_severity`` (and worse) may exceed.
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ class NudgePolicy:
         self._agent_id = agent_id
         self._last_nudge_s: dict[str, float] = {}
         self._seen: set[tuple[str, float, float]] = set()
+        self._snoozed_until: dict[str, float] = {}  # kind -> media time
         self.sent = 0
         self.suppressed: Counter[str] = Counter()  # reason -> count
+
+    def snooze(self, kind: str, until_s: float) -> None:
+        """The agent asked for quiet: no nudge of ``kind`` before ``until_s`` (media time),
+        critical ones excepted."""
+        self._snoozed_until[kind] = max(until_s, self._snoozed_until.get(kind, -1.0))
 
     def decide(self, finding: Finding) -> Nudge | None:
         key = (finding.kind, round(finding.span_start_s, 3), round(finding.at_s, 3))
@@ -32,6 +38,10 @@ class NudgePolicy:
             self.suppressed["duplicate"] += 1
             return None
         self._seen.add(key)
+        critical = finding.severity == "critical"
+        if finding.at_s < self._snoozed_until.get(finding.kind, -1.0) and not critical:
+            self.suppressed["snoozed"] += 1
+            return None
         cooldown = self._cfg.cooldown_s.get(finding.kind, 0.0)
         last = self._last_nudge_s.get(finding.kind)
         if last is not None and finding.at_s - last < cooldown:

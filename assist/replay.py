@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from websockets.asyncio.client import connect
@@ -78,14 +79,17 @@ async def stream_call(
     speed: float = 1.0,
     controls: dict[int, list[dict[str, Any]]] | None = None,
     on_event: Callable[[dict[str, Any], float], object] | None = None,
+    token: str | None = None,
 ) -> ReplayResult:
-    """Send ``frames`` (20 ms each) as one call; ``controls[i]`` go before frame ``i``."""
+    """Send ``frames`` (20 ms each) as one call; ``controls[i]`` go before frame ``i``.
+    ``token`` opens the agent's event stream on a server that requires one."""
     call_id = start["call_id"]
     result = ReplayResult(call_id=call_id, scorecard=None)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     base = base_url.rstrip("/")
-    async with connect(f"{base}/v1/agents/{start['agent_id']}/events") as events:
+    query = f"?token={quote(token)}" if token else ""
+    async with connect(f"{base}/v1/agents/{start['agent_id']}/events{query}") as events:
         hello = json.loads(await events.recv())
         if hello.get("type") != "subscribed":
             raise RuntimeError(f"unexpected first event-stream message: {hello}")
@@ -143,6 +147,7 @@ async def replay_wav(
     speed: float = 1.0,
     encoding: str = "pcm16",
     on_event: Callable[[dict[str, Any], float], object] | None = None,
+    token: str | None = None,
 ) -> ReplayResult:
     audio, rate = read_stereo_wav(path)
     start = {
@@ -153,6 +158,5 @@ async def replay_wav(
         "encoding": encoding,
         "channels": ["customer", "agent"],
     }
-    return await stream_call(
-        base_url, start, encode_frames(audio, rate, encoding), speed, None, on_event
-    )
+    frames = encode_frames(audio, rate, encoding)
+    return await stream_call(base_url, start, frames, speed, None, on_event, token)

@@ -28,6 +28,9 @@ from assist.vad.silero import SileroModel
 log = logging.getLogger(__name__)
 
 
+FEEDBACK_ACTIONS = ("got_it", "snooze", "not_right")
+
+
 def open_store(settings: Settings) -> CallStore:
     if settings.store.backend == "memory":
         return MemoryStore(settings.limits.scorecards_kept)
@@ -170,6 +173,26 @@ class AssistService:
             session.pipeline.policy.sent,
             session.pipeline.samples_lost / session.spec.sample_rate,
         )
+
+    def feedback(self, agent_id: str, message: dict[str, Any]) -> bool:
+        """An agent's "got it" / "snooze" / "not right" on a nudge of one of their calls."""
+        action, kind = message.get("action"), message.get("kind")
+        call_id, nudge_id = message.get("call_id"), message.get("nudge_id")
+        if action not in FEEDBACK_ACTIONS or not all(
+            isinstance(v, str) for v in (kind, call_id, nudge_id)
+        ):
+            return False
+        session = self.live.get(str(call_id))
+        if session is not None and session.spec.agent_id != agent_id:
+            return False  # not this agent's call
+        self.metrics.feedback.inc(kind=str(kind), action=str(action))
+        self.store.add_feedback(
+            str(call_id), str(nudge_id), str(kind), str(action), self.wall_clock()
+        )
+        if action == "snooze" and session is not None:
+            until = session.pipeline.media_time_s + self.settings.access.snooze_s
+            session.pipeline.policy.snooze(str(kind), until)
+        return True
 
     def records_since(self, days: float) -> list[dict[str, Any]]:
         since = self.wall_clock() - days * 86400

@@ -3,14 +3,16 @@
 #   bash scripts/setup.sh          runtime only (enough for `assist serve` and `assist demo`)
 #   bash scripts/setup.sh --test   also test tools and the Debian packages the tests use:
 #                                  espeak-ng (synthetic voices), sox, hold music, and
-#                                  Asterisk's recorded prompts (real phone speech)
+#                                  Asterisk's recorded prompts (real phone speech), and
+#                                  Chromium for the page tests (driven by Playwright)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
 if [[ "${1:-}" == "--test" ]]; then
     extras="[dev]"
-    packages=(espeak-ng sox asterisk-moh-opsound-wav asterisk-core-sounds-en-wav asterisk-core-sounds-en)
+    packages=(espeak-ng sox asterisk-moh-opsound-wav asterisk-core-sounds-en-wav asterisk-core-sounds-en
+              chromium)
     missing=()
     for p in "${packages[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

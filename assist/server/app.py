@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from http import HTTPStatus
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +27,7 @@ from assist.protocols.audiohook_auth import AuthFailure, HandshakeAuth
 from assist.protocols.l16 import handle_l16
 from assist.protocols.native import handle_call
 from assist.protocols.twilio import handle_twilio, signature_ok
+from assist.server.access import Access, Grant
 from assist.server.streams import agent_events, floor_events
 from assist.service import AssistService
 
@@ -36,6 +38,10 @@ AGENT_EVENTS = re.compile(rf"^/v1/agents/{ID}/events$")
 SCORECARD = re.compile(rf"^/v1/calls/{ID}/scorecard$")
 RECORD = re.compile(rf"^/v1/calls/{ID}$")
 REPORT = re.compile(rf"^/v1/agents/{ID}/report$")
+STATIC = re.compile(r"^/static/([a-z]+\.(css|js))$")
+PAGES = {"/agent": "agent.html", "/floor": "floor.html"}
+CONTENT_TYPES = {"html": "text/html; charset=utf-8", "css": "text/css", "js": "text/javascript"}
+WEB = resources.files("assist") / "web"
 WS_PATHS = re.compile(
     rf"^(/v1/calls|/v1/twilio|/v1/l16|/v1/audiohook|/v1/floor/events|/v1/agents/{ID}/events)$"
 )
@@ -68,6 +74,7 @@ class AssistServer:
         self.service = service
         self._server: Server | None = None
         self._audiohook_auth = HandshakeAuth(service.settings.audiohook, service.wall_clock)
+        self._access = Access(service.settings.access, "127.0.0.1")
 
     @property
     def port(self) -> int:
@@ -75,6 +82,12 @@ class AssistServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self, host: str, port: int) -> None:
+        self._access = Access(self.service.settings.access, host)
+        if not self._access.dev_mode and not (
+            self.service.settings.access.agent_tokens
+            or self.service.settings.access.supervisor_tokens
+        ):
+            log.warning("pages and event streams refuse everyone: bound to %s with no tokens", host)
         self._server = await serve(
             self._handle,
             host,
@@ -116,6 +129,13 @@ class AssistServer:
             self.service.refresh_gauges()
             text = self.service.metrics.registry.render()
             return http_response(HTTPStatus.OK, text, "text/plain; version=0.0.4")
+        if path in PAGES:
+            return self._page(path, request)
+        if match := STATIC.match(path):
+            asset = WEB / match.group(1)
+            return http_response(
+                HTTPStatus.OK, asset.read_text("utf-8"), CONTENT_TYPES[match.group(2)]
+            )
         if match := SCORECARD.match(path):
             scorecard = self.service.store.scorecard(match.group(1))
             if scorecard is None:
@@ -135,6 +155,24 @@ class AssistServer:
                 return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
             return json_response(HTTPStatus.OK, record)
         return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
+
+    def _grant(self, request_path: str) -> Grant | None:
+        token = parse_qs(urlsplit(request_path).query).get("token", [None])[0]
+        return self._access.grant(token)
+
+    def _page(self, path: str, request: Request) -> Response:
+        grant = self._grant(request.path)
+        agent_id = parse_qs(urlsplit(request.path).query).get("agent_id", [""])[0]
+        allowed = grant is not None and (
+            grant.supervisor if path == "/floor" else grant.may_see_agent(agent_id)
+        )
+        if not allowed:
+            self.service.metrics.protocol_errors.inc(code="unauthorized_page")
+            body = "<!doctype html><title>Access refused</title><h1>Access refused</h1>"
+            return http_response(HTTPStatus.UNAUTHORIZED, body, CONTENT_TYPES["html"])
+        return http_response(
+            HTTPStatus.OK, (WEB / PAGES[path]).read_text("utf-8"), CONTENT_TYPES["html"]
+        )
 
     def _twilio_signature_ok(self, request: Request) -> bool:
         """On when an auth token is configured (and validation is not switched off)."""
@@ -158,9 +196,19 @@ class AssistServer:
             await handle_l16(ws, self.service)
         elif path == "/v1/audiohook":
             await handle_audiohook(ws, self.service)
-        elif path == "/v1/floor/events":
-            await floor_events(ws, self.service)
-        elif match := AGENT_EVENTS.match(path):
-            await agent_events(ws, self.service, match.group(1))
+        elif path == "/v1/floor/events" or AGENT_EVENTS.match(path):
+            grant = self._grant(ws.request.path)
+            match = AGENT_EVENTS.match(path)
+            agent_id = match.group(1) if match else None
+            allowed = grant is not None and (
+                grant.may_see_agent(agent_id) if agent_id else grant.supervisor
+            )
+            if not allowed:
+                self.service.metrics.protocol_errors.inc(code="unauthorized_stream")
+                await ws.close(CloseCode.POLICY_VIOLATION, "unauthorized")
+            elif agent_id:
+                await agent_events(ws, self.service, agent_id)
+            else:
+                await floor_events(ws, self.service)
         else:  # unreachable: process_request filtered the paths
             await ws.close(CloseCode.POLICY_VIOLATION, "no such route")

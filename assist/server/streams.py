@@ -1,14 +1,18 @@
 """Event streams: ``/v1/agents/{agent_id}/events`` and ``/v1/floor/events``.
 
 Each connection gets its own bounded subscription (see ``hub``); a sender task writes it
-to the socket while the reader notices the client leaving. Incoming client messages are
-ignored.
+to the socket while the reader notices the client leaving. On an agent's stream the
+client may send ``{"type": "feedback", "nudge_id", "call_id", "kind", "action"}``
+(``got_it`` | ``snooze`` | ``not_right``); anything else from a client is ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -22,16 +26,29 @@ async def _send_loop(ws: ServerConnection, sub: Subscription) -> None:
         await ws.send(await sub.get())
 
 
-async def _read_until_closed(ws: ServerConnection) -> None:
+async def _read_until_closed(
+    ws: ServerConnection, on_message: Callable[[dict[str, Any]], object] | None
+) -> None:
+    """Read until the client leaves; JSON objects go to ``on_message``, the rest is ignored."""
     with contextlib.suppress(ConnectionClosed):
-        async for _ in ws:
-            pass
+        async for text in ws:
+            if on_message is None or not isinstance(text, str):
+                continue
+            with contextlib.suppress(json.JSONDecodeError):
+                message = json.loads(text)
+                if isinstance(message, dict):
+                    on_message(message)
 
 
-async def pump(ws: ServerConnection, service: AssistService, sub: Subscription) -> None:
+async def pump(
+    ws: ServerConnection,
+    service: AssistService,
+    sub: Subscription,
+    on_message: Callable[[dict[str, Any]], object] | None = None,
+) -> None:
     service.refresh_gauges()
     sender = asyncio.create_task(_send_loop(ws, sub))
-    reader = asyncio.create_task(_read_until_closed(ws))
+    reader = asyncio.create_task(_read_until_closed(ws, on_message))
     try:
         done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -49,7 +66,11 @@ async def pump(ws: ServerConnection, service: AssistService, sub: Subscription) 
 
 
 async def agent_events(ws: ServerConnection, service: AssistService, agent_id: str) -> None:
-    await pump(ws, service, service.hub.subscribe_agent(agent_id))
+    def on_message(message: dict[str, Any]) -> None:
+        if message.get("type") == "feedback":
+            service.feedback(agent_id, message)
+
+    await pump(ws, service, service.hub.subscribe_agent(agent_id), on_message)
 
 
 async def floor_events(ws: ServerConnection, service: AssistService) -> None:

@@ -23,6 +23,10 @@ class CallStore(Protocol):
 
     def add_nudge(self, call_id: str, nudge: Nudge) -> None: ...
 
+    def add_feedback(
+        self, call_id: str, nudge_id: str, kind: str, action: str, at: float
+    ) -> None: ...
+
     def checkpoint(self, call_id: str, scorecard: dict[str, Any]) -> None: ...
 
     def call_ended(self, call_id: str, scorecard: dict[str, Any], ended_at: float) -> None: ...
@@ -56,6 +60,7 @@ class MemoryStore:
             "scorecard": None,
             "transcripts": [],
             "nudges": [],
+            "feedback": [],
         }
         self._calls.move_to_end(call_id)
         while len(self._calls) > self._capacity:
@@ -68,6 +73,11 @@ class MemoryStore:
     def add_nudge(self, call_id: str, nudge: Nudge) -> None:
         if call_id in self._calls:
             self._calls[call_id]["nudges"].append(nudge.model_dump())
+
+    def add_feedback(self, call_id: str, nudge_id: str, kind: str, action: str, at: float) -> None:
+        if call_id in self._calls:
+            entry = {"nudge_id": nudge_id, "kind": kind, "action": action, "at": at}
+            self._calls[call_id]["feedback"].append(entry)
 
     def checkpoint(self, call_id: str, scorecard: dict[str, Any]) -> None:
         if call_id in self._calls:

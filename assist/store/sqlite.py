@@ -55,6 +55,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX nudges_call ON nudges (call_id, media_time_s);
     """,
+    """
+    CREATE TABLE feedback (
+        call_id TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+        nudge_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX feedback_call ON feedback (call_id);
+    """,
 )
 
 
@@ -133,6 +143,11 @@ class SqliteStore:
             ),
         )
 
+    def add_feedback(self, call_id: str, nudge_id: str, kind: str, action: str, at: float) -> None:
+        self._db.execute(
+            "INSERT INTO feedback VALUES (?, ?, ?, ?, ?)", (call_id, nudge_id, kind, action, at)
+        )
+
     def checkpoint(self, call_id: str, scorecard: dict[str, Any]) -> None:
         self._db.execute(
             "UPDATE calls SET scorecard = ? WHERE call_id = ?", (json.dumps(scorecard), call_id)
@@ -195,6 +210,13 @@ class SqliteStore:
                 "SELECT body FROM nudges WHERE call_id = ? ORDER BY media_time_s", (call_id,)
             )
         ]
+        feedback = [
+            {"nudge_id": n, "kind": k, "action": a, "at": t}
+            for n, k, a, t in self._db.execute(
+                "SELECT nudge_id, kind, action, at FROM feedback WHERE call_id = ? ORDER BY at",
+                (call_id,),
+            )
+        ]
         return {
             "call_id": call_id,
             "agent_id": row[1],
@@ -205,6 +227,7 @@ class SqliteStore:
             "scorecard": json.loads(row[6]) if row[6] else None,
             "transcripts": transcripts,
             "nudges": nudges,
+            "feedback": feedback,
         }
 
     def close(self) -> None:

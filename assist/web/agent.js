@@ -1,0 +1,76 @@
+// The agent widget: the current nudge with its evidence and feedback buttons, earlier
+// nudges, the live transcript, a hold timer. Fed by /v1/agents/{agent_id}/events.
+"use strict";
+
+const agentId = params.get("agent_id");
+document.getElementById("who").textContent = agentId ? `agent ${agentId}` : "no agent_id in the URL";
+const current = document.getElementById("current");
+const history = document.getElementById("history");
+const transcript = document.getElementById("transcript");
+const hold = document.getElementById("hold");
+const partials = new Map(); // "call/channel/utterance" -> <li>
+let holdStarted = null;
+
+function nudgeElement(nudge, withActions) {
+  const ev = nudge.evidence;
+  const why = `${ev.explanation} (rule ${ev.rule}, ${ev.span_start_s.toFixed(1)}–${ev.span_end_s.toFixed(1)} s of the call)`;
+  const node = el("div", { class: `nudge ${nudge.severity}`, "data-nudge-kind": nudge.kind, "data-nudge-id": nudge.id },
+    el("div", { class: "kind" }, KIND_NAMES[nudge.kind] || nudge.kind),
+    el("div", { class: "message" }, nudge.message),
+    nudge.suggestion ? el("div", { class: "suggestion" }, nudge.suggestion) : "",
+    el("div", { class: "why" }, `Why: ${why}`),
+    ev.details && ev.details.text ? el("blockquote", {}, ev.details.text) : "");
+  if (withActions) {
+    const actions = el("div", { class: "actions", role: "group", "aria-label": "Feedback on this nudge" });
+    for (const [action, label] of [["got_it", "Got it"], ["snooze", "Snooze 5 min"], ["not_right", "Not right"]]) {
+      const button = el("button", { type: "button", "aria-pressed": "false", "data-action": action }, label);
+      button.onclick = () => {
+        stream.send({ type: "feedback", nudge_id: nudge.id, call_id: nudge.call_id, kind: nudge.kind, action });
+        actions.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+      };
+      actions.append(button);
+    }
+    node.append(actions);
+  }
+  return node;
+}
+
+function showNudge(nudge) {
+  const previous = current.querySelector(".nudge");
+  if (previous) history.prepend(el("li", {}, previous));
+  current.className = `current ${nudge.severity}`;
+  current.replaceChildren(nudgeElement(nudge, true));
+}
+
+function showTranscript(t) {
+  const key = `${t.call_id}/${t.channel}/${t.utterance_id}`;
+  const line = el("li", { class: `${t.channel}${t.final ? "" : " partial"}` },
+    el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), t.text);
+  const old = partials.get(key);
+  if (old) old.replaceWith(line); else transcript.append(line);
+  if (t.final) partials.delete(key); else partials.set(key, line);
+  transcript.scrollTop = transcript.scrollHeight;
+}
+
+function showCall(call) {
+  if (call.state === "on_hold" && call.hold_s !== null) {
+    holdStarted = Date.now() / 1000 - call.hold_s;
+    tickHold();
+    hold.hidden = false;
+  } else {
+    holdStarted = null;
+    hold.hidden = true;
+  }
+}
+
+function tickHold() {
+  if (holdStarted !== null) hold.textContent = `On hold ${clock(Date.now() / 1000 - holdStarted)}`;
+}
+setInterval(tickHold, 250);
+
+const stream = liveStream(`/v1/agents/${encodeURIComponent(agentId || "")}/events`, (event) => {
+  if (event.type === "nudge") showNudge(event);
+  else if (event.type === "transcript") showTranscript(event);
+  else if (event.type === "call_update") showCall(event.call);
+  else if (event.type === "call_ended") { holdStarted = null; hold.hidden = true; }
+});

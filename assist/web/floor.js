@@ -1,0 +1,79 @@
+// The supervisors' floor: one row per live call, most urgent first, alerts on top, a
+// click opens the call's nudges. Fed by /v1/floor/events.
+"use strict";
+
+const rows = new Map(); // call_id -> latest call state
+const received = new Map(); // call_id -> wall time its state arrived (for the timers)
+const totals = new Map(); // agent_id -> {calls, nudges}
+const body = document.getElementById("calls");
+const alerts = document.getElementById("alerts");
+let selected = null;
+
+function countCall(call) {
+  const entry = totals.get(call.agent_id) || { calls: new Set(), nudges: 0 };
+  entry.calls.add(call.call_id);
+  totals.set(call.agent_id, entry);
+}
+
+function render() {
+  const now = Date.now() / 1000;
+  const calls = [...rows.values()].sort((a, b) => b.attention - a.attention || (b.hold_s || 0) - (a.hold_s || 0));
+  const lines = calls.map((call) => {
+    const age = now - (received.get(call.call_id) || now);
+    const hold = call.hold_s === null ? "" : clock(call.hold_s + age);
+    const cues = Object.entries(call.cue_counts).map(([k, n]) => `${KIND_NAMES[k] || k} ${n}`).join(", ");
+    const tr = el("tr", { "data-call-id": call.call_id, tabIndex: 0, class: call.attention >= 50 ? "alerting" : "" },
+      el("td", {}, call.agent_id), el("td", {}, call.call_id), el("td", {}, clock(call.media_time_s + age)),
+      el("td", { class: `state ${call.state}` }, call.state.replace("_", " ")),
+      el("td", { class: "hold-timer" }, hold), el("td", {}, cues || "–"), el("td", {}, call.last_alert || ""));
+    if (call.call_id === selected) tr.classList.add("selected");
+    tr.onclick = tr.onkeydown = (e) => { if (!e.key || e.key === "Enter") openCall(call); };
+    return tr;
+  });
+  body.replaceChildren(...(lines.length ? lines : [el("tr", { class: "none" }, el("td", { colSpan: 7 }, "No live calls."))]));
+  document.getElementById("summary").textContent = `${calls.length} live call(s)`;
+  document.getElementById("totals").replaceChildren(...[...totals.entries()].map(([agent, t]) =>
+    el("tr", {}, el("td", {}, agent), el("td", {}, String(t.calls.size)), el("td", {}, String(t.nudges)))));
+}
+
+function openCall(call) {
+  selected = call.call_id;
+  const detail = document.getElementById("detail");
+  detail.hidden = false;
+  document.getElementById("detail-title").textContent = `Call ${call.call_id} (agent ${call.agent_id})`;
+  const nudges = document.getElementById("detail-nudges");
+  const lines = document.getElementById("detail-transcript");
+  nudges.replaceChildren(); lines.replaceChildren();
+  if (window.detailStream) window.detailStream.close();
+  const socket = new WebSocket(streamUrl(`/v1/agents/${encodeURIComponent(call.agent_id)}/events`));
+  socket.onmessage = (message) => {
+    const e = JSON.parse(message.data);
+    if (e.call_id !== call.call_id) return;
+    if (e.type === "nudge") nudges.prepend(el("li", { "data-nudge-kind": e.kind }, `${KIND_NAMES[e.kind] || e.kind}: ${e.message} (${e.evidence.explanation})`));
+    if (e.type === "transcript" && e.final) lines.append(el("li", { class: e.channel }, el("span", { class: "who" }, e.channel), e.text));
+  };
+  window.detailStream = socket;
+  render();
+}
+
+liveStream("/v1/floor/events", (event) => {
+  if (event.type === "floor_snapshot") {
+    rows.clear();
+    for (const call of event.calls) { rows.set(call.call_id, call); received.set(call.call_id, Date.now() / 1000); countCall(call); }
+  } else if (event.type === "call_update") {
+    const previous = rows.get(event.call.call_id);
+    const before = previous ? Object.values(previous.cue_counts).reduce((a, b) => a + b, 0) : 0;
+    const after = Object.values(event.call.cue_counts).reduce((a, b) => a + b, 0);
+    rows.set(event.call.call_id, event.call);
+    received.set(event.call.call_id, Date.now() / 1000);
+    countCall(event.call);
+    totals.get(event.call.agent_id).nudges += Math.max(0, after - before);
+  } else if (event.type === "call_ended") {
+    rows.delete(event.call_id);
+  } else if (event.type === "alert") {
+    alerts.prepend(el("div", { class: `alert ${event.severity}`, role: "alert" }, `${event.agent_id} · ${event.call_id}: ${event.message}`));
+    while (alerts.children.length > 5) alerts.lastChild.remove();
+  }
+  render();
+});
+setInterval(render, 1000);

@@ -1,0 +1,143 @@
+"""The agent widget and the floor view in a real headless Chromium (Debian's), driven by
+Playwright, against the real server with real calls streaming in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from assist.cli import demo_call_path
+from assist.replay import encode_frames, read_stereo_wav, replay_wav
+from tests.conftest import make_settings
+from tests.e2e.helpers import start_message
+
+playwright_api = pytest.importorskip("playwright.async_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed"),
+]
+SHOTS = Path(os.environ.get("ASSIST_ARTIFACTS", "artifacts")) / "screenshots"
+AGENT_TOKEN, SUPERVISOR_TOKEN = "tok-agent-web", "tok-supervisor"
+
+
+@pytest.fixture
+async def web(server_factory):
+    settings = make_settings(
+        access={"agent_tokens": {AGENT_TOKEN: "agent-web"}, "supervisor_tokens": [SUPERVISOR_TOKEN]}
+    )
+    return await server_factory(settings)
+
+
+@pytest.fixture
+async def browser():
+    async with playwright_api.async_playwright() as p:
+        chromium = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield chromium
+        await chromium.close()
+
+
+async def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, size in (
+        ("desktop", {"width": 1280, "height": 860}),
+        ("narrow", {"width": 390, "height": 860}),
+    ):
+        await page.set_viewport_size(size)
+        await page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+
+
+async def test_agent_page_shows_nudges_with_evidence_and_takes_feedback(web, browser):
+    page = await browser.new_page()
+    await page.goto(f"{web.http}/agent?agent_id=agent-web&token={AGENT_TOKEN}")
+    await page.wait_for_selector("#status.ok")
+    await replay_wav(
+        demo_call_path(), web.ws, "agent-web", "web-call-1", 0.0, "mulaw", token=AGENT_TOKEN
+    )
+    await page.wait_for_selector('[data-nudge-kind="dead_air"]')
+    kinds = await page.eval_on_selector_all(
+        "[data-nudge-kind]", "els => els.map(e => e.dataset.nudgeKind)"
+    )
+    assert kinds == ["dead_air", "long_hold", "interruption"]  # current first, then earlier
+    current = page.locator("#current .nudge")
+    assert "No one has spoken" in await current.locator(".message").inner_text()
+    why = await current.locator(".why").inner_text()
+    assert "silence 8.00 s >= 8.00 s" in why and "cues.dead_air.min_silence_s" in why
+    await current.get_by_role("button", name="Got it").click()
+    await page.wait_for_selector('#current button[data-action="got_it"][aria-pressed="true"]')
+    for _ in range(100):  # the feedback travels over the socket; wait for it, bounded
+        if web.service.metrics.feedback.get(kind="dead_air", action="got_it") == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert web.service.metrics.feedback.get(kind="dead_air", action="got_it") == 1
+    assert web.service.store.record("web-call-1")["feedback"][0]["action"] == "got_it"
+    await shoot(page, "agent")
+
+
+async def test_floor_shows_the_call_on_hold_with_its_timer_and_opens_it(web, browser):
+    agent = await browser.new_page()
+    await agent.goto(f"{web.http}/agent?agent_id=agent-web&token={AGENT_TOKEN}")
+    floor = await browser.new_page()
+    await floor.goto(f"{web.http}/floor?token={SUPERVISOR_TOKEN}")
+    await floor.wait_for_selector("#status.ok")
+    audio, rate = read_stereo_wav(demo_call_path())
+    frames = encode_frames(audio, rate, "pcm16")
+    async with connect(f"{web.ws}/v1/calls") as call:
+        await call.send(json.dumps(start_message("web-call-2", "agent-web")))
+        assert json.loads(await call.recv())["type"] == "started"
+        for frame in frames[:150]:  # 3 s of the call
+            await call.send(frame)
+        await call.send(json.dumps({"type": "hold", "on": True}))
+        await call.send(frames[150])
+        row = floor.locator('tr[data-call-id="web-call-2"]')
+        await row.locator("td.state", has_text="on hold").wait_for()
+        timer = "document.querySelector('tr[data-call-id=\"web-call-2\"] .hold-timer')"
+        await floor.wait_for_function(f"{timer}.textContent.startsWith('0:0')")
+        await agent.wait_for_selector("#hold:not([hidden])")
+        assert (await agent.locator("#hold").inner_text()).startswith("On hold 0:0")
+        await row.click()
+        await floor.wait_for_selector("#detail:not([hidden])")
+        assert "web-call-2" in await floor.locator("#detail-title").text_content()
+        await shoot(floor, "floor")
+        await call.send(json.dumps({"type": "stop"}))
+    await floor.locator('tr[data-call-id="web-call-2"]').wait_for(state="detached")
+
+
+@pytest.mark.parametrize(
+    ("path", "token"),
+    [
+        ("/agent?agent_id=agent-web", "wrong"),
+        ("/agent?agent_id=agent-web", None),
+        ("/agent?agent_id=someone-else", AGENT_TOKEN),  # an agent sees only themself
+        ("/floor", AGENT_TOKEN),  # agents don't see the floor
+        ("/floor", "wrong"),
+    ],
+)
+async def test_wrong_tokens_are_refused(web, browser, path, token):
+    page = await browser.new_page()
+    url = f"{web.http}{path}" + (
+        f"&token={token}" if "?" in path and token else f"?token={token}" if token else ""
+    )
+    response = await page.goto(url)
+    assert response.status == 401
+    assert "Access refused" in await page.content()
+
+
+async def test_streams_refuse_wrong_tokens(web):
+    for path in (
+        "/v1/floor/events?token=" + AGENT_TOKEN,
+        "/v1/agents/other/events?token=" + AGENT_TOKEN,
+    ):
+        async with connect(f"{web.ws}{path}") as ws:
+            await ws.wait_closed()
+            assert ws.close_code == 1008 and ws.close_reason == "unauthorized"
