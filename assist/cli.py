@@ -135,6 +135,8 @@ async def _demo(args: argparse.Namespace) -> int:
     http = f"http://{host}:{server.port}"
     wav = demo_call_path()
     print(f"Live-call assist demo: server on {base}")
+    print(f"  agent page    {http}/agent?agent_id=demo-agent")
+    print(f"  floor page    {http}/floor")
     print(f"  agent events  {base}/v1/agents/demo-agent/events")
     print(f"  floor events  {base}/v1/floor/events")
     print(f"  health        {http}/healthz    metrics {http}/metrics")

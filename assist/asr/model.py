@@ -142,7 +142,9 @@ def load_model(
     started = time.perf_counter()
     if device in ("auto", "cuda"):
         if _cuda_devices() == 0:
-            log.warning("ASR: no CUDA device found; using the CPU")
+            # Expected on "auto" without a GPU; worth a warning only when CUDA was asked for.
+            level = logging.WARNING if device == "cuda" else logging.INFO
+            log.log(level, "ASR: no CUDA device found; using the CPU")
         else:
             cuda_type = "float16" if compute_type == "auto" else compute_type
             try:

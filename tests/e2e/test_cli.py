@@ -31,6 +31,8 @@ def test_demo_prints_nudges_urls_and_scorecard():
     out = run.stdout
     assert re.search(r"agent events\s+ws://127\.0\.0\.1:\d+/v1/agents/demo-agent/events", out)
     assert re.search(r"floor events\s+ws://127\.0\.0\.1:\d+/v1/floor/events", out)
+    assert re.search(r"agent page\s+http://127\.0\.0\.1:\d+/agent\?agent_id=demo-agent", out)
+    assert re.search(r"floor page\s+http://127\.0\.0\.1:\d+/floor", out)
     nudges = re.findall(r"NUDGE (\w+)", out)
     assert nudges == ["interruption", "long_hold", "dead_air"]
     assert "Scorecard:" in out and "patience" in out
