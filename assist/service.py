@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from assist.asr.pool import AsrPool
@@ -193,6 +194,20 @@ class AssistService:
             until = session.pipeline.media_time_s + self.settings.access.snooze_s
             session.pipeline.policy.snooze(str(kind), until)
         return True
+
+    def today_totals(self) -> dict[str, Any]:
+        """Per agent since local midnight: calls and nudges (for the floor view)."""
+        midnight = datetime.fromtimestamp(self.wall_clock()).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        agents: dict[str, dict[str, int]] = {}
+        for record in self.store.export():
+            if record["started_at"] < midnight.timestamp():
+                continue
+            entry = agents.setdefault(record["agent_id"], {"calls": 0, "nudges": 0})
+            entry["calls"] += 1
+            entry["nudges"] += len(record["nudges"])
+        return {"since": midnight.isoformat(), "agents": agents}
 
     def records_since(self, days: float) -> list[dict[str, Any]]:
         since = self.wall_clock() - days * 86400

@@ -136,25 +136,42 @@ class AssistServer:
             return http_response(
                 HTTPStatus.OK, asset.read_text("utf-8"), CONTENT_TYPES[match.group(2)]
             )
-        if match := SCORECARD.match(path):
-            scorecard = self.service.store.scorecard(match.group(1))
-            if scorecard is None:
-                return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
-            return json_response(HTTPStatus.OK, scorecard)
+        if path.startswith("/v1/"):
+            return self._api(path, request)
+        return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
+
+    def _api(self, path: str, request: Request) -> Response:
+        """The JSON API: call records, scorecards, reports. Same tokens as the pages: an
+        agent sees their own calls and report, a supervisor everything."""
+        grant = self._grant(request.path)
+        query = parse_qs(urlsplit(request.path).query)
+        refused = json_response(HTTPStatus.UNAUTHORIZED, {"error": "unauthorized"})
+        if grant is None:
+            return refused
+        if path == "/v1/floor/today":
+            if not grant.supervisor:
+                return refused
+            return json_response(HTTPStatus.OK, self.service.today_totals())
         if match := REPORT.match(path):
-            query = parse_qs(urlsplit(request.path).query)
+            if not grant.may_see_agent(match.group(1)):
+                return refused
             try:
                 days = float(query.get("days", ["30"])[0])
             except ValueError:
                 return json_response(HTTPStatus.BAD_REQUEST, {"error": "days must be a number"})
             records = self.service.records_since(days)
             return json_response(HTTPStatus.OK, agent_report(match.group(1), records))
-        if match := RECORD.match(path):
-            record = self.service.store.record(match.group(1))
-            if record is None:
-                return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
-            return json_response(HTTPStatus.OK, record)
-        return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
+        match = SCORECARD.match(path) or RECORD.match(path)
+        if match is None:
+            return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
+        record = self.service.store.record(match.group(1))
+        if record is None or not grant.may_see_agent(record["agent_id"]):
+            return json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
+        if match.re is SCORECARD:
+            if record["scorecard"] is None:
+                return json_response(HTTPStatus.NOT_FOUND, {"error": "no scorecard yet"})
+            return json_response(HTTPStatus.OK, record["scorecard"])
+        return json_response(HTTPStatus.OK, record)
 
     def _grant(self, request_path: str) -> Grant | None:
         token = parse_qs(urlsplit(request_path).query).get("token", [None])[0]

@@ -9,10 +9,14 @@ const body = document.getElementById("calls");
 const alerts = document.getElementById("alerts");
 let selected = null;
 
-function countCall(call) {
-  const entry = totals.get(call.agent_id) || { calls: new Set(), nudges: 0 };
-  entry.calls.add(call.call_id);
-  totals.set(call.agent_id, entry);
+async function loadTotals() {
+  const token = params.get("token");
+  const response = await fetch(`/v1/floor/today${token ? "?token=" + encodeURIComponent(token) : ""}`);
+  if (!response.ok) return;
+  const today = await response.json();
+  totals.clear();
+  for (const [agent, t] of Object.entries(today.agents)) totals.set(agent, t);
+  render();
 }
 
 function render() {
@@ -33,7 +37,7 @@ function render() {
   body.replaceChildren(...(lines.length ? lines : [el("tr", { class: "none" }, el("td", { colSpan: 7 }, "No live calls."))]));
   document.getElementById("summary").textContent = `${calls.length} live call(s)`;
   document.getElementById("totals").replaceChildren(...[...totals.entries()].map(([agent, t]) =>
-    el("tr", {}, el("td", {}, agent), el("td", {}, String(t.calls.size)), el("td", {}, String(t.nudges)))));
+    el("tr", {}, el("td", {}, agent), el("td", {}, String(t.calls)), el("td", {}, String(t.nudges)))));
 }
 
 function openCall(call) {
@@ -44,13 +48,23 @@ function openCall(call) {
   const nudges = document.getElementById("detail-nudges");
   const lines = document.getElementById("detail-transcript");
   nudges.replaceChildren(); lines.replaceChildren();
+  const showNudge = (e) => nudges.prepend(el("li", { "data-nudge-kind": e.kind }, `${KIND_NAMES[e.kind] || e.kind}: ${e.message} (${e.evidence.explanation})`));
+  const showLine = (e) => lines.append(el("li", { class: e.channel }, el("span", { class: "who" }, e.channel), e.text));
+  const token = params.get("token");
+  fetch(`/v1/calls/${encodeURIComponent(call.call_id)}${token ? "?token=" + encodeURIComponent(token) : ""}`)
+    .then((r) => (r.ok ? r.json() : null))
+    .then((record) => {
+      if (!record || selected !== call.call_id) return;
+      record.nudges.forEach(showNudge);
+      record.transcripts.forEach(showLine);
+    });
   if (window.detailStream) window.detailStream.close();
   const socket = new WebSocket(streamUrl(`/v1/agents/${encodeURIComponent(call.agent_id)}/events`));
   socket.onmessage = (message) => {
     const e = JSON.parse(message.data);
     if (e.call_id !== call.call_id) return;
-    if (e.type === "nudge") nudges.prepend(el("li", { "data-nudge-kind": e.kind }, `${KIND_NAMES[e.kind] || e.kind}: ${e.message} (${e.evidence.explanation})`));
-    if (e.type === "transcript" && e.final) lines.append(el("li", { class: e.channel }, el("span", { class: "who" }, e.channel), e.text));
+    if (e.type === "nudge") showNudge(e);
+    if (e.type === "transcript" && e.final) showLine(e);
   };
   window.detailStream = socket;
   render();
@@ -59,17 +73,16 @@ function openCall(call) {
 liveStream("/v1/floor/events", (event) => {
   if (event.type === "floor_snapshot") {
     rows.clear();
-    for (const call of event.calls) { rows.set(call.call_id, call); received.set(call.call_id, Date.now() / 1000); countCall(call); }
+    for (const call of event.calls) { rows.set(call.call_id, call); received.set(call.call_id, Date.now() / 1000); }
+    loadTotals();
   } else if (event.type === "call_update") {
-    const previous = rows.get(event.call.call_id);
-    const before = previous ? Object.values(previous.cue_counts).reduce((a, b) => a + b, 0) : 0;
-    const after = Object.values(event.call.cue_counts).reduce((a, b) => a + b, 0);
+    const isNew = !rows.has(event.call.call_id);
     rows.set(event.call.call_id, event.call);
     received.set(event.call.call_id, Date.now() / 1000);
-    countCall(event.call);
-    totals.get(event.call.agent_id).nudges += Math.max(0, after - before);
+    if (isNew) loadTotals();
   } else if (event.type === "call_ended") {
     rows.delete(event.call_id);
+    loadTotals();
   } else if (event.type === "alert") {
     alerts.prepend(el("div", { class: `alert ${event.severity}`, role: "alert" }, `${event.agent_id} · ${event.call_id}: ${event.message}`));
     while (alerts.children.length > 5) alerts.lastChild.remove();

@@ -107,6 +107,8 @@ async def test_floor_shows_the_call_on_hold_with_its_timer_and_opens_it(web, bro
         assert (await agent.locator("#hold").inner_text()).startswith("On hold 0:0")
         await row.click()
         await floor.wait_for_selector("#detail:not([hidden])")
+        totals = floor.locator("#totals tr", has_text="agent-web")
+        await totals.wait_for()  # today's totals come from the store: this call counts
         assert "web-call-2" in await floor.locator("#detail-title").text_content()
         await shoot(floor, "floor")
         await call.send(json.dumps({"type": "stop"}))
@@ -141,3 +143,28 @@ async def test_streams_refuse_wrong_tokens(web):
         async with connect(f"{web.ws}{path}") as ws:
             await ws.wait_closed()
             assert ws.close_code == 1008 and ws.close_reason == "unauthorized"
+
+
+async def test_json_api_uses_the_same_tokens(web):
+    from tests.e2e.helpers import http_get_json
+
+    await replay_wav(
+        demo_call_path(), web.ws, "agent-web", "api-call", 0.0, "mulaw", token=AGENT_TOKEN
+    )
+    base = web.http
+    status, record = await http_get_json(f"{base}/v1/calls/api-call?token={AGENT_TOKEN}")
+    assert status == 200 and [n["kind"] for n in record["nudges"]] == [
+        "interruption",
+        "long_hold",
+        "dead_air",
+    ]
+    status, _ = await http_get_json(f"{base}/v1/calls/api-call/scorecard?token={SUPERVISOR_TOKEN}")
+    assert status == 200
+    status, _ = await http_get_json(f"{base}/v1/calls/api-call")  # no token
+    assert status == 401
+    status, _ = await http_get_json(f"{base}/v1/agents/other/report?token={AGENT_TOKEN}")
+    assert status == 401
+    status, today = await http_get_json(f"{base}/v1/floor/today?token={SUPERVISOR_TOKEN}")
+    assert status == 200 and today["agents"]["agent-web"] == {"calls": 1, "nudges": 3}
+    status, _ = await http_get_json(f"{base}/v1/floor/today?token={AGENT_TOKEN}")
+    assert status == 401
