@@ -215,3 +215,24 @@ def test_suppressed_reasons_are_counted() -> None:
     assert [r is not None for r in results] == [True, False, False, True, False, False, True]
     assert dict(p.suppressed) == {"duplicate": 1, "cooldown": 1, "budget": 2}
     assert p.sent == 3
+
+
+@pytest.mark.parametrize(
+    ("severity", "at", "passes"),
+    [
+        ("warning", 100.0, False),  # snoozed until 310
+        ("info", 309.9, False),
+        ("warning", 310.0, True),  # the snooze is over
+        ("critical", 100.0, True),  # critical always gets through
+    ],
+)
+def test_snoozed_kind_stays_quiet(severity: str, at: float, passes: bool) -> None:
+    p = policy()
+    p.snooze("dead_air", until_s=310.0)
+    p.snooze("dead_air", until_s=200.0)  # a shorter second snooze doesn't cut the first
+    nudge = p.decide(finding("dead_air", at, severity=severity))
+    assert (nudge is not None) == passes
+    if not passes:
+        assert p.suppressed["snoozed"] == 1
+    other = p.decide(finding("interruption", at))
+    assert other is not None  # only the snoozed kind is quiet
