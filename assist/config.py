@@ -135,7 +135,8 @@ class FloorConfig(_Section):
     """When the supervisors' floor view raises an alert."""
 
     alert_kinds: list[str] = ["long_hold"]
-    repeated_interruptions: int = Field(3, ge=1)
+    # A kind reaching this many nudges in one call raises an alert ("escalating").
+    repeat_alerts: dict[str, int] = {"interruption": 3, "customer_frustration": 2}
 
 
 class LimitsConfig(_Section):

@@ -12,6 +12,12 @@ from assist.config import FloorConfig
 from assist.events import Alert, CallState, CallStateName, Nudge
 from assist.pipeline import CallPipeline
 
+REPEAT_MESSAGES = {
+    "interruption": "Agent has interrupted the customer {n}x.",
+    "customer_frustration": "Customer frustration is escalating ({n} moments).",
+    "negative_phrasing": "Negative phrasing {n}x in this call.",
+}
+
 
 class FloorView:
     """Per-call floor state and alert rules."""
@@ -31,11 +37,9 @@ class FloorView:
             message = None
             if nudge.kind in self._cfg.alert_kinds or nudge.severity == "critical":
                 message = nudge.message
-            elif (
-                nudge.kind == "interruption"
-                and self.cue_counts["interruption"] == self._cfg.repeated_interruptions
-            ):
-                message = f"Agent has interrupted the customer {self.cue_counts['interruption']}x."
+            elif self.cue_counts[nudge.kind] == self._cfg.repeat_alerts.get(nudge.kind):
+                template = REPEAT_MESSAGES.get(nudge.kind, "{kind} {n} times in this call.")
+                message = template.format(kind=nudge.kind, n=self.cue_counts[nudge.kind])
             if message is None:
                 continue
             self._critical = self._critical or nudge.severity == "critical"

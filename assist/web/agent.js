@@ -9,7 +9,27 @@ const history = document.getElementById("history");
 const transcript = document.getElementById("transcript");
 const hold = document.getElementById("hold");
 const partials = new Map(); // "call/channel/utterance" -> <li>
+const finals = []; // final transcripts of this page's calls, for the nudges' "what was said"
 let holdStarted = null;
+
+// The words said during a nudge's evidence span, filled in as transcripts arrive (they
+// come about a second after the audio-only cues).
+function quoteFor(nudge) {
+  const quote = el("blockquote", { class: "said", "aria-label": "What was said then" });
+  quote.dataset.callId = nudge.call_id;
+  quote.dataset.start = nudge.evidence.span_start_s;
+  quote.dataset.end = nudge.evidence.span_end_s;
+  for (const t of finals) addToQuote(quote, t);
+  return quote;
+}
+
+function addToQuote(quote, t) {
+  const overlaps = t.call_id === quote.dataset.callId &&
+    t.start_s < Number(quote.dataset.end) + 0.25 && t.end_s > Number(quote.dataset.start) - 0.25;
+  if (!overlaps || quote.querySelector(`[data-key="${t.channel}/${t.utterance_id}"]`)) return;
+  quote.append(el("p", { "data-key": `${t.channel}/${t.utterance_id}` },
+    el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), ` “${t.text}”`));
+}
 
 function nudgeElement(nudge, withActions) {
   const ev = nudge.evidence;
@@ -19,7 +39,7 @@ function nudgeElement(nudge, withActions) {
     el("div", { class: "message" }, nudge.message),
     nudge.suggestion ? el("div", { class: "suggestion" }, nudge.suggestion) : "",
     el("div", { class: "why" }, `Why: ${why}`),
-    ev.details && ev.details.text ? el("blockquote", {}, ev.details.text) : "");
+    quoteFor(nudge));
   if (withActions) {
     const actions = el("div", { class: "actions", role: "group", "aria-label": "Feedback on this nudge" });
     for (const [action, label] of [["got_it", "Got it"], ["snooze", "Snooze 5 min"], ["not_right", "Not right"]]) {
@@ -44,11 +64,20 @@ function showNudge(nudge) {
 
 function showTranscript(t) {
   const key = `${t.call_id}/${t.channel}/${t.utterance_id}`;
-  const line = el("li", { class: `${t.channel}${t.final ? "" : " partial"}` },
+  const line = el("li", { class: `${t.channel}${t.final ? "" : " partial"}`, "data-start": t.start_s },
     el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), t.text);
   const old = partials.get(key);
-  if (old) old.replaceWith(line); else transcript.append(line);
-  if (t.final) partials.delete(key); else partials.set(key, line);
+  if (old) old.replaceWith(line);
+  else {
+    // Agent speech is transcribed first: keep the conversation in the order it was said.
+    const later = [...transcript.children].find((li) => Number(li.dataset.start) > t.start_s);
+    transcript.insertBefore(line, later || null);
+  }
+  if (t.final) {
+    partials.delete(key);
+    finals.push(t);
+    document.querySelectorAll("blockquote.said").forEach((quote) => addToQuote(quote, t));
+  } else partials.set(key, line);
   transcript.scrollTop = transcript.scrollHeight;
 }
 

@@ -168,3 +168,20 @@ async def test_json_api_uses_the_same_tokens(web):
     assert status == 200 and today["agents"]["agent-web"] == {"calls": 1, "nudges": 3}
     status, _ = await http_get_json(f"{base}/v1/floor/today?token={AGENT_TOKEN}")
     assert status == 401
+
+
+async def test_a_nudge_shows_what_was_said_during_its_span(server_factory, browser):
+    """With transcription on, the interruption's quote fills in with both sides' words."""
+    running = await server_factory(
+        make_settings(asr={"enabled": True, "stale_after_s": 600, "max_queue": 512})
+    )
+    page = await browser.new_page()
+    await page.goto(f"{running.http}/agent?agent_id=agent-asr")
+    await page.wait_for_selector("#status.ok")
+    await replay_wav(demo_call_path(), running.ws, "agent-asr", "quote-call", 0.0, "mulaw")
+    quote = page.locator('[data-nudge-kind="interruption"] blockquote.said')
+    await quote.locator("p").first.wait_for()
+    said = await quote.inner_text()
+    assert "Customer" in said and "You" in said  # both sides were talking
+    assert "router" in said.lower()  # "Okay, have you tried restarting the router?"
+    await shoot(page, "agent-with-transcript")
