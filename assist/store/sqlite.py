@@ -68,6 +68,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+CALL_COLUMNS = "call_id, agent_id, protocol, started_at, ended_at, status, scorecard"
+
+
 class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
@@ -173,17 +176,13 @@ class SqliteStore:
 
     def record(self, call_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
-            "SELECT call_id, agent_id, protocol, started_at, ended_at, status, scorecard "
-            "FROM calls WHERE call_id = ?",
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE call_id = ?",
             (call_id,),
         ).fetchone()
         return self._record(row) if row else None
 
     def export(self) -> Iterator[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT call_id, agent_id, protocol, started_at, ended_at, status, scorecard "
-            "FROM calls ORDER BY started_at"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at").fetchall()
         for row in rows:
             yield self._record(row)
 
