@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 from assist.config import Settings
 from assist.hold import HoldEdge, HoldTracker
@@ -20,9 +19,6 @@ from assist.vad.silero import WINDOW_S, WindowActivity
 # Media times are sums of 32 ms windows: compare thresholds with this slack so that
 # 0.7999999999999998 s counts as 0.8 s.
 TIME_EPS_S = 1e-9
-
-Role = Literal["customer", "agent"]
-ROLES: tuple[Role, ...] = ("customer", "agent")
 
 
 @dataclass(slots=True)
@@ -35,10 +31,6 @@ class Tick:
     speech_edges: list[tuple[str, SpeechEdge]] = field(default_factory=list)
     hold_edges: list[HoldEdge] = field(default_factory=list)
     audio_lost: bool = False  # a window of this tick never arrived (overload, pause)
-
-    def speaking(self, role: str) -> bool:
-        gate = self.gates.get(role)
-        return gate is not None and gate.in_speech
 
     def anyone_speaking(self) -> bool:
         return any(g.in_speech for g in self.gates.values())

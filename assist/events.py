@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Severity = Literal["info", "warning", "critical"]
-CueKind = Literal["interruption", "long_hold", "dead_air", "monologue", "pace"]
 
 
 @dataclass(frozen=True, slots=True)

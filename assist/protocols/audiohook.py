@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -87,9 +87,6 @@ class _Session:
     call: CallSession | None = None
     media: dict[str, Any] | None = None
     probe: bool = False
-    paused: bool = False
-    closing: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 class AudioHookConnection:
@@ -223,17 +220,14 @@ class AudioHookConnection:
             elif kind == "update":
                 await self.send("updated", {})
             elif kind == "paused":
-                self.state.paused = True
+                pass  # the gap shows up in the resumed message's "discarded"
             elif kind in ("resumed", "discarded"):
-                self.state.paused = False if kind == "resumed" else self.state.paused
                 lost = seconds(params.get("discarded", "PT0S"))
                 if call is not None:
                     call.push_gap(round(lost * RATE))
             elif kind == "error":
-                self.state.errors.append(str(params.get("message", "")))
                 log.info("audiohook %s: client error %s", self.state.session_id, params)
             elif kind == "close":
-                self.state.closing = True
                 if call is not None:
                     call.end_input()
                 await self.send("closed", {})

@@ -154,14 +154,13 @@ async def _read_start(ws: ServerConnection, service: AssistService) -> dict[str,
 
 
 async def _read_media(ws: ServerConnection, session: CallSession, aligner: TrackAligner) -> None:
-    tracks = {track: track for track in aligner.tracks}
     async for text in ws:
         message = _parse(text)
         event = message["event"]
         if event == "media":
             media = message.get("media") or {}
             track = media.get("track", "inbound")
-            if track not in tracks:
+            if track not in aligner.tracks:
                 continue  # a track this stream did not announce
             try:
                 payload = base64.b64decode(media["payload"], validate=True)
