@@ -1,4 +1,5 @@
-"""Command line: ``assist serve | replay | demo | synth | schemas``."""
+"""Command line: ``assist serve | replay | demo | synth | export | report | classify |
+train-text | schemas``."""
 
 from __future__ import annotations
 
@@ -226,6 +227,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace) -> int:
+    """One utterance per stdin line in, one JSON verdict per line out (blank lines skipped)."""
+    from assist.text.classify import ModelsMissing, TextClassifier
+
+    try:
+        classifier = TextClassifier(Path(args.models) if args.models else None)
+    except ModelsMissing as exc:
+        print(f"assist classify: {exc}", file=sys.stderr)
+        return 2
+    for line in sys.stdin:
+        text = line.strip()
+        if not text:
+            continue
+        (verdict,) = classifier.classify(args.speaker, [text])
+        print(json.dumps(verdict.to_json()), flush=True)
+    return 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from assist.events import wire_schemas
 
@@ -273,11 +292,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports")
     report.add_argument("--config")
 
+    classify = sub.add_parser(
+        "classify", help="judge utterances (one per stdin line) with the text models"
+    )
+    classify.add_argument("--speaker", choices=["agent", "customer"], required=True)
+    classify.add_argument("--models", help="folder of the ONNX heads (default: models/)")
+
+    sub.add_parser(
+        "train-text",
+        help="rebuild the text models in models/ from the labelled data (see its --help)",
+        add_help=False,
+    )
+
     sub.add_parser("schemas", help="print the JSON Schemas of the wire messages")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train-text"]:  # the trainer has its own options
+        from assist.text.train import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose or args.command == "serve")
     if args.command == "serve":
@@ -292,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "classify":
+        return _classify(args)
     return _schemas(args)
 
 

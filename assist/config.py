@@ -77,6 +77,21 @@ class PaceConfig(_Section):
     min_utterance_s: float = Field(2.0, ge=0)
 
 
+class NegativePhrasingConfig(_Section):
+    """Agent sentences the negative-phrasing model flags (category + rewrite)."""
+
+    min_score: float = Field(0.0, ge=0, le=1)  # 0: the threshold stored in the model
+
+
+class CustomerFrustrationConfig(_Section):
+    """Customer sentences the frustration model flags, unless the agent acknowledged."""
+
+    min_score: float = Field(0.0, ge=0, le=1)  # 0: the threshold stored in the model
+    # An agent acknowledgement this recent (media s before the customer's sentence
+    # ended) means the feeling was already heard: no nudge.
+    acknowledged_within_s: float = Field(45.0, ge=0)
+
+
 class CuesConfig(_Section):
     interruption: InterruptionConfig = InterruptionConfig()
     long_hold: LongHoldConfig = LongHoldConfig()
@@ -84,6 +99,8 @@ class CuesConfig(_Section):
     dead_air: DeadAirConfig = DeadAirConfig()
     monologue: MonologueConfig = MonologueConfig()
     pace: PaceConfig = PaceConfig()
+    negative_phrasing: NegativePhrasingConfig = NegativePhrasingConfig()
+    customer_frustration: CustomerFrustrationConfig = CustomerFrustrationConfig()
 
 
 class AsrConfig(_Section):
@@ -100,6 +117,17 @@ class AsrConfig(_Section):
     stale_after_s: float = Field(4.0, gt=0)
     partial_stale_after_s: float = Field(1.0, gt=0)
     beam_size: int = Field(1, ge=1)
+
+
+class TextConfig(_Section):
+    """Text models on final transcripts (needs ASR): ONNX heads on sentence embeddings."""
+
+    enabled: bool = True
+    models_dir: str = ""  # "": the project's models/ folder
+    threads: int = Field(1, ge=1)
+    # Only sentences Whisper heard clearly are judged: their words' mean probability must
+    # reach this (misheard noise like "Oh, ding." must not become a nudge).
+    min_word_probability: float = Field(0.5, ge=0, le=1)
 
 
 class UtteranceConfig(_Section):
@@ -126,6 +154,8 @@ class PolicyConfig(_Section):
         "dead_air": 0.0,
         "monologue": 30.0,
         "pace": 60.0,
+        "negative_phrasing": 20.0,
+        "customer_frustration": 60.0,
     }
     budget_per_call: int = Field(40, ge=0)
     budget_exempt_severity: Severity = "critical"
@@ -188,6 +218,10 @@ class ScorecardConfig(_Section):
     efficiency_per_long_hold_reminder: float = Field(15.0, ge=0)
     efficiency_per_dead_air: float = Field(8.0, ge=0)
     efficiency_per_pace: float = Field(5.0, ge=0)
+    empathy_per_unacknowledged_frustration: float = Field(25.0, ge=0)
+    empathy_per_acknowledgement: float = Field(10.0, ge=0)  # won back, up to 100
+    trust_per_phrase: float = Field(15.0, ge=0)
+    positive_attitude_per_phrase: float = Field(10.0, ge=0)
     min_rate_window_s: float = Field(300.0, gt=0)
 
 
@@ -243,6 +277,7 @@ class Settings(BaseSettings):
     store: StoreConfig = StoreConfig()
     l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()
+    text: TextConfig = TextConfig()
 
     @classmethod
     def settings_customise_sources(

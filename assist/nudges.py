@@ -40,6 +40,18 @@ def message_for(finding: Finding) -> tuple[str, str | None]:
             f"You're speaking fast ({finding.measured:.0f} words a minute).",
             "Slow down and pause after key points so the customer can follow.",
         )
+    if kind == "negative_phrasing":
+        details = finding.details
+        return (
+            f'Negative phrasing ({details["category_label"]}): "{details["quote"]}"',
+            details["suggestion"],
+        )
+    if kind == "customer_frustration":
+        return (
+            "The customer sounds frustrated.",
+            'Acknowledge how they feel before you solve: "I understand how frustrating this'
+            ' has been."',
+        )
     return (kind.replace("_", " ").capitalize() + ".", None)
 
 
@@ -49,14 +61,23 @@ _MEASURE_NAMES = {
     "dead_air": "silence",
     "monologue": "agent turn",
     "pace": "pace",
+    "negative_phrasing": "negative-phrasing score",
+    "customer_frustration": "frustration score",
 }
 
 
 def evidence_for(finding: Finding) -> Evidence:
     name = _MEASURE_NAMES.get(finding.kind, finding.kind)
-    explanation = (
-        f"{name} {finding.measured:.2f} {finding.unit} >= {finding.threshold:.2f} {finding.unit}"
-    )
+    if finding.unit == "score":  # a text model's: say what it judged
+        explanation = (
+            f"{name} {finding.measured:.2f} >= {finding.threshold:.2f} on "
+            f'"{finding.details.get("quote", "")}"'
+        )
+    else:
+        explanation = (
+            f"{name} {finding.measured:.2f} {finding.unit} >= {finding.threshold:.2f} "
+            f"{finding.unit}"
+        )
     return Evidence(
         rule=finding.rule,
         threshold=round(finding.threshold, 3),

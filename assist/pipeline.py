@@ -3,7 +3,8 @@
 decode -> deinterleave -> per channel: resample to 8 kHz -> Silero windows -> lockstep
 conversation state -> detectors -> nudge policy. With ASR on, each channel's audio is also
 kept at 16 kHz and cut into utterances at its voice gate's edges; their transcripts come
-back through ``on_transcript`` (text cues). No I/O and no clocks: media time is the
+back through ``on_transcript`` (pace), and the text models' verdict on each final through
+``on_text`` (negative phrasing, customer frustration). No I/O and no clocks: media time is the
 number of samples received per channel divided by the line rate.
 """
 
@@ -23,10 +24,12 @@ from assist.config import Settings
 from assist.conversation import ConversationTracker
 from assist.detectors import build_detectors
 from assist.detectors.pace import PaceDetector
+from assist.detectors.text_cues import TextCueDetector
 from assist.events import Finding, Nudge, Transcript, TranscriptWord
 from assist.policy import NudgePolicy
 from assist.redact import redact, redact_word
 from assist.scorecard import build_scorecard
+from assist.text.classify import TextVerdict
 from assist.vad.silero import VAD_RATE, SileroModel, VadStream, WindowActivity
 
 SUPPORTED_RATES = (8000, 16000)
@@ -94,9 +97,15 @@ class _Channel:
 
 class CallPipeline:
     def __init__(
-        self, settings: Settings, vad_model: SileroModel, spec: CallSpec, asr: bool = False
+        self,
+        settings: Settings,
+        vad_model: SileroModel,
+        spec: CallSpec,
+        asr: bool = False,
+        text: bool = False,
     ) -> None:
         self.spec = spec
+        self.text_judged = text  # the text models judge this call's finals
         self._channels: list[_Channel] = []
         for role in spec.channels:
             channel = _Channel(
@@ -110,11 +119,13 @@ class CallPipeline:
         self.tracker = ConversationTracker(settings, list(spec.channels))
         self._detectors = build_detectors(settings.cues)
         self._pace = PaceDetector(settings.cues.pace)
+        self.text_cues = TextCueDetector(settings.cues)
         self.policy = NudgePolicy(settings.policy, spec.call_id, spec.agent_id)
         self.findings: list[Finding] = []
         self.transcripts: list[Transcript] = []  # finals, in arrival order
         self._finalized: dict[str, int] = {}  # channel -> last final utterance id
         self._redact = settings.redaction.enabled
+        self._min_word_probability = settings.text.min_word_probability
         self._scorecard_weights = settings.scorecard
         self.samples_received = 0  # per channel, at the line rate
         self.samples_lost = 0
@@ -196,6 +207,20 @@ class CallPipeline:
             self._decide(findings, out)
         return out
 
+    def judgeable(self, transcript: Transcript) -> bool:
+        """Whether the text models should judge this transcript: a final with words that
+        Whisper heard clearly (mean word probability at least ``min_word_probability``)."""
+        if not (self.text_judged and transcript.final and transcript.words):
+            return False
+        clarity = sum(w.probability for w in transcript.words) / len(transcript.words)
+        return clarity >= self._min_word_probability
+
+    def on_text(self, transcript: Transcript, verdict: TextVerdict) -> PipelineOutput:
+        """The text models judged a final transcript: negative phrasing, frustration."""
+        out = PipelineOutput()
+        self._decide(self.text_cues.feed(transcript, verdict), out)
+        return out
+
     def _drain(self) -> PipelineOutput:
         out = PipelineOutput()
         channels = self._channels
@@ -228,4 +253,6 @@ class CallPipeline:
             self.findings,
             self.policy.sent,
             self._scorecard_weights,
+            self.text_cues.moments if self.text_judged else None,
+            self.transcripts,
         )

@@ -15,10 +15,13 @@ _NUMBER_WORDS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _SPOKEN_RUN = re.compile(rf"\b{_NUMBER_WORDS}(?:[\s,-]+{_NUMBER_WORDS}){{5,}}\b", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _EMAIL_SPOKEN = re.compile(r"\b[\w.+-]+ at [\w-]+ dot (?:com|net|org|edu|gov|io|co)\b", re.I)
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+# Between digits: nothing, a space, a dash, a dot or a comma (Whisper writes digits read
+# out one by one as "4, 1, 1, 1, ...").
+_SEP = r"(?:,\s?|[ .-])?"
+_CARD = re.compile(rf"\b(?:\d{_SEP}){{12,18}}\d\b")
 _SSN = re.compile(r"\b\d{3}[- ]\d{2}[- ]\d{4}\b")
 _PHONE = re.compile(r"(?:\+?1[ .-]?)?\(?\b\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
-_DIGIT_RUN = re.compile(r"\b\d(?:[ -]?\d){5,}\b")
+_DIGIT_RUN = re.compile(rf"\b\d(?:{_SEP}\d){{5,}}\b")
 
 
 def _luhn(digits: str) -> bool:

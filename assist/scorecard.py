@@ -2,8 +2,9 @@
 
 Scores come from documented formulas over the metrics (README, "Scorecard"), their
 weights set in ``[scorecard]``. Skills whose
-evidence comes from what was said (empathy, trust, positive attitude) stay ``null`` with
-the reason until text cues exist for the call: no number is better than an invented one.
+evidence comes from what was said (empathy, trust, positive attitude) need the text models
+on the call's transcripts; without them they stay ``null`` with the reason: no number is
+better than an invented one.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from typing import Any
 
 from assist.config import ScorecardConfig
 from assist.conversation import ConversationTotals
-from assist.events import Finding
+from assist.detectors.text_cues import Moment
+from assist.events import Finding, Transcript
 
 SKILLS = ("patience", "empathy", "trust", "efficiency", "positive_attitude")
+# Negative-phrasing categories that cost trust (the customer doubts they'll be helped);
+# the others cost positive attitude.
+TRUST_CATEGORIES = frozenset({"blame", "not_my_job", "dont_know"})
+SAID_MARGIN_S = 0.5  # words this close to a moment's span count as said during it
 
 
 def _clamp_score(value: float) -> int:
@@ -29,7 +35,11 @@ def build_scorecard(
     findings: list[Finding],
     nudges_sent: int,
     weights: ScorecardConfig | None = None,
+    text_moments: list[Moment] | None = None,
+    transcripts: list[Transcript] | None = None,
 ) -> dict[str, Any]:
+    """``text_moments`` is None when the text models did not run on the call;
+    ``transcripts`` (finals) give each moment the words said during it."""
     w = weights or ScorecardConfig()
     duration = totals.duration_s
     counts = Counter(f.kind for f in findings)
@@ -66,27 +76,92 @@ def build_scorecard(
         - w.efficiency_per_dead_air * counts["dead_air"]
         - w.efficiency_per_pace * counts["pace"]
     )
-    text_reason = "needs transcripts and text cues, not enabled for this call"
     skills: dict[str, dict[str, Any]] = {
         "patience": {"score": _clamp_score(patience), "basis": "interruptions, monologues"},
-        "empathy": {"score": None, "basis": text_reason},
-        "trust": {"score": None, "basis": text_reason},
         "efficiency": {"score": _clamp_score(efficiency), "basis": "long holds, dead air"},
-        "positive_attitude": {"score": None, "basis": text_reason},
     }
-    moments = [
-        {
-            "kind": f.kind,
-            "media_time_s": round(f.at_s, 3),
-            "span_s": [round(f.span_start_s, 3), round(f.span_end_s, 3)],
-            "measured": round(f.measured, 3),
-        }
-        for f in findings
-    ]
+    if text_moments is None:
+        text_reason = "needs transcripts and the text models, not enabled for this call"
+        for skill in ("empathy", "trust", "positive_attitude"):
+            skills[skill] = {"score": None, "basis": text_reason}
+    else:
+        _text_skills(findings, text_moments, w, metrics, skills)
+    skills = {name: skills[name] for name in SKILLS}
+    moments = [_moment(f, transcripts or []) for f in findings]
     return {
         "call_id": call_id,
         "agent_id": agent_id,
         "skills": skills,
         "metrics": metrics,
         "moments": moments,
+    }
+
+
+def _text_skills(
+    findings: list[Finding],
+    text_moments: list[Moment],
+    w: ScorecardConfig,
+    metrics: dict[str, Any],
+    skills: dict[str, dict[str, Any]],
+) -> None:
+    """Empathy, trust and positive attitude from the text cues of the call."""
+    categories = Counter(
+        f.details.get("category") for f in findings if f.kind == "negative_phrasing"
+    )
+    trust_phrases = sum(n for c, n in categories.items() if c in TRUST_CATEGORIES)
+    attitude_phrases = sum(categories.values()) - trust_phrases
+    frustration = [m for m in text_moments if m.kind == "customer_frustration"]
+    unacknowledged = sum(not m.acknowledged for m in frustration)
+    acknowledgements = sum(m.kind == "empathy" for m in text_moments)
+    metrics["negative_phrasing"] = dict(sorted(categories.items()))
+    metrics["customer_frustration_moments"] = len(frustration)
+    metrics["frustration_unacknowledged"] = unacknowledged
+    metrics["acknowledgements"] = acknowledgements
+    empathy = (
+        100.0
+        - w.empathy_per_unacknowledged_frustration * unacknowledged
+        + w.empathy_per_acknowledgement * min(acknowledgements, len(frustration))
+    )
+    skills["empathy"] = {
+        "score": _clamp_score(empathy),
+        "basis": "customer frustration acknowledged or not",
+    }
+    skills["trust"] = {
+        "score": _clamp_score(100.0 - w.trust_per_phrase * trust_phrases),
+        "basis": "blame, not my job, don't know",
+    }
+    skills["positive_attitude"] = {
+        "score": _clamp_score(100.0 - w.positive_attitude_per_phrase * attitude_phrases),
+        "basis": "can't/won't, policy, you have to, dismissive, repetition",
+    }
+
+
+def _moment(finding: Finding, transcripts: list[Transcript]) -> dict[str, Any]:
+    moment: dict[str, Any] = {
+        "kind": finding.kind,
+        "media_time_s": round(finding.at_s, 3),
+        "span_s": [round(finding.span_start_s, 3), round(finding.span_end_s, 3)],
+        "measured": round(finding.measured, 3),
+    }
+    for key in ("category", "quote", "suggestion"):  # text cues: what was said
+        if key in finding.details:
+            moment[key] = finding.details[key]
+    said = said_during(transcripts, finding.span_start_s, finding.span_end_s)
+    if said:
+        moment["said"] = said
+    return moment
+
+
+def said_during(transcripts: list[Transcript], start_s: float, end_s: float) -> dict[str, str]:
+    """Per channel, the (already redacted) words spoken within ``SAID_MARGIN_S`` of a
+    span, in spoken order: the transcript evidence of a moment."""
+    words: dict[str, list[tuple[float, str]]] = {}
+    for transcript in transcripts:
+        if transcript.end_s < start_s - SAID_MARGIN_S or transcript.start_s > end_s + SAID_MARGIN_S:
+            continue
+        for word in transcript.words:
+            if start_s - SAID_MARGIN_S <= word.end_s and word.start_s <= end_s + SAID_MARGIN_S:
+                words.setdefault(transcript.channel, []).append((word.start_s, word.word))
+    return {
+        channel: "".join(w for _, w in sorted(spoken)).strip() for channel, spoken in words.items()
     }

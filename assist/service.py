@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from assist.asr.pool import AsrPool
@@ -24,6 +25,7 @@ from assist.protocols.errors import ProtocolError, try_later
 from assist.session import CallSession
 from assist.store import CallStore, MemoryStore
 from assist.store.sqlite import SqliteStore
+from assist.text.classify import LiveTextJudge, TextClassifier
 from assist.vad.silero import SileroModel
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class AssistService:
         self.vad_model: SileroModel | None = None
         self.asr_pool: AsrPool | None = None
         self.asr_info: dict[str, Any] = {"enabled": settings.asr.enabled}
+        self.text_judge: LiveTextJudge | None = None
+        self.text_info: dict[str, Any] = {"enabled": False}
         self.live: dict[str, CallSession] = {}
 
     @property
@@ -75,13 +79,27 @@ class AssistService:
         vad_model = await asyncio.to_thread(SileroModel)
         if self.settings.asr.enabled:
             self.asr_pool = await asyncio.to_thread(self._start_asr)
+            if self.settings.text.enabled:
+                self.text_judge = await asyncio.to_thread(self._load_text_models)
         self.vad_model = vad_model  # ready from here on
         log.info(
-            "models loaded in %.2fs: vad=%s asr=%s",
+            "models loaded in %.2fs: vad=%s asr=%s text=%s",
             time.perf_counter() - started,
             vad_model.path,
             self.asr_info,
+            self.text_info,
         )
+
+    def _load_text_models(self) -> LiveTextJudge:
+        cfg = self.settings.text
+        folder = Path(cfg.models_dir).expanduser() if cfg.models_dir else None
+        classifier = TextClassifier(folder, cfg.threads)
+        heads = (classifier.negative_phrasing, classifier.frustration, classifier.empathy)
+        self.text_info = {
+            "enabled": True,
+            "models": {h.path.stem: {"path": str(h.path), "threshold": h.threshold} for h in heads},
+        }
+        return LiveTextJudge(classifier)
 
     def _start_asr(self) -> AsrPool:
         from assist.asr.model import load_model
@@ -119,6 +137,8 @@ class AssistService:
     def close(self) -> None:
         if self.asr_pool is not None:
             self.asr_pool.close()
+        if self.text_judge is not None:
+            self.text_judge.close()
         self.store.close()
 
     def health(self) -> dict[str, Any]:
@@ -126,6 +146,7 @@ class AssistService:
             "status": "ok" if self.ready else "loading",
             "models": {"vad": str(self.vad_model.path) if self.vad_model else None},
             "asr": self.asr_info,
+            "text": self.text_info,
             "calls_active": len(self.live),
         }
 
@@ -145,6 +166,7 @@ class AssistService:
             self.clock,
             self.asr_pool,
             self.store,
+            self.text_judge,
         )
         self.store.call_started(spec.call_id, spec.agent_id, protocol, self.wall_clock())
         self.live[spec.call_id] = session

@@ -7,8 +7,10 @@ the scorecard. The adapter runs ``run()`` in the call's TaskGroup next to its re
 
 With an ASR pool, each utterance the pipeline cuts is submitted to the pool; its result
 comes back as a future callback on the loop and goes through ``pipeline.on_transcript``
-(transcript events, text cues). ``run()`` waits for every outstanding utterance (result or
-shed, the pool always answers) before the scorecard is final.
+(transcript events, pace). Each final with text then goes to the text models (their own
+thread) and their verdict through ``pipeline.on_text`` (negative phrasing, frustration).
+``run()`` waits for every outstanding utterance and verdict (the pool always answers, shed
+or not) before the scorecard is final.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from assist.asr.pool import AsrPool, AsrResult
 from assist.asr.segmenter import UtteranceAudio
 from assist.config import Settings
+from assist.events import Transcript
 from assist.floor import FloorView
 from assist.hub import Hub
 from assist.ingest import Audio, Gap, Hold, IngestQueue
 from assist.metrics import ServiceMetrics
 from assist.pipeline import CallPipeline, CallSpec, PipelineOutput
 from assist.store import CallStore
+from assist.text.classify import LiveTextJudge, Speaker, TextVerdict
 from assist.vad.silero import SileroModel
 
 log = logging.getLogger(__name__)
@@ -47,14 +51,17 @@ class CallSession:
         clock: Callable[[], float],
         asr_pool: AsrPool | None = None,
         store: CallStore | None = None,
+        text_judge: LiveTextJudge | None = None,
     ) -> None:
         self.spec = spec
-        self.pipeline = CallPipeline(settings, vad_model, spec, asr=asr_pool is not None)
+        text = asr_pool is not None and text_judge is not None
+        self.pipeline = CallPipeline(settings, vad_model, spec, asr=asr_pool is not None, text=text)
         self._asr = asr_pool
+        self._text = text_judge if text else None
         self._store = store
         self._checkpoint_every_s = settings.store.checkpoint_every_s
         self._next_checkpoint_s = self._checkpoint_every_s
-        self._outstanding: set[asyncio.Future[AsrResult]] = set()
+        self._outstanding: set[asyncio.Future[Any]] = set()  # transcripts, verdicts
         self.floor = FloorView(settings.floor, spec.call_id, spec.agent_id)
         self._hub = hub
         self._metrics = metrics
@@ -107,8 +114,10 @@ class CallSession:
                     continue
                 if self._input_ended:
                     self._publish(self.pipeline.finish())
-                    if self._outstanding:  # the pool answers every request
-                        await asyncio.gather(*self._outstanding)
+                    # The pool answers every request; a transcript's answer may start a
+                    # verdict (added by its done callback, which runs before we resume).
+                    while self._outstanding:
+                        await asyncio.gather(*self._outstanding, return_exceptions=True)
                     break
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -144,9 +153,29 @@ class CallSession:
                 if result.status == "ok" and result.recognized is not None:
                     if utterance.final:
                         self._metrics.asr_final_seconds.observe(self._clock() - submitted)
-                    self._publish(self.pipeline.on_transcript(utterance, result.recognized))
+                    output = self.pipeline.on_transcript(utterance, result.recognized)
+                    self._publish(output)
+                    for transcript in output.transcripts:
+                        if self.pipeline.judgeable(transcript):
+                            self._judge(transcript)
             except Exception:
                 log.exception("call %s: handling a transcript failed", self.spec.call_id)
+
+        future.add_done_callback(done)
+
+    def _judge(self, transcript: Transcript) -> None:
+        """Send a final transcript to the text models; their verdict comes back here."""
+        if self._text is None:
+            return
+        future = self._text.judge(cast(Speaker, transcript.channel), transcript.text)
+        self._outstanding.add(future)
+
+        def done(f: asyncio.Future[TextVerdict]) -> None:
+            self._outstanding.discard(f)
+            try:
+                self._publish(self.pipeline.on_text(transcript, f.result()))
+            except Exception:
+                log.exception("call %s: judging a transcript failed", self.spec.call_id)
 
         future.add_done_callback(done)
 

@@ -16,6 +16,7 @@ from assist.synth.render import RenderedCall, render
 from assist.synth.script import CallScript
 
 CALLS_DIR = Path(__file__).parent / "calls"
+BUNDLED_SCRIPTS = Path(__file__).parent.parent / "assist" / "synth" / "scripts"
 
 
 class ManualClock:
@@ -92,9 +93,13 @@ _rendered: dict[str, RenderedCall] = {}
 
 
 def synthesized_call(name: str) -> RenderedCall:
-    """Render tests/calls/NAME.toml once per session (espeak-ng output is cached on disk)."""
+    """Render tests/calls/NAME.toml (or the bundled assist/synth/scripts/NAME.toml) once
+    per session (espeak-ng output is cached on disk)."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
     if name not in _rendered:
-        _rendered[name] = render(CallScript.load(CALLS_DIR / f"{name}.toml"))
+        path = CALLS_DIR / f"{name}.toml"
+        if not path.exists():
+            path = BUNDLED_SCRIPTS / f"{name}.toml"
+        _rendered[name] = render(CallScript.load(path))
     return _rendered[name]

@@ -28,6 +28,7 @@ class RenderedUtterance:
     text: str
     start_s: float  # first audible sample
     end_s: float  # last audible sample
+    expect: str | None = None  # the text cue the script says this line raises
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,11 @@ def render(script: CallScript) -> RenderedCall:
         audio[start : start + len(clip), channel] += clip
         rendered.append(
             RenderedUtterance(
-                utterance.who, utterance.text, start / rate, (start + len(clip)) / rate
+                utterance.who,
+                utterance.text,
+                start / rate,
+                (start + len(clip)) / rate,
+                utterance.expect,
             )
         )
     np.clip(audio, -1.0, 32767 / 32768, out=audio)

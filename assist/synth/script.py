@@ -8,6 +8,7 @@ noise_dbfs = -60.0          # line noise floor on both channels
 who = "customer"            # customer | agent
 at = 1.0                    # seconds from call start
 text = "Hi, I'm calling about my bill."
+expect = "customer_frustration"   # optional: the text cue this line must raise (truth)
 [[hold]]
 at = 20.0
 duration = 50.0
@@ -33,6 +34,10 @@ class Utterance(BaseModel):
     text: str = Field(min_length=1)
     voice: str | None = None
     words_per_minute: int = Field(150, ge=80, le=400)  # espeak -s
+    # The text cue this line must raise when the text models run (ground truth, labelled
+    # by the script's author): negative phrasing on agent lines, frustration on customer
+    # lines the agent hasn't acknowledged yet.
+    expect: Literal["negative_phrasing", "customer_frustration"] | None = None
 
 
 class Hold(BaseModel):

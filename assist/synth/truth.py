@@ -1,7 +1,9 @@
-"""Ground truth for a rendered call: when each audio cue really becomes true.
+"""Ground truth for a rendered call: when each cue really becomes true.
 
-Computed from the script's exact speech spans and holds with the same thresholds the
-service uses, independently of the VAD: this is what the detectors are measured against.
+Audio cues are computed from the script's exact speech spans and holds with the same
+thresholds the service uses, independently of the VAD: this is what the detectors are
+measured against. Text cues are the script's own labels (``expect``), true when the
+labelled sentence ends.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ class ExpectedCue:
     at_s: float  # media time the cue becomes true
 
 
-def expected_cues(call: RenderedCall, cues: CuesConfig) -> list[ExpectedCue]:
+def expected_cues(call: RenderedCall, cues: CuesConfig, text: bool = False) -> list[ExpectedCue]:
+    """Every cue of the call; the text cues only with ``text`` (they need ASR)."""
     out: list[ExpectedCue] = []
+    if text:
+        out += [ExpectedCue(u.expect, u.end_s) for u in call.utterances if u.expect]
     out += _interruptions(call, cues)
     out += _long_holds(call, cues)
     out += _dead_air(call, cues)

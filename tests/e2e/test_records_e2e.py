@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
 
 from assist.asr.pool import Recognized, Word
 from assist.asr.segmenter import UtteranceAudio
@@ -70,3 +73,48 @@ def test_transcripts_are_redacted_before_publishing_or_storing():
     assert transcript.text == "Sure, my card is [card] and my email is [email]"
     assert not any(ch.isdigit() or "@" in w.word for w in transcript.words for ch in w.word)
     assert pipeline.transcripts == [transcript]
+
+
+SECRETS = ("4111111111111111", "5558675309", "77349120")
+
+
+def _leaks(text: str) -> list[str]:
+    """Six digits in a row of a secret, however they were separated."""
+    digits = re.sub(r"[\s,.-]", "", text)
+    return [s for s in SECRETS for i in range(len(s) - 5) if s[i : i + 6] in digits]
+
+
+@pytest.mark.speech
+@pytest.mark.asr
+async def test_spoken_numbers_never_reach_the_database_or_the_floor_unredacted(tmp_path):
+    """Real speech, real Whisper: digits read out one by one are redacted everywhere."""
+    settings = make_settings(
+        store={"backend": "sqlite", "path": str(tmp_path / "calls.sqlite3")},
+        asr={"enabled": True, "stale_after_s": 600, "max_queue": 512},
+    )
+    running = await start_server(settings)
+    floor_events: list[str] = []
+    try:
+        async with connect(f"{running.ws}/v1/floor/events") as floor:
+
+            async def watch_floor() -> None:
+                async for text in floor:
+                    floor_events.append(str(text))
+
+            watcher = asyncio.create_task(watch_floor())
+            result = await stream_rendered(running.ws, synthesized_call("pii"), "pii-2")
+            watcher.cancel()
+    finally:
+        await running.server.close()
+
+    agent_texts = [e["text"] for e in result.events if e["type"] == "transcript" and e["final"]]
+    said = " ".join(agent_texts)
+    # the numbers were heard (and so had to be redacted), not just missed by the recognizer
+    assert "[card]" in said or said.count("[number]") >= 2, said
+    assert "[phone]" in said or "[number]" in said, said
+    assert floor_events and not any(_leaks(e) for e in floor_events)
+    assert not any(_leaks(json.dumps(e)) for e in result.events)
+    with sqlite3.connect(tmp_path / "calls.sqlite3") as db:
+        dump = "\n".join(db.iterdump())
+    assert "[card]" in dump or "[number]" in dump
+    assert _leaks(dump) == []

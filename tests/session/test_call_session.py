@@ -8,9 +8,10 @@ import json
 import pytest
 
 from assist.cli import demo_call_path
+from assist.events import Transcript, TranscriptWord
 from assist.hub import Hub
 from assist.metrics import ServiceMetrics
-from assist.pipeline import AudioFormatError, CallSpec
+from assist.pipeline import AudioFormatError, CallPipeline, CallSpec
 from assist.replay import encode_frames, read_stereo_wav
 from assist.session import CallSession
 from assist.vad.silero import SileroModel
@@ -98,3 +99,35 @@ async def test_backlog_beyond_ingest_limit_becomes_counted_gap(vad_model, manual
     scorecard = await session.run()
     assert scorecard["metrics"]["duration_s"] == pytest.approx(10.0, abs=0.04)
     assert metrics.audio_seconds.get() == pytest.approx(1.0, abs=0.021)
+
+
+def _final(words: list[tuple[str, float]], final: bool = True) -> Transcript:
+    return Transcript(
+        call_id="s-1",
+        channel="agent",
+        utterance_id=3,
+        text="".join(w for w, _ in words).strip(),
+        start_s=1.0,
+        end_s=2.0,
+        final=final,
+        words=[TranscriptWord(word=w, start_s=1.0, end_s=2.0, probability=p) for w, p in words],
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "final", "text_models", "judged"),
+    [
+        ([(" Okay,", 0.9), (" have", 0.8), (" you", 0.7)], True, True, True),
+        ([(" Oh,", 0.3), (" ding.", 0.2)], True, True, False),  # misheard noise
+        ([(" Calm", 0.6), (" down.", 0.4)], True, True, True),  # mean 0.5 is enough
+        ([(" Okay,", 0.9)], False, True, False),  # partials are never judged
+        ([], True, True, False),
+        ([(" Okay,", 0.9)], True, False, False),  # text models off for the call
+    ],
+)
+def test_only_clearly_heard_finals_are_judged(
+    vad_model, words, final: bool, text_models: bool, judged: bool
+) -> None:
+    spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"))
+    pipeline = CallPipeline(make_settings(), vad_model, spec, asr=True, text=text_models)
+    assert pipeline.judgeable(_final(words, final)) is judged

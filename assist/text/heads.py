@@ -1,0 +1,136 @@
+"""The trained heads: softmax regression on sentence features, as ONNX files.
+
+A head is one affine layer and a softmax, fitted here in float64 numpy (deterministic:
+fixed data order, fixed steps, no randomness) and saved as a tiny ONNX graph
+``features [n, FEATURE_DIM] -> probabilities [n, classes]``. Its class names and decision
+threshold travel inside the file as metadata, so a model file is self-describing and the
+runtime needs nothing but onnxruntime to use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from assist.text.encoder import FEATURE_RECIPE
+
+
+class HeadMismatch(ValueError):
+    """A head trained on other features than this code computes."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeadFit:
+    weights: np.ndarray  # [features, classes] float64
+    bias: np.ndarray  # [classes]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_softmax_regression(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    l2: float = 1e-3,
+    steps: int = 1500,
+    learning_rate: float = 2.0,
+) -> HeadFit:
+    """Class-balanced, L2-regularised cross-entropy by Nesterov gradient descent.
+
+    Full batch, so the result depends only on the data and the arguments.
+    """
+    x = features.astype(np.float64)
+    n, dim = x.shape
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    # Balanced: every class weighs as much in the loss, however many examples it has.
+    sample_weight = (n / (n_classes * np.maximum(counts, 1.0)))[labels] / n
+    onehot = np.eye(n_classes)[labels]
+    w = np.zeros((dim, n_classes))
+    b = np.zeros(n_classes)
+    w_velocity = np.zeros_like(w)
+    b_velocity = np.zeros_like(b)
+    momentum = 0.9
+    for _ in range(steps):
+        w_ahead = w + momentum * w_velocity
+        b_ahead = b + momentum * b_velocity
+        error = (softmax(x @ w_ahead + b_ahead) - onehot) * sample_weight[:, None]
+        grad_w = x.T @ error + l2 * w_ahead
+        grad_b = error.sum(axis=0)
+        w_velocity = momentum * w_velocity - learning_rate * grad_w
+        b_velocity = momentum * b_velocity - learning_rate * grad_b
+        w = w + w_velocity
+        b = b + b_velocity
+    return HeadFit(w, b)
+
+
+def predict(fit: HeadFit, features: np.ndarray) -> np.ndarray:
+    return softmax(features.astype(np.float64) @ fit.weights + fit.bias)
+
+
+def export_onnx(fit: HeadFit, labels: list[str], threshold: float, path: Path) -> None:
+    """Write the head as ONNX (opset 17) with its labels and threshold as metadata."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    dim, n_classes = fit.weights.shape
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "weights"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "bias"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        path.stem,
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", dim])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", n_classes])],
+        initializer=[
+            numpy_helper.from_array(fit.weights.astype(np.float32), "weights"),
+            numpy_helper.from_array(fit.bias.astype(np.float32), "bias"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="live-call-assist",
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    model.ir_version = 8  # readable by every onnxruntime this project supports
+    helper.set_model_props(
+        model,
+        {
+            "labels": json.dumps(labels),
+            "threshold": f"{threshold:.4f}",
+            "features": FEATURE_RECIPE,
+        },
+    )
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+
+
+class Head:
+    """A trained head loaded for inference."""
+
+    def __init__(self, path: Path) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if meta.get("features") != FEATURE_RECIPE:
+            raise HeadMismatch(
+                f"{path} was trained on features {meta.get('features')!r}, this code computes "
+                f"{FEATURE_RECIPE!r}: rebuild it with assist train-text"
+            )
+        self.labels: list[str] = json.loads(meta["labels"])
+        self.threshold = float(meta["threshold"])
+        self.path = path
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        (probs,) = self._session.run(None, {"features": features.astype(np.float32)})
+        return np.asarray(probs)
