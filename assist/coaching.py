@@ -14,7 +14,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from assist.scorecard import SKILLS
+from assist.scorecard import SKILLS, TRUST_CATEGORIES
 
 # Which finding kinds are evidence for which skill (moments to review).
 SKILL_KINDS: dict[str, tuple[str, ...]] = {
@@ -78,11 +78,18 @@ def _moments(calls: list[dict[str, Any]], focus: str | None, count: int = 3) -> 
     out: list[dict[str, Any]] = []
     for record in ranked:
         for moment in (record["scorecard"] or {}).get("moments", []):
-            if moment["kind"] in kinds:
+            if moment["kind"] in kinds and _category_fits(moment, focus):
                 out.append({"call_id": record["call_id"], **moment})
                 if len(out) == count:
                     return out
     return out
+
+
+def _category_fits(moment: dict[str, Any], skill: str) -> bool:
+    """Negative phrasing costs trust or positive attitude by its category."""
+    if moment["kind"] != "negative_phrasing" or skill not in ("trust", "positive_attitude"):
+        return True
+    return (moment.get("category") in TRUST_CATEGORIES) == (skill == "trust")
 
 
 def team_report(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -145,7 +145,7 @@ class ServiceMetrics:
         self.asr_final_seconds = r.histogram(
             "assist_asr_final_seconds",
             "Wall time from an utterance's end being known to its final transcript.",
-            (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+            (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0),
         )
         self.asr_shed = r.counter(
             "assist_asr_shed_total", "Utterances the ASR pool dropped, by reason."

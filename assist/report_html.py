@@ -72,7 +72,7 @@ def agent_page(report: dict[str, Any], days: int) -> str:
         )
     moments = "".join(
         f"<li><b>{e(m['kind'].replace('_', ' '))}</b> in call {e(m['call_id'])} at "
-        f"{m['media_time_s']:.1f} s (measured {m['measured']:g})</li>"
+        f"{m['media_time_s']:.1f} s (measured {m['measured']:g}){_what_was_said(m)}</li>"
         for m in report["moments"]
     )
     focus_html = (
@@ -106,3 +106,14 @@ def team_page(report: dict[str, Any], days: int) -> str:
         f"<table><tr><th>skill</th><th>team mean</th><th>best quartile</th><th>gap</th></tr>"
         f"{rows}</table></body></html>"
     )
+
+
+def _what_was_said(moment: dict[str, Any]) -> str:
+    """The transcript evidence of a moment: the quote and its rewrite, or who said what."""
+    e = html.escape
+    if moment.get("quote"):
+        better = moment.get("suggestion")
+        rewrite = f' -> try: "{e(better)}"' if better else ""
+        return f'<br><q>{e(moment["quote"])}</q>{rewrite}'
+    said = moment.get("said") or {}
+    return "".join(f"<br>{e(who)}: <q>{e(text)}</q>" for who, text in sorted(said.items()))

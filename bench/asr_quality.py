@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from assist.asr.wer import word_error_rate  # noqa: E402
 from assist.replay import encode_frames, stream_call  # noqa: E402
 from assist.synth.recorded import prompt_call, prompt_texts  # noqa: E402
-from bench.cue_latency import machine, scrape_metric, start_server  # noqa: E402
+from bench.common import machine, scrape_metric, start_server  # noqa: E402
 
 
 def choose_prompts(count: int) -> tuple[list[str], list[str]]:

@@ -129,15 +129,6 @@ _POLICY = re.compile(
 )
 
 
-def _policy(text: str) -> Rewrite | None:
-    if m := _POLICY.search(text):
-        return Rewrite(
-            m.span(),
-            "The reason we do it this way is ... and what I can do for you is ...",
-        )
-    return None
-
-
 _BLAME = re.compile(
     r"\b(?:you should(?:n'?t| not)? have|you (?:must|might|probably) have|you didn'?t|"
     r"you did not|you forgot|you never|if you had|if you'?d|(?:that'?s|it'?s|this is) "
@@ -148,12 +139,6 @@ _BLAME = re.compile(
 )
 
 
-def _blame(text: str) -> Rewrite | None:
-    if m := _BLAME.search(text):
-        return Rewrite(m.span(), "Let's look at what happened together and get it fixed.")
-    return None
-
-
 _NOT_MY_JOB = re.compile(
     r"\b(?:not my (?:department|job|area|problem|responsibility|team|call)|"
     r"(?:i|we) (?:don'?t|do not) (?:handle|deal with|do|cover|look after) (?:that|those|this|"
@@ -162,16 +147,6 @@ _NOT_MY_JOB = re.compile(
     r"thing|job)|(?:nothing|not anything) to do with (?:me|us))",
     re.I,
 )
-
-
-def _not_my_job(text: str) -> Rewrite | None:
-    if m := _NOT_MY_JOB.search(text):
-        return Rewrite(
-            m.span(),
-            "The team that handles this is ... I'll connect you and pass on your details so"
-            " you don't have to repeat yourself.",
-        )
-    return None
 
 
 _YOU_HAVE_TO = re.compile(
@@ -213,15 +188,6 @@ _DISMISSIVE = re.compile(
 )
 
 
-def _dismissive(text: str) -> Rewrite | None:
-    if m := _DISMISSIVE.search(text):
-        return Rewrite(
-            m.span(),
-            "I can hear how much this matters to you, let's sort it out together.",
-        )
-    return None
-
-
 _REPETITION = re.compile(
     r"(?:\b(?:as|like) i (?:already |just |have |'ve )?(?:said|told you|mentioned|explained|"
     r"stated)(?: (?:before|earlier|already|twice))?|\bi(?:'ve| have) (?:already )?(?:told you|"
@@ -240,14 +206,32 @@ def _repetition(text: str) -> Rewrite | None:
     return None
 
 
+def _fixed(pattern: re.Pattern[str], suggestion: str) -> Callable[[str], Rewrite | None]:
+    """A category whose rewrite is the same sentence whatever the phrase."""
+
+    def find(text: str) -> Rewrite | None:
+        m = pattern.search(text)
+        return Rewrite(m.span(), suggestion) if m else None
+
+    return find
+
+
 _REWRITERS: dict[str, Callable[[str], Rewrite | None]] = {
     "cant_wont": _cant_wont,
-    "policy": _policy,
-    "blame": _blame,
-    "not_my_job": _not_my_job,
+    "policy": _fixed(
+        _POLICY, "The reason we do it this way is ... and what I can do for you is ..."
+    ),
+    "blame": _fixed(_BLAME, "Let's look at what happened together and get it fixed."),
+    "not_my_job": _fixed(
+        _NOT_MY_JOB,
+        "The team that handles this is ... I'll connect you and pass on your details so"
+        " you don't have to repeat yourself.",
+    ),
     "you_have_to": _you_have_to,
     "dont_know": _dont_know,
-    "dismissive": _dismissive,
+    "dismissive": _fixed(
+        _DISMISSIVE, "I can hear how much this matters to you, let's sort it out together."
+    ),
     "repetition": _repetition,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from assist.coaching import agent_report, team_report
+from assist.report_html import agent_page
 
 
 def record(call_id, agent, patience, efficiency, moments=(), started=0.0):
@@ -67,3 +68,29 @@ def test_team_ranks_skills_by_gap_to_the_best_quartile():
     assert (efficiency["skill"], patience["skill"]) == ("efficiency", "patience")
     assert efficiency["top_quartile"] == 97.5 and efficiency["gap"] == 20.0
     assert patience["top_quartile"] == 98 and patience["gap"] == 18.7
+
+
+def test_trust_focus_reviews_only_trust_phrasing_with_what_was_said():
+    def phrasing(category, at, quote):
+        return {**moment("negative_phrasing", at), "category": category, "quote": quote}
+
+    def scored(call_id, agent, trust, moments=()):
+        rec = record(call_id, agent, 100, 100, moments)
+        rec["scorecard"]["skills"]["trust"] = {"score": trust}
+        return rec
+
+    calls = [
+        scored(
+            "d1",
+            "dan",
+            55,
+            [phrasing("cant_wont", 4.0, "I can't"), phrasing("blame", 9.0, "you should have")],
+        ),
+        scored("e1", "eve", 100),
+        scored("e2", "eve", 100),
+    ]
+    dan = agent_report("dan", calls)
+    assert dan["focus_skill"] == "trust"
+    assert [(m["category"], m["quote"]) for m in dan["moments"]] == [("blame", "you should have")]
+    page = agent_page(dan, days=30)
+    assert "<q>you should have</q>" in page

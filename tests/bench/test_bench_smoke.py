@@ -1,0 +1,74 @@
+"""Smoke run of the benchmark entry point: ``bench/run.py`` with one short call and the quick
+micro stage, as a user runs it (a subprocess, a real server, real time). Checks the
+outputs' structure only: latency values depend on the machine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assist.config import Settings
+from bench.loadgen import load_calls, slot_schedule
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asr, pytest.mark.speech]
+
+ROOT = Path(__file__).resolve().parents[2]
+SECONDS = 25.0  # of audio: the dispute call's first frustration and negative phrasing
+
+
+def firm_kinds_within(seconds: float) -> set[str]:
+    """Cue kinds scripted (not optional) in the audio one call slot streams."""
+    kinds = set()
+    for _, plan, frames in slot_schedule(load_calls(Settings().cues), 0, seconds):
+        kinds |= {t.kind for t in plan.truth if not t.optional and t.at_s <= frames * 0.02}
+    return kinds
+
+
+def test_run_writes_results_summary_and_plots(tmp_path):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    out = tmp_path / "results"
+    command = [sys.executable, "bench/run.py", "--calls", "1", "--seconds", str(SECONDS)]
+    done = subprocess.run(
+        [*command, "--out", str(out), "--micro-quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "s of audio" in done.stderr  # the progress bar
+
+    results = json.loads((out / "results.json").read_text())
+    machine = results["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["memory_gb"] > 0
+    assert "gpu" in machine
+
+    [run] = results["runs"]
+    assert run["calls"] == 1 and run["seconds"] == SECONDS
+    want = firm_kinds_within(SECONDS)
+    assert want >= {"customer_frustration", "negative_phrasing"}
+    assert want <= set(run["cues"])
+    for cue in run["cues"].values():
+        assert {"p50_s", "p95_s", "p99_s", "n", "recall", "false_per_hour"} <= set(cue)
+        assert cue["n"] <= cue["expected"] or cue["expected"] == 0
+    assert run["transcript_delay"]["n"] >= 1  # ASR was on: finals reached the agent
+    assert {"queue_max", "final_wait_p95_s", "shed"} <= set(run["asr"])
+    assert run["cpu"]["server_core_share_per_call"] > 0
+    assert run["memory"]["server_peak_rss_mb"] > 0
+
+    device = run["asr"]["device"]
+    assert results["capacity"][device] in (0, 1)
+    for name in ("decode_resample_mulaw_8k_frame", "vad_window", "asr_tiny.en_batch1"):
+        assert results["micro"][name]["median_ms"] > 0
+    assert "fanout_1000_delivered" in results["micro"]
+
+    summary = (out / "summary.md").read_text()
+    assert "## Capacity" in summary and "negative_phrasing" in summary
+    for png in ("delay_vs_calls.png", "cpu_per_call.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
