@@ -48,6 +48,7 @@ async def test_serve_then_replay_a_wav(tmp_path):
         **os.environ,
         "ASSIST_LIMITS__INGEST_QUEUE_S": "3600",
         "ASSIST_STORE__PATH": str(tmp_path / "calls.sqlite3"),
+        "ASSIST_ASR__ENABLED": "false",  # the audio cues: what the text cues say is elsewhere
     }
     server = await asyncio.create_subprocess_exec(
         *ASSIST,

@@ -185,3 +185,72 @@ async def test_a_nudge_shows_what_was_said_during_its_span(server_factory, brows
     assert "Customer" in said and "You" in said  # both sides were talking
     assert "router" in said.lower()  # "Okay, have you tried restarting the router?"
     await shoot(page, "agent-with-transcript")
+
+
+# WCAG 2.1: every visible text's contrast against its effective background (AA: 4.5:1,
+# 3:1 for large text), every control's accessible name, the page language, a main landmark.
+AUDIT_JS = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const problems = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const style = getComputedStyle(el);
+    const rect = el.getBoundingClientRect();
+    if (style.visibility === "hidden" || style.display === "none" || !rect.width) continue;
+    const own = [...el.childNodes].filter(n => n.nodeType === 3);
+    const text = own.map(n => n.textContent).join("").trim();
+    if (text) {
+      const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+      const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+      if (ratio < need)
+        problems.push(`contrast ${ratio.toFixed(2)} < ${need}: ${text.slice(0, 40)}`);
+    }
+    if (el.matches("button, a[href], input, select, textarea, [role=button], [tabindex]")) {
+      const name = (el.getAttribute("aria-label") || el.innerText || el.title || "").trim();
+      if (!name) problems.push(`no accessible name: ${el.outerHTML.slice(0, 80)}`);
+    }
+  }
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  if (!document.querySelector("main, [role=main]")) problems.push("no main landmark");
+  return problems;
+}"""
+
+
+async def test_pages_pass_an_accessibility_audit(web, browser):
+    agent = await browser.new_page()
+    await agent.goto(f"{web.http}/agent?agent_id=agent-web&token={AGENT_TOKEN}")
+    await agent.wait_for_selector("#status.ok")
+    floor = await browser.new_page()
+    await floor.goto(f"{web.http}/floor?token={SUPERVISOR_TOKEN}")
+    await floor.wait_for_selector("#status.ok")
+    audio, rate = read_stereo_wav(demo_call_path())
+    frames = encode_frames(audio, rate, "pcm16")
+    async with connect(f"{web.ws}/v1/calls") as call:
+        await call.send(json.dumps(start_message("a11y-call", "agent-web")))
+        for frame in frames[: int(75 / 0.02)]:  # through the interruption and into the hold
+            await call.send(frame)
+        await agent.wait_for_selector('[data-nudge-kind="long_hold"]')
+        row = floor.locator('tr[data-call-id="a11y-call"]')
+        await row.wait_for()
+        await row.focus()  # rows are reachable by keyboard and open with Enter
+        await floor.keyboard.press("Enter")
+        await floor.wait_for_function(
+            "document.querySelector('#detail-title').textContent.includes('a11y-call')"
+        )
+        for page in (agent, floor):
+            for width in (1280, 390):
+                await page.set_viewport_size({"width": width, "height": 860})
+                assert await page.evaluate(AUDIT_JS) == [], (page.url, width)
+        await call.send(json.dumps({"type": "stop"}))
