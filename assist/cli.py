@@ -206,7 +206,7 @@ def _report(args: argparse.Namespace) -> int:
         import time
 
         since = time.time() - args.days * 86400
-        records = [r for r in store.export() if r["started_at"] >= since]
+        records = list(store.export(since=since))
     finally:
         store.close()
     out = Path(args.out)

@@ -50,18 +50,12 @@ class AssistService:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.wall_clock = wall_clock  # epoch seconds, only for checking signed timestamps
+        self.wall_clock = wall_clock  # epoch seconds: signed timestamps, records, retention
         self.hub = Hub(settings.limits.subscriber_queue)
         self.metrics = ServiceMetrics()
         self.store: CallStore = store or open_store(settings)
-        if settings.store.retention_days:
-            pruned = self.store.prune(wall_clock() - settings.store.retention_days * 86400)
-            if pruned:
-                log.info(
-                    "deleted %d call record(s) older than %d days",
-                    pruned,
-                    settings.store.retention_days,
-                )
+        self._pruned_at: float | None = None
+        self.apply_retention()
         self.vad_model: SileroModel | None = None
         self.asr_pool: AsrPool | None = None
         self.asr_info: dict[str, Any] = {"enabled": settings.asr.enabled}
@@ -134,6 +128,18 @@ class AssistService:
         }
         return pool
 
+    def apply_retention(self) -> None:
+        """Delete call records older than ``store.retention_days``: at start, then at most
+        once an hour as calls open, so a server that runs for weeks keeps to it too."""
+        days = self.settings.store.retention_days
+        now = self.wall_clock()
+        if not days or (self._pruned_at is not None and now - self._pruned_at < 3600):
+            return
+        self._pruned_at = now
+        pruned = self.store.prune(now - days * 86400)
+        if pruned:
+            log.info("deleted %d call record(s) older than %d days", pruned, days)
+
     def close(self) -> None:
         if self.asr_pool is not None:
             self.asr_pool.close()
@@ -157,6 +163,7 @@ class AssistService:
             raise ProtocolError("call_id_in_use", f"call {spec.call_id} is already live")
         if len(self.live) >= self.settings.limits.max_calls:
             raise try_later("at_capacity", f"{len(self.live)} calls live, the configured maximum")
+        self.apply_retention()
         session = CallSession(
             spec,
             self.settings,
@@ -223,9 +230,7 @@ class AssistService:
             hour=0, minute=0, second=0, microsecond=0
         )
         agents: dict[str, dict[str, int]] = {}
-        for record in self.store.export():
-            if record["started_at"] < midnight.timestamp():
-                continue
+        for record in self.store.export(since=midnight.timestamp()):
             entry = agents.setdefault(record["agent_id"], {"calls": 0, "nudges": 0})
             entry["calls"] += 1
             entry["nudges"] += len(record["nudges"])
@@ -233,7 +238,7 @@ class AssistService:
 
     def records_since(self, days: float) -> list[dict[str, Any]]:
         since = self.wall_clock() - days * 86400
-        return [r for r in self.store.export() if r["started_at"] >= since]
+        return list(self.store.export(since=since))
 
     def refresh_gauges(self) -> None:
         counts = self.hub.subscriber_counts()

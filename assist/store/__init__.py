@@ -35,7 +35,9 @@ class CallStore(Protocol):
 
     def record(self, call_id: str) -> dict[str, Any] | None: ...
 
-    def export(self) -> Iterator[dict[str, Any]]: ...
+    def export(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every call record (started at ``since`` or later), oldest first."""
+        ...
 
     def prune(self, older_than: float) -> int: ...
 
@@ -94,8 +96,9 @@ class MemoryStore:
     def record(self, call_id: str) -> dict[str, Any] | None:
         return self._calls.get(call_id)
 
-    def export(self) -> Iterator[dict[str, Any]]:
-        yield from self._calls.values()
+    def export(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        records = sorted(self._calls.values(), key=lambda r: r["started_at"])
+        yield from (r for r in records if since is None or r["started_at"] >= since)
 
     def prune(self, older_than: float) -> int:
         old = [k for k, v in self._calls.items() if v["started_at"] < older_than]

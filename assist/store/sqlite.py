@@ -181,8 +181,11 @@ class SqliteStore:
         ).fetchone()
         return self._record(row) if row else None
 
-    def export(self) -> Iterator[dict[str, Any]]:
-        rows = self._db.execute(f"SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at").fetchall()
+    def export(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        rows = self._db.execute(  # calls_started index: a report reads only its days
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE started_at >= ? ORDER BY started_at",
+            (float("-inf") if since is None else since,),
+        ).fetchall()
         for row in rows:
             yield self._record(row)
 

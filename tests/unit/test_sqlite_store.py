@@ -105,3 +105,31 @@ def test_a_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(RuntimeError, match="newer than this version"):
         SqliteStore(path)
+
+
+def test_export_since_reads_only_those_days(tmp_path):
+    store = SqliteStore(tmp_path / "calls.sqlite3")
+    for i, started in enumerate((300.0, 100.0, 200.0)):
+        store.call_started(f"c-{i}", "a", "native", started)
+    assert [r["call_id"] for r in store.export(since=150.0)] == ["c-2", "c-0"]
+    assert [r["call_id"] for r in store.export()] == ["c-1", "c-2", "c-0"]
+
+
+def test_a_long_running_service_keeps_to_its_retention(tmp_path):
+    from assist.config import Settings
+    from assist.pipeline import CallSpec
+    from assist.service import AssistService
+    from assist.vad.silero import SileroModel
+
+    day = 86400.0
+    now = [100 * day]
+    store = SqliteStore(tmp_path / "calls.sqlite3")
+    store.call_started("old", "a", "native", now[0] - 95 * day)
+    service = AssistService(Settings(), store=store, wall_clock=lambda: now[0])
+    assert store.record("old") is None  # pruned at start (90 days)
+    store.call_started("aging", "a", "native", now[0] - 89.9 * day)
+    service.vad_model = SileroModel()
+    spec = CallSpec("new", "a", 8000, "pcm16", ("customer", "agent"))
+    now[0] += 0.5 * day  # "aging" is now 90.4 days old
+    service.open_call(spec, "native")
+    assert store.record("aging") is None and store.record("new") is not None
