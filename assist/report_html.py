@@ -114,6 +114,6 @@ def _what_was_said(moment: dict[str, Any]) -> str:
     if moment.get("quote"):
         better = moment.get("suggestion")
         rewrite = f' -> try: "{e(better)}"' if better else ""
-        return f'<br><q>{e(moment["quote"])}</q>{rewrite}'
+        return f"<br><q>{e(moment['quote'])}</q>{rewrite}"
     said = moment.get("said") or {}
     return "".join(f"<br>{e(who)}: <q>{e(text)}</q>" for who, text in sorted(said.items()))
