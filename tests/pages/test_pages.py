@@ -84,14 +84,20 @@ async def test_agent_page_shows_nudges_with_evidence_and_takes_feedback(web, bro
     await shoot(page, "agent")
 
 
-async def test_floor_shows_the_call_on_hold_with_its_timer_and_opens_it(web, browser):
+async def open_both_pages(web, browser):
+    """The agent widget and the floor view, both connected, and the demo call's frames."""
     agent = await browser.new_page()
     await agent.goto(f"{web.http}/agent?agent_id=agent-web&token={AGENT_TOKEN}")
+    await agent.wait_for_selector("#status.ok")
     floor = await browser.new_page()
     await floor.goto(f"{web.http}/floor?token={SUPERVISOR_TOKEN}")
     await floor.wait_for_selector("#status.ok")
     audio, rate = read_stereo_wav(demo_call_path())
-    frames = encode_frames(audio, rate, "pcm16")
+    return agent, floor, encode_frames(audio, rate, "pcm16")
+
+
+async def test_floor_shows_the_call_on_hold_with_its_timer_and_opens_it(web, browser):
+    agent, floor, frames = await open_both_pages(web, browser)
     async with connect(f"{web.ws}/v1/calls") as call:
         await call.send(json.dumps(start_message("web-call-2", "agent-web")))
         assert json.loads(await call.recv())["type"] == "started"
@@ -229,14 +235,7 @@ AUDIT_JS = """() => {
 
 
 async def test_pages_pass_an_accessibility_audit(web, browser):
-    agent = await browser.new_page()
-    await agent.goto(f"{web.http}/agent?agent_id=agent-web&token={AGENT_TOKEN}")
-    await agent.wait_for_selector("#status.ok")
-    floor = await browser.new_page()
-    await floor.goto(f"{web.http}/floor?token={SUPERVISOR_TOKEN}")
-    await floor.wait_for_selector("#status.ok")
-    audio, rate = read_stereo_wav(demo_call_path())
-    frames = encode_frames(audio, rate, "pcm16")
+    agent, floor, frames = await open_both_pages(web, browser)
     async with connect(f"{web.ws}/v1/calls") as call:
         await call.send(json.dumps(start_message("a11y-call", "agent-web")))
         for frame in frames[: int(75 / 0.02)]:  # through the interruption and into the hold
