@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from assist.asr.pool import AsrPool, AsrResult
 from assist.asr.segmenter import UtteranceAudio
@@ -34,6 +34,7 @@ from assist.text.classify import LiveTextJudge, Speaker, TextVerdict
 from assist.vad.silero import SileroModel
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Items processed before yielding to the event loop, so one call with a backlog can't
 # starve the sockets of the others.
@@ -142,40 +143,43 @@ class CallSession:
     def _submit(self, utterance: UtteranceAudio) -> None:
         if self._asr is None:
             return
-        future = self._asr.submit(self.spec.call_id, utterance)
         submitted = self._clock()
-        self._outstanding.add(future)
 
-        def done(f: asyncio.Future[AsrResult]) -> None:
-            self._outstanding.discard(f)
-            try:
-                result = f.result()
-                if result.status == "ok" and result.recognized is not None:
-                    if utterance.final:
-                        self._metrics.asr_final_seconds.observe(self._clock() - submitted)
-                    output = self.pipeline.on_transcript(utterance, result.recognized)
-                    self._publish(output)
-                    for transcript in output.transcripts:
-                        if self.pipeline.judgeable(transcript):
-                            self._judge(transcript)
-            except Exception:
-                log.exception("call %s: handling a transcript failed", self.spec.call_id)
+        def transcribed(result: AsrResult) -> None:
+            if result.status != "ok" or result.recognized is None:
+                return
+            if utterance.final:
+                self._metrics.asr_final_seconds.observe(self._clock() - submitted)
+            output = self.pipeline.on_transcript(utterance, result.recognized)
+            self._publish(output)
+            for transcript in output.transcripts:
+                if self.pipeline.judgeable(transcript):
+                    self._judge(transcript)
 
-        future.add_done_callback(done)
+        self._follow(self._asr.submit(self.spec.call_id, utterance), transcribed, "a transcript")
 
     def _judge(self, transcript: Transcript) -> None:
         """Send a final transcript to the text models; their verdict comes back here."""
         if self._text is None:
             return
+
+        def judged(verdict: TextVerdict) -> None:
+            self._publish(self.pipeline.on_text(transcript, verdict))
+
         future = self._text.judge(cast(Speaker, transcript.channel), transcript.text)
+        self._follow(future, judged, "a verdict")
+
+    def _follow(self, future: asyncio.Future[T], handle: Callable[[T], None], what: str) -> None:
+        """Keep ``future`` outstanding (``run()`` waits for it) until it answers, then
+        ``handle`` its result on the loop; a failure is logged, never raised into the loop."""
         self._outstanding.add(future)
 
-        def done(f: asyncio.Future[TextVerdict]) -> None:
+        def done(f: asyncio.Future[T]) -> None:
             self._outstanding.discard(f)
             try:
-                self._publish(self.pipeline.on_text(transcript, f.result()))
+                handle(f.result())
             except Exception:
-                log.exception("call %s: judging a transcript failed", self.spec.call_id)
+                log.exception("call %s: handling %s failed", self.spec.call_id, what)
 
         future.add_done_callback(done)
 
