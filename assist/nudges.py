@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from assist.events import Evidence, Finding
 
+ACKNOWLEDGE_FEELINGS = (
+    'Acknowledge how they feel before you solve: "I understand how frustrating this has been."'
+)
+
 
 def _clock(seconds: float) -> str:
     whole = int(seconds)
@@ -47,11 +51,7 @@ def message_for(finding: Finding) -> tuple[str, str | None]:
             details["suggestion"],
         )
     if kind == "customer_frustration":
-        return (
-            "The customer sounds frustrated.",
-            'Acknowledge how they feel before you solve: "I understand how frustrating this'
-            ' has been."',
-        )
+        return ("The customer sounds frustrated.", ACKNOWLEDGE_FEELINGS)
     return (kind.replace("_", " ").capitalize() + ".", None)
 
 

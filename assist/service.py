@@ -87,7 +87,13 @@ class AssistService:
     def _load_text_models(self) -> LiveTextJudge:
         cfg = self.settings.text
         folder = Path(cfg.models_dir).expanduser() if cfg.models_dir else None
-        classifier = TextClassifier(folder, cfg.threads)
+        cues = self.settings.cues
+        classifier = TextClassifier(
+            folder,
+            cfg.threads,
+            cues.negative_phrasing.min_score,
+            cues.customer_frustration.min_score,
+        )
         heads = (classifier.negative_phrasing, classifier.frustration, classifier.empathy)
         self.text_info = {
             "enabled": True,

@@ -54,7 +54,6 @@ def quote_times(transcript: Transcript, span: tuple[int, int]) -> tuple[float, f
 
 class TextCueDetector:
     def __init__(self, cues: CuesConfig) -> None:
-        self._phrasing = cues.negative_phrasing
         self._frustration = cues.customer_frustration
         # End times of the agent's acknowledgements. Transcripts may come back out of
         # order (agent finals are transcribed first), so only ones before count.
@@ -70,8 +69,7 @@ class TextCueDetector:
         return self._customer_frustration(transcript, verdict)
 
     def _negative_phrasing(self, transcript: Transcript, verdict: TextVerdict) -> list[Finding]:
-        threshold = self._phrasing.min_score or verdict.threshold
-        if verdict.category is None or verdict.span is None or verdict.score < threshold:
+        if verdict.kind != "negative_phrasing" or verdict.category is None or not verdict.span:
             return []
         start_s, end_s = quote_times(transcript, verdict.span)
         return [
@@ -81,7 +79,7 @@ class TextCueDetector:
                 span_start_s=start_s,
                 span_end_s=end_s,
                 rule="cues.negative_phrasing.min_score",
-                threshold=threshold,
+                threshold=verdict.threshold,
                 measured=verdict.score,
                 unit="score",
                 details={
@@ -96,8 +94,7 @@ class TextCueDetector:
         ]
 
     def _customer_frustration(self, transcript: Transcript, verdict: TextVerdict) -> list[Finding]:
-        threshold = self._frustration.min_score or verdict.threshold
-        if not verdict.text or verdict.score < threshold:
+        if verdict.kind != "customer_frustration":
             return []
         window = self._frustration.acknowledged_within_s
         acknowledged = any(0.0 <= transcript.end_s - at <= window for at in self._acknowledged_at)
@@ -113,7 +110,7 @@ class TextCueDetector:
                 span_start_s=transcript.start_s,
                 span_end_s=transcript.end_s,
                 rule="cues.customer_frustration.min_score",
-                threshold=threshold,
+                threshold=verdict.threshold,
                 measured=verdict.score,
                 unit="score",
                 details={"quote": transcript.text, "utterance_id": transcript.utterance_id},

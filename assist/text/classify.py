@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from assist.nudges import ACKNOWLEDGE_FEELINGS
 from assist.text.encoder import SentenceEncoder
 from assist.text.heads import Head
 from assist.text.rewrites import Rewrite, benign_idiom, rewrite
@@ -95,7 +96,15 @@ class TextVerdict:
 class TextClassifier:
     """Loads the encoder and the three heads; ``classify`` is thread-safe."""
 
-    def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
+    def __init__(
+        self,
+        models_dir: Path | None = None,
+        threads: int = 1,
+        phrasing_min_score: float = 0.0,
+        frustration_min_score: float = 0.0,
+    ) -> None:
+        """``*_min_score``: the flagging threshold in place of the one stored in the
+        model (0 keeps the model's; ``[cues.*] min_score`` live)."""
         folder = models_dir or DEFAULT_MODELS_DIR
         missing = [name for name in HEAD_FILES if not (folder / name).is_file()]
         if missing:
@@ -107,6 +116,8 @@ class TextClassifier:
         self.negative_phrasing = Head(folder / "negative_phrasing.onnx")
         self.frustration = Head(folder / "customer_frustration.onnx")
         self.empathy = Head(folder / "empathy.onnx")
+        self.negative_phrasing.threshold = phrasing_min_score or self.negative_phrasing.threshold
+        self.frustration.threshold = frustration_min_score or self.frustration.threshold
 
     def classify(self, speaker: Speaker, texts: Sequence[str]) -> list[TextVerdict]:
         if speaker not in SPEAKERS:
@@ -132,10 +143,7 @@ class TextClassifier:
             "customer_frustration" if flagged else None,
             float(score),
             head.threshold,
-            suggestion='Acknowledge how they feel before you solve: "I understand how'
-            ' frustrating this has been."'
-            if flagged
-            else None,
+            suggestion=ACKNOWLEDGE_FEELINGS if flagged else None,
             span=(0, len(text)) if flagged else None,
         )
 

@@ -104,6 +104,25 @@ def test_heldout_f1_meets_the_goal_and_matches_the_model_card(
     assert f"**{reported['heldout']['f1']:.3f}**" in (ROOT / "models" / f"{task}.md").read_text()
 
 
+def test_min_scores_replace_the_models_thresholds_both_ways() -> None:
+    """``[cues.*] min_score``: stricter or looser than the threshold stored in the model."""
+    text, rant = "I can't refund that today.", "Well this is not great, is it."
+    (phrasing,) = TextClassifier().classify("agent", [text])
+    (upset,) = TextClassifier().classify("customer", [rant])
+    stricter = TextClassifier(
+        phrasing_min_score=phrasing.score + 0.001, frustration_min_score=upset.score + 0.001
+    )
+    assert stricter.classify("agent", [text])[0].kind is None
+    assert stricter.classify("customer", [rant])[0].kind is None
+    looser = TextClassifier(
+        phrasing_min_score=phrasing.score - 0.001, frustration_min_score=upset.score - 0.001
+    )
+    (flagged,) = looser.classify("agent", [text])
+    assert flagged.kind == "negative_phrasing"
+    assert flagged.threshold == pytest.approx(phrasing.score - 0.001)
+    assert looser.classify("customer", [rant])[0].kind == "customer_frustration"
+
+
 def test_one_utterance_and_a_batch_agree(classifier: TextClassifier) -> None:
     texts = ["I can't do that.", "Thanks for holding, I found the problem and fixed it."]
     batch = classifier.classify("agent", texts)
