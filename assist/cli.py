@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from assist.config import load_settings
+from assist.config import ConfigError, CuesConfig, load_settings
+from assist.vocabulary import TextScores
 
 log = logging.getLogger("assist")
 
@@ -113,6 +114,8 @@ async def _replay(args: argparse.Namespace) -> int:
 
 
 def demo_call_path() -> Path:
+    """The bundled demo call, ``assist/data/demo_call.wav``: 96 s, 8 kHz 16-bit stereo, left
+    customer, right agent."""
     return Path(str(resources.files("assist") / "data" / "demo_call.wav"))
 
 
@@ -227,10 +230,59 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def verdict_json(scores: TextScores, cues: CuesConfig) -> dict[str, Any]:
+    """One sentence's scores and the detectors' decision on it, as ``assist classify``
+    prints it: the same decision functions the live cues use."""
+    from assist.detectors.customer_frustration import (
+        acknowledges,
+        frustration_threshold,
+        is_frustrated,
+    )
+    from assist.detectors.negative_phrasing import decide_phrasing, threshold_of
+    from assist.nudges import ACKNOWLEDGE_FEELINGS, rewrite
+
+    out: dict[str, Any] = {"text": scores.text, "speaker": scores.speaker, "kind": None}
+    if scores.speaker == "customer":
+        flagged = is_frustrated(scores, cues.customer_frustration)
+        out.update(
+            kind="customer_frustration" if flagged else None,
+            score=round(scores.frustration or 0.0, 4),
+            threshold=frustration_threshold(scores, cues.customer_frustration),
+            quote=scores.text if flagged else None,
+            suggestion=ACKNOWLEDGE_FEELINGS if flagged else None,
+            span=[0, len(scores.text)] if flagged else None,
+        )
+        return out
+    threshold = threshold_of(scores, cues.negative_phrasing)
+    phrasing = scores.phrasing or {}
+    decision = decide_phrasing(scores.text, list(phrasing.values()), list(phrasing), threshold)
+    out.update(
+        score=round(scores.phrasing_score, 4),
+        threshold=threshold,
+        category=None,
+        quote=None,
+        suggestion=None,
+        span=None,
+    )
+    if decision is not None:
+        found = rewrite(scores.text, decision.category)
+        out.update(
+            kind="negative_phrasing",
+            category=decision.category,
+            quote=scores.text[found.span[0] : found.span[1]],
+            suggestion=found.suggestion,
+            span=list(found.span),
+        )
+    out["empathy"] = None if scores.empathy is None else round(scores.empathy, 4)
+    out["acknowledges"] = acknowledges(scores)
+    return out
+
+
 def _classify(args: argparse.Namespace) -> int:
     """One utterance per stdin line in, one JSON verdict per line out (blank lines skipped)."""
     from assist.text.classify import ModelsMissing, TextClassifier
 
+    cues = load_settings(args.config).cues
     try:
         classifier = TextClassifier(Path(args.models) if args.models else None)
     except ModelsMissing as exc:
@@ -240,8 +292,8 @@ def _classify(args: argparse.Namespace) -> int:
         text = line.strip()
         if not text:
             continue
-        (verdict,) = classifier.classify(args.speaker, [text])
-        print(json.dumps(verdict.to_json()), flush=True)
+        (scores,) = classifier.score(args.speaker, [text])
+        print(json.dumps(verdict_json(scores, cues)), flush=True)
     return 0
 
 
@@ -253,6 +305,8 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``assist`` argument parser with every subcommand; ``train-text`` is listed only
+    (``main`` passes its arguments to ``assist.text.train``, which has its own options)."""
     parser = argparse.ArgumentParser(prog="assist", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,11 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
         "classify", help="judge utterances (one per stdin line) with the text models"
     )
     classify.add_argument("--speaker", choices=["agent", "customer"], required=True)
-    classify.add_argument("--models", help="folder of the ONNX heads (default: models/)")
+    classify.add_argument("--config", help="TOML settings file ([cues.*] min_score)")
+    classify.add_argument(
+        "--models",
+        help="folder of the ONNX heads (default: the ones shipped in the package, assist/models/)",
+    )
 
     sub.add_parser(
         "train-text",
-        help="rebuild the text models in models/ from the labelled data (see its --help)",
+        help="rebuild the text models in assist/models/ from the labelled data (see its --help)",
         add_help=False,
     )
 
@@ -309,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``assist`` command line on ``argv`` (default ``sys.argv[1:]``).
+
+    Returns the exit status: 0 done, 1 failed (a refused replay, a demo without a
+    scorecard), 2 bad usage or settings (a ``ConfigError`` is printed, not raised); argparse
+    itself exits with 2 on unknown options. ``serve`` always logs at INFO level.
+    """
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train-text"]:  # the trainer has its own options
         from assist.text.train import main as train_main
@@ -316,6 +380,14 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose or args.command == "serve")
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"assist {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return asyncio.run(_serve(args))
     if args.command == "replay":

@@ -1,9 +1,20 @@
 """Service configuration: one pydantic tree, embedded defaults, TOML file, ASSIST_* env.
 
-Precedence (highest first): ``ASSIST_*`` environment variables (nested keys joined with
-``__``, e.g. ``ASSIST_CUES__DEAD_AIR__MIN_SILENCE_S=10``), then the TOML file given with
-``--config``, then the defaults written here. ``configs/default.toml`` mirrors these
-defaults with a comment per setting; a test keeps the two identical.
+Precedence (highest first), as ``load_settings`` applies it:
+
+1. command-line flags (passed as ``overrides``: ``--host``, ``--port``, the demo's
+   in-memory store);
+2. ``ASSIST_*`` environment variables, nested keys joined with ``__``
+   (``ASSIST_CUES__DEAD_AIR__MIN_SILENCE_S=10``, ``ASSIST_POLICY__COOLDOWN_S__PACE=30``),
+   plus the flat ``ASSIST_AUDIOHOOK_API_KEY`` / ``ASSIST_AUDIOHOOK_CLIENT_SECRET``;
+3. the TOML file given with ``--config``;
+4. the defaults written here (``configs/default.toml`` mirrors them with a comment per
+   setting; a test keeps the two identical).
+
+Layers merge key by key: setting one key of a table changes that value only. Every table
+has typed fields, so a misspelt key, section or ``ASSIST_*`` name is a ``ConfigError``
+naming it. ``Settings(...)`` itself reads nothing from the environment: only
+``load_settings`` does, so code and tests that build settings get exactly what they pass.
 
 Units are in the names: ``_s`` seconds of media time, ``_dbfs`` decibels relative to full
 scale, ``_ms`` milliseconds.
@@ -16,8 +27,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from assist.vocabulary import CueKind
 
 
 class _Section(BaseModel):
@@ -35,18 +53,24 @@ class VadConfig(_Section):
 
 
 class InterruptionConfig(_Section):
+    """The agent talking over the customer: overlap needed, pause tolerances (seconds)."""
+
     min_overlap_s: float = Field(0.8, gt=0)
     customer_gap_tolerance_s: float = Field(0.2, ge=0)
     agent_pause_tolerance_s: float = Field(0.5, ge=0)
 
 
 class LongHoldConfig(_Section):
+    """Hold reminders: the first, their spacing, and when they turn critical (seconds)."""
+
     min_hold_s: float = Field(45.0, gt=0)
     remind_every_s: float = Field(45.0, gt=0)
     critical_after_s: float = Field(90.0, gt=0)
 
 
 class HoldInferenceConfig(_Section):
+    """A hold inferred from the agent channel's audio: hold music, or a digitally silent line."""
+
     music_enabled: bool = True
     music_min_dbfs: float = -50.0
     music_max_speech_probability: float = Field(0.3, ge=0, le=1)
@@ -59,10 +83,14 @@ class HoldInferenceConfig(_Section):
 
 
 class DeadAirConfig(_Section):
+    """Nobody speaking while the call is not on hold."""
+
     min_silence_s: float = Field(8.0, gt=0)
 
 
 class MonologueConfig(_Section):
+    """The agent holding the floor with no customer turn (backchannels don't count)."""
+
     min_turn_s: float = Field(60.0, gt=0)
     customer_turn_min_s: float = Field(1.0, gt=0)
     max_pause_s: float = Field(3.0, gt=0)
@@ -93,6 +121,8 @@ class CustomerFrustrationConfig(_Section):
 
 
 class CuesConfig(_Section):
+    """Every cue's thresholds (``[cues.*]``): one table per detector, plus hold inference."""
+
     interruption: InterruptionConfig = InterruptionConfig()
     long_hold: LongHoldConfig = LongHoldConfig()
     hold_inference: HoldInferenceConfig = HoldInferenceConfig()
@@ -123,7 +153,7 @@ class TextConfig(_Section):
     """Text models on final transcripts (needs ASR): ONNX heads on sentence embeddings."""
 
     enabled: bool = True
-    models_dir: str = ""  # "": the project's models/ folder
+    models_dir: str = ""  # "": the heads shipped in the package (assist/models/)
     threads: int = Field(1, ge=1)
     # Only sentences Whisper heard clearly are judged: their words' mean probability must
     # reach this (misheard noise like "Oh, ding." must not become a nudge).
@@ -145,31 +175,71 @@ class UtteranceConfig(_Section):
 Severity = Literal["info", "warning", "critical"]
 
 
+class _PerCueKind(_Section):
+    """A table with one field per ``CueKind`` (a test keeps them in step)."""
+
+    def value_of(self, kind: CueKind) -> float:
+        """The field of ``kind``; ``ValueError`` for a name that is not a cue kind."""
+        return float(getattr(self, CueKind(kind).value))
+
+
+class CooldownConfig(_PerCueKind):
+    """Per cue kind: no second nudge of that kind within this many media seconds.
+
+    One field per ``CueKind`` (a test keeps them in step), so setting one kind's cooldown
+    leaves the others at their defaults.
+    """
+
+    interruption: float = Field(10.0, ge=0)
+    long_hold: float = Field(0.0, ge=0)  # reminders are spaced by cues.long_hold.remind_every_s
+    dead_air: float = Field(0.0, ge=0)
+    monologue: float = Field(30.0, ge=0)
+    pace: float = Field(60.0, ge=0)
+    negative_phrasing: float = Field(20.0, ge=0)
+    customer_frustration: float = Field(60.0, ge=0)
+
+    def of(self, kind: CueKind) -> float:
+        """The cooldown of ``kind``, media seconds."""
+        return self.value_of(kind)
+
+
 class PolicyConfig(_Section):
     """Which findings become nudges: cooldowns in media seconds, a budget per call."""
 
-    cooldown_s: dict[str, float] = {
-        "interruption": 10.0,
-        "long_hold": 0.0,
-        "dead_air": 0.0,
-        "monologue": 30.0,
-        "pace": 60.0,
-        "negative_phrasing": 20.0,
-        "customer_frustration": 60.0,
-    }
+    cooldown_s: CooldownConfig = CooldownConfig()
     budget_per_call: int = Field(40, ge=0)
     budget_exempt_severity: Severity = "critical"
 
 
-class FloorConfig(_Section):
-    """When the supervisors' floor view raises an alert."""
+class RepeatAlertsConfig(_PerCueKind):
+    """Per cue kind: a call reaching this many nudges of it raises a floor alert
+    ("escalating"); 0 = never. One field per ``CueKind``."""
 
-    alert_kinds: list[str] = ["long_hold"]
-    # A kind reaching this many nudges in one call raises an alert ("escalating").
-    repeat_alerts: dict[str, int] = {"interruption": 3, "customer_frustration": 2}
+    interruption: int = Field(3, ge=0)
+    long_hold: int = Field(0, ge=0)
+    dead_air: int = Field(0, ge=0)
+    monologue: int = Field(0, ge=0)
+    pace: int = Field(0, ge=0)
+    negative_phrasing: int = Field(0, ge=0)
+    customer_frustration: int = Field(2, ge=0)
+
+    def of(self, kind: CueKind) -> int:
+        """How many nudges of ``kind`` raise the repeat alert (0: never)."""
+        return int(self.value_of(kind))
+
+
+class FloorConfig(_Section):
+    """When the supervisors' floor view raises an alert, and what it marks as urgent."""
+
+    alert_kinds: list[CueKind] = [CueKind.LONG_HOLD]  # every nudge of these alerts
+    repeat_alerts: RepeatAlertsConfig = RepeatAlertsConfig()
+    # A call on hold this long (media s) moves up the floor's attention ranking.
+    attention_hold_s: float = Field(45.0, gt=0)
 
 
 class LimitsConfig(_Section):
+    """Bounds: frame and message sizes, ingest and subscriber backlogs, calls, start timeout."""
+
     max_frame_ms: int = Field(1000, gt=0)
     max_text_bytes: int = Field(65536, gt=0)
     ingest_queue_s: float = Field(5.0, gt=0)
@@ -253,11 +323,16 @@ class AccessConfig(_Section):
 
 
 class ServerConfig(_Section):
+    """Where the one HTTP/WebSocket server listens (port 0 picks a free port)."""
+
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
 
 
 class Settings(BaseSettings):
+    """Every setting of the service. Build it with ``load_settings`` to apply the file and
+    the environment; ``Settings(**sections)`` takes exactly what it is given."""
+
     model_config = SettingsConfigDict(
         env_prefix="ASSIST_", env_nested_delimiter="__", extra="forbid"
     )
@@ -288,33 +363,88 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the file, the file (passed as init kwargs) beats defaults.
-        return (env_settings, init_settings)
+        """pydantic-settings hook: the constructor's arguments are the only source."""
+        # Only what the caller passes: load_settings layers file, environment and flags.
+        return (init_settings,)
 
 
+ENV_PREFIX = "ASSIST_"
+# The AudioHook credentials also have the flat names Genesys admins expect.
 AUDIOHOOK_ENV = {
     "ASSIST_AUDIOHOOK_API_KEY": "api_key",
     "ASSIST_AUDIOHOOK_CLIENT_SECRET": "client_secret",
 }
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read settings from a TOML file (optional), then environment, then ``overrides``.
+# ASSIST_* variables that are not settings: cache folders of tools and tests.
+NOT_SETTINGS_ENV = frozenset({"ASSIST_MODEL_CACHE", "ASSIST_SYNTH_CACHE", "ASSIST_ARTIFACTS"})
 
-    ``overrides`` are section dicts merged over the file (used by tests and the demo).
+
+class ConfigError(ValueError):
+    """Settings that can't be used: an unknown key or section, or a value out of range.
+    The message names every offending key and where it came from."""
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base`` key by key; nested tables merge too."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def environment_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``ASSIST_*`` variables as nested settings (values still strings).
+
+    Raises ``ConfigError`` for an ``ASSIST_*`` name whose section isn't a settings table,
+    so a typo never passes silently.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    sections = set(Settings.model_fields)
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in AUDIOHOOK_ENV or upper in NOT_SETTINGS_ENV:
+            continue
+        section = upper[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if section not in sections or "__" not in upper[len(ENV_PREFIX) :]:
+            unknown.append(name)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in the environment: {', '.join(sorted(unknown))} "
+            f"(ASSIST_<SECTION>__<KEY>; sections: {', '.join(sorted(sections))})"
+        )
+    layer: dict[str, Any] = EnvSettingsSource(Settings)()
+    for env_name, key in AUDIOHOOK_ENV.items():
+        if environ.get(env_name):
+            layer = deep_merge(layer, {"audiohook": {key: environ[env_name]}})
+    return layer
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults < TOML file ``path`` < ``ASSIST_*`` environment < ``overrides``.
+
+    ``overrides`` are section dicts (command-line flags, the demo's memory store); empty
+    ones are ignored. Raises ``ConfigError`` (naming the keys) for unknown or invalid
+    settings and ``OSError`` / ``ConfigError`` for an unreadable or malformed file.
     """
     data: dict[str, Any] = {}
     if path is not None:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    # The AudioHook credentials also have the flat names Genesys admins expect.
-    for env_name, key in AUDIOHOOK_ENV.items():
-        if os.environ.get(env_name):
-            data.setdefault("audiohook", {})[key] = os.environ[env_name]
-    for section, values in overrides.items():
-        if not values:
-            continue
-        merged = dict(data.get(section, {}))
-        merged.update(values)
-        data[section] = merged
-    return Settings(**data)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = deep_merge(data, environment_layer())
+    data = deep_merge(data, {k: v for k, v in overrides.items() if v})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        source = f"{path} or the environment" if path else "the environment"
+        raise ConfigError(f"invalid settings (from {source}): {problems}") from exc

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from assist.config import Settings
 from assist.hold import HoldEdge, HoldTracker
 from assist.vad.gate import SpeechEdge, VoiceGate
-from assist.vad.silero import WINDOW_S, WindowActivity
+from assist.vocabulary import WINDOW_S, WindowActivity
 
 # Media times are sums of 32 ms windows: compare thresholds with this slack so that
 # 0.7999999999999998 s counts as 0.8 s.
@@ -33,6 +33,7 @@ class Tick:
     audio_lost: bool = False  # a window of this tick never arrived (overload, pause)
 
     def anyone_speaking(self) -> bool:
+        """Whether any channel's gate is in speech at ``t_s``."""
         return any(g.in_speech for g in self.gates.values())
 
 
@@ -47,6 +48,9 @@ class ConversationTotals:
 
 
 class ConversationTracker:
+    """One call's conversation in media time: a voice gate per role, the hold tracker and
+    the scorecard's running totals, advanced one 32 ms window at a time. Pure."""
+
     def __init__(self, settings: Settings, roles: list[str]) -> None:
         self.roles = roles
         self.gates = {role: VoiceGate(settings.vad) for role in roles}
@@ -63,6 +67,13 @@ class ConversationTracker:
             self._pending_hold_edges.append(edge)
 
     def feed(self, windows: dict[str, WindowActivity]) -> Tick:
+        """Advance one 32 ms window; ``windows`` maps each role to its activity in the same window.
+
+        Returns the ``Tick`` at the window's end (``t_s``, media seconds) with the speech and
+        hold edges it caused, the CTI hold edges set since the last tick, and ``audio_lost``
+        when a window's level is NaN (audio that never arrived). Only the agent window feeds
+        the hold inference.
+        """
         tick = Tick(t_s=self.t_s, gates=self.gates, hold=self.hold)
         tick.hold_edges.extend(self._pending_hold_edges)
         self._pending_hold_edges.clear()

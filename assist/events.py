@@ -1,41 +1,18 @@
-"""The closed vocabulary: findings on the hot path, pydantic messages on the wire.
+"""The wire vocabulary: every message that crosses a socket, as pydantic models.
 
-Findings are plain dataclasses made by the pure detectors. Everything that crosses a
+Hot-path value types (findings, utterances, scores) are plain dataclasses in
+``assist.vocabulary``. Everything that crosses a
 socket is a pydantic model with a ``type`` literal; ``wire_schemas()`` publishes their
 JSON Schemas (``assist schemas``). Clients must ignore types they don't know.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Severity = Literal["info", "warning", "critical"]
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A detector's statement that a cue became true at ``at_s`` (media seconds)."""
-
-    kind: str
-    at_s: float  # the moment the threshold was crossed
-    span_start_s: float
-    span_end_s: float
-    rule: str  # the config key of the threshold, e.g. "cues.dead_air.min_silence_s"
-    threshold: float
-    measured: float
-    unit: str = "s"
-    severity: Severity = "warning"
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Times are sums of 32 ms windows; keep them to the microsecond so float noise
-        # (7.999999999999998) never shows up as a measurement below its threshold.
-        for name in ("at_s", "span_start_s", "span_end_s", "measured", "threshold"):
-            object.__setattr__(self, name, round(getattr(self, name), 6))
-
+from assist.vocabulary import CueKind, Severity
 
 # ---------------------------------------------------------------- client -> server
 
@@ -45,6 +22,13 @@ class _Message(BaseModel):
 
 
 class StartMessage(_Message):
+    """Client -> server, the first message on ``/v1/calls``: ids and the audio format.
+
+    ``sample_rate`` (Hz) and ``encoding`` are checked against the supported ones by the
+    protocol (``assist.protocols.native.parse_text``), ``channels`` are roles in interleaving
+    order. See README, "Native ingest protocol".
+    """
+
     type: Literal["start"]
     call_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
     agent_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
@@ -54,12 +38,26 @@ class StartMessage(_Message):
 
 
 class HoldMessage(_Message):
+    """Client -> server: a CTI hold event, effective at the media time of the audio so far."""
+
     type: Literal["hold"]
     on: bool
 
 
 class StopMessage(_Message):
+    """Client -> server: the call is over; answered with ``stopped`` and the scorecard."""
+
     type: Literal["stop"]
+
+
+class FeedbackMessage(_Message):
+    """An agent's answer to a nudge, sent on their event stream."""
+
+    type: Literal["feedback"]
+    call_id: Annotated[str, Field(min_length=1, max_length=128)]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: CueKind
+    action: Literal["got_it", "snooze", "not_right"]
 
 
 ClientMessage = Annotated[StartMessage | HoldMessage | StopMessage, Field(discriminator="type")]
@@ -70,6 +68,9 @@ CLIENT_MESSAGE = TypeAdapter(ClientMessage)
 
 
 class Evidence(_Message):
+    """Why a nudge fired: the rule's config key, its threshold and the measured value in
+    ``unit`` (s, wpm, score), the media-time span (s), and a sentence explaining it."""
+
     rule: str
     threshold: float
     measured: float
@@ -81,11 +82,14 @@ class Evidence(_Message):
 
 
 class Nudge(_Message):
+    """Server -> agent stream: one coaching nudge. ``media_time_s`` is when its cue became
+    true (media seconds); ``id`` is ``<call_id>-<n>``, the key for feedback."""
+
     type: Literal["nudge"] = "nudge"
     id: str
     call_id: str
     agent_id: str
-    kind: str
+    kind: CueKind
     severity: Severity
     message: str
     suggestion: str | None
@@ -94,6 +98,8 @@ class Nudge(_Message):
 
 
 class TranscriptWord(_Message):
+    """One recognized word: its media time (s) and the recognizer's confidence (0-1)."""
+
     word: str
     start_s: float  # media time of the call
     end_s: float
@@ -115,17 +121,25 @@ class Transcript(_Message):
 
 
 class Started(_Message):
+    """Server -> client: the call was accepted (the answer to ``start``)."""
+
     type: Literal["started"] = "started"
     call_id: str
 
 
 class Stopped(_Message):
+    """Server -> client: the answer to ``stop``, with the call's scorecard; a normal close
+    follows."""
+
     type: Literal["stopped"] = "stopped"
     call_id: str
     scorecard: dict[str, Any]
 
 
 class ErrorMessage(_Message):
+    """Server -> client: bad input or a refused call (``code``, e.g. ``bad_start``,
+    ``at_capacity``); the connection is closed after it."""
+
     type: Literal["error"] = "error"
     code: str
     message: str
@@ -150,22 +164,32 @@ class CallState(_Message):
 
 
 class FloorSnapshot(_Message):
+    """Floor stream, right after ``subscribed``: every live call, most urgent first."""
+
     type: Literal["floor_snapshot"] = "floor_snapshot"
     calls: list[CallState]
 
 
 class CallUpdate(_Message):
+    """The latest state of one live call (coalesced per call on a slow stream)."""
+
     type: Literal["call_update"] = "call_update"
     call: CallState
 
 
 class CallEnded(_Message):
+    """A call has ended: floor and agent views drop it."""
+
     type: Literal["call_ended"] = "call_ended"
     call_id: str
     agent_id: str
 
 
 class Alert(_Message):
+    """Floor stream: a nudge a supervisor should see (one of ``[floor] alert_kinds``, any
+    critical one, or a kind repeated ``[floor.repeat_alerts]`` times); ``kind`` is its cue
+    kind, ``media_time_s`` the nudge's media time (s)."""
+
     type: Literal["alert"] = "alert"
     call_id: str
     agent_id: str
@@ -194,6 +218,7 @@ WIRE_MODELS: tuple[type[BaseModel], ...] = (
     StartMessage,
     HoldMessage,
     StopMessage,
+    FeedbackMessage,
     Started,
     Stopped,
     ErrorMessage,

@@ -1,7 +1,9 @@
 """What supervisors see of one live call: its state, how urgent it is, and its alerts.
 
-Pure: built from the call's pipeline after each processed chunk. Attention ranks the
-floor view: critical alerts first, then long holds, then calls with many cues.
+Pure: built from the call's ``CallSnapshot`` after each processed chunk and from the
+nudges it sent. Attention ranks the floor view: critical alerts first, then calls on hold
+longer than ``[floor] attention_hold_s``, then calls with many cues. Alert wording lives
+in ``assist.nudges``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,8 @@ from collections import Counter
 
 from assist.config import FloorConfig
 from assist.events import Alert, CallState, CallStateName, Nudge
-from assist.pipeline import CallPipeline
-
-REPEAT_MESSAGES = {
-    "interruption": "Agent has interrupted the customer {n}x.",
-    "customer_frustration": "Customer frustration is escalating ({n} moments).",
-    "negative_phrasing": "Negative phrasing {n}x in this call.",
-}
+from assist.nudges import repeat_alert_message
+from assist.vocabulary import CallSnapshot
 
 
 class FloorView:
@@ -31,15 +28,17 @@ class FloorView:
         self._critical = False
 
     def alerts_for(self, nudges: list[Nudge]) -> list[Alert]:
+        """Count the nudges; the floor alerts they raise (``[floor] alert_kinds``, any
+        critical nudge, or a kind reaching its ``[floor.repeat_alerts]`` count)."""
         alerts = []
         for nudge in nudges:
             self.cue_counts[nudge.kind] += 1
+            count = self.cue_counts[nudge.kind]
             message = None
             if nudge.kind in self._cfg.alert_kinds or nudge.severity == "critical":
                 message = nudge.message
-            elif self.cue_counts[nudge.kind] == self._cfg.repeat_alerts.get(nudge.kind):
-                template = REPEAT_MESSAGES.get(nudge.kind, "{kind} {n} times in this call.")
-                message = template.format(kind=nudge.kind, n=self.cue_counts[nudge.kind])
+            elif count == self._cfg.repeat_alerts.of(nudge.kind):
+                message = repeat_alert_message(nudge.kind, count)
             if message is None:
                 continue
             self._critical = self._critical or nudge.severity == "critical"
@@ -56,13 +55,13 @@ class FloorView:
             )
         return alerts
 
-    def state(self, pipeline: CallPipeline) -> CallState:
-        tracker = pipeline.tracker
-        speaking = [role for role, gate in tracker.gates.items() if gate.in_speech]
-        hold = tracker.hold
-        now = tracker.t_s
+    def state(self, snapshot: CallSnapshot) -> CallState:
+        """The call as the floor shows it at the snapshot's media time."""
+        speaking = list(snapshot.speaking)
+        now = snapshot.t_s
+        on_hold = snapshot.hold_start_s is not None
         name: CallStateName
-        if hold.on:
+        if on_hold:
             name = "on_hold"
         elif len(speaking) > 1:
             name = "overlap"
@@ -70,19 +69,20 @@ class FloorView:
             name = "talking"
         else:
             name = "silent"
-        hold_s = round(now - hold.start_s, 1) if hold.on else None
-        attention = (
-            100 * self._critical
-            + (50 if hold_s is not None and hold_s >= 45 else 0)
-            + 5 * sum(self.cue_counts.values())
+        hold_s = (
+            round(now - snapshot.hold_start_s, 1) if snapshot.hold_start_s is not None else None
         )
+        long_hold = hold_s is not None and hold_s >= self._cfg.attention_hold_s
+        attention = 100 * self._critical + 50 * long_hold + 5 * sum(self.cue_counts.values())
         return CallState(
             call_id=self._call_id,
             agent_id=self._agent_id,
             state=name,
             speaking=speaking,
             media_time_s=round(now, 2),
-            hold_started_s=round(hold.start_s, 2) if hold.on else None,
+            hold_started_s=(
+                round(snapshot.hold_start_s, 2) if snapshot.hold_start_s is not None else None
+            ),
             hold_s=hold_s,
             cue_counts=dict(self.cue_counts),
             last_alert=self.last_alert,

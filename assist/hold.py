@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from assist.config import HoldInferenceConfig
-from assist.vad.silero import WINDOW_S, WindowActivity
+from assist.vocabulary import WINDOW_S, WindowActivity
 
 HoldSource = Literal["cti", "music", "line_silence"]
 
@@ -26,12 +26,22 @@ MUSIC_PENDING_FRACTION = 0.25
 
 @dataclass(frozen=True, slots=True)
 class HoldEdge:
+    """The call went on (``on``) or off hold at ``at_s`` media seconds, on evidence from
+    ``source``; an inferred hold's start is backdated to the first window of that evidence."""
+
     on: bool
     at_s: float
     source: HoldSource
 
 
 class HoldTracker:
+    """A call's hold state: on while a CTI hold is on or a hold is inferred from the agent
+    channel (rules in the module docstring).
+
+    ``on``, ``source`` and ``start_s`` (media s) describe the current or last hold. Fed one
+    agent window at a time (``feed_agent_window``) and CTI events (``set_cti``). Pure.
+    """
+
     def __init__(self, config: HoldInferenceConfig) -> None:
         self._cfg = config
         self._music_window = max(1, round(config.music_window_s / WINDOW_S))
@@ -56,6 +66,8 @@ class HoldTracker:
         return len(self._recent) >= MUSIC_PENDING_FRACTION * self._music_window
 
     def set_cti(self, on: bool, at_s: float) -> HoldEdge | None:
+        """A CTI hold event at ``at_s`` media seconds; the edge when the call's hold state flips,
+        else None (CTI on during an inferred hold keeps its start, source becomes cti)."""
         self._cti_on = on
         return self._settle(at_s, "cti")
 

@@ -44,6 +44,8 @@ class Subscription:
         self._ready.set()
 
     async def get(self) -> str:
+        """The next JSON text to send, waiting for one. When entries were dropped since the last
+        notice, a ``lagged`` message with their count comes first."""
         while not self._items and not self.dropped:
             self._ready.clear()
             await self._ready.wait()
@@ -54,10 +56,17 @@ class Subscription:
         return self._items.popitem(last=False)[1]
 
     def pending(self) -> int:
+        """Entries queued and not yet taken."""
         return len(self._items)
 
 
 class Hub:
+    """The in-process fan-out: agent streams (each sees its own agent's calls only), floor
+    streams, and the latest state of every live call.
+
+    ``subscriber_capacity`` bounds each subscription's queue (entries). Event loop only.
+    """
+
     def __init__(self, subscriber_capacity: int = 256) -> None:
         self._capacity = subscriber_capacity
         self._agents: dict[str, set[Subscription]] = {}
@@ -67,6 +76,8 @@ class Hub:
     # subscriptions -------------------------------------------------------------
 
     def subscribe_agent(self, agent_id: str) -> Subscription:
+        """A new agent-stream subscription, already holding ``subscribed`` and the current state
+        of each of that agent's live calls."""
         sub = Subscription(self._capacity)
         sub.put(Subscribed(stream="agent", agent_id=agent_id).model_dump_json())
         self._agents.setdefault(agent_id, set()).add(sub)
@@ -76,6 +87,7 @@ class Hub:
         return sub
 
     def subscribe_floor(self) -> Subscription:
+        """A new floor subscription, already holding ``subscribed`` and a ``floor_snapshot``."""
         sub = Subscription(self._capacity)
         sub.put(Subscribed(stream="floor").model_dump_json())
         snapshot = FloorSnapshot(calls=sorted_by_attention(self.live_calls.values()))
@@ -84,6 +96,7 @@ class Hub:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Forget a subscription of either kind (one not subscribed is ignored)."""
         self._floor.discard(sub)
         for agent_id, subs in list(self._agents.items()):
             subs.discard(sub)
@@ -91,19 +104,23 @@ class Hub:
                 del self._agents[agent_id]
 
     def subscriber_counts(self) -> dict[str, int]:
+        """Live subscriptions per stream kind: ``{"agent": n, "floor": n}``."""
         return {"agent": sum(len(s) for s in self._agents.values()), "floor": len(self._floor)}
 
     def subscribers(self) -> list[Subscription]:
+        """Every live subscription, floor ones first."""
         return [*self._floor, *(s for subs in self._agents.values() for s in subs)]
 
     # publishing ----------------------------------------------------------------
 
     def to_agent(self, agent_id: str, message: BaseModel) -> None:
+        """Queue ``message`` (serialized once) on every stream of ``agent_id``."""
         text = message.model_dump_json()
         for sub in self._agents.get(agent_id, ()):
             sub.put(text)
 
     def to_floor(self, message: BaseModel) -> None:
+        """Queue ``message`` (serialized once) on every floor stream."""
         text = message.model_dump_json()
         for sub in self._floor:
             sub.put(text)
@@ -119,6 +136,7 @@ class Hub:
             sub.put(text, key=key)
 
     def call_ended(self, call_id: str, agent_id: str) -> None:
+        """The call is over: forget its state, send ``call_ended`` to the floor and the agent."""
         self.live_calls.pop(call_id, None)
         ended = CallEnded(call_id=call_id, agent_id=agent_id)
         self.to_floor(ended)

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Audio:
+    """One received frame: interleaved ``payload`` bytes, ``samples`` per channel, and
+    ``arrived``, monotonic wall seconds (for the processing-lag metric only)."""
+
     payload: bytes
     samples: int  # per channel
     arrived: float  # wall clock (monotonic seconds) when received
@@ -21,11 +24,16 @@ class Audio:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
+    """Audio that never reaches the pipeline (shed under overload, or paused / discarded by
+    the platform): ``samples`` per channel of media time with nothing to hear."""
+
     samples: int  # per channel, lost
 
 
 @dataclass(frozen=True, slots=True)
 class Hold:
+    """A CTI hold event (``on`` or off), kept in order with the audio."""
+
     on: bool
 
 
@@ -33,6 +41,10 @@ Item = Audio | Gap | Hold
 
 
 class IngestQueue:
+    """One call's FIFO of audio, gaps and hold events, holding at most ``max_samples`` of
+    audio per channel; past that the oldest audio becomes gaps. ``queued_samples`` and
+    ``dropped_samples`` count samples per channel."""
+
     def __init__(self, max_samples: int) -> None:
         self._items: deque[Item] = deque()
         self._max_samples = max_samples
@@ -43,12 +55,15 @@ class IngestQueue:
         return len(self._items)
 
     def push(self, item: Item) -> None:
+        """Append ``item``; audio beyond the bound turns the oldest queued audio into gaps (a gap
+        right before it absorbs it), which may be this very frame."""
         self._items.append(item)
         if isinstance(item, Audio):
             self.queued_samples += item.samples
             self._shed()
 
     def pop(self) -> Item | None:
+        """The oldest item, or None when the queue is empty."""
         if not self._items:
             return None
         item = self._items.popleft()

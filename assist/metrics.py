@@ -1,162 +1,222 @@
-"""A small Prometheus text-format registry, one per server (no process-wide globals).
+"""The service's Prometheus metrics, on prometheus-client, one registry per service.
 
-Counters and gauges with labels, and fixed-bucket histograms; ``render()`` writes the
-exposition format served at ``GET /metrics``.
+Each ``ServiceMetrics`` owns its own ``CollectorRegistry`` (never the process-wide default
+one), so several services can run in one process (tests, benchmarks). ``render()`` is the
+exposition served at ``GET /metrics`` (content type ``CONTENT_TYPE``).
+
+The classes here are a thin typed facade over prometheus-client's metrics that keeps the
+call sites short: ``.inc(amount=1, **labels)``, ``.set(value, **labels)``,
+``.observe(value, **labels)``, and ``.get(**labels)`` for tests. Label names are declared
+per metric up front; a call must give exactly those labels.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-Labels = tuple[tuple[str, str], ...]
+import prometheus_client as prom
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import CollectorRegistry
 
-
-def _labels(labels: dict[str, str]) -> Labels:
-    return tuple(sorted(labels.items()))
-
-
-def _number(value: float) -> str:
-    """Exact text for a sample value (``{:g}`` would keep only 6 digits)."""
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
+CONTENT_TYPE = prom.CONTENT_TYPE_LATEST
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _Labelled:
+    """One prometheus-client metric and the label names it was declared with."""
 
-
-def _fmt_labels(labels: Labels, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    items = [*labels, *extra]
-    if not items:
-        return ""
-    body = ",".join(f'{k}="{_escape(v)}"' for k, v in items)
-    return "{" + body + "}"
-
-
-class Metric:
-    def __init__(self, name: str, help_text: str, kind: str) -> None:
+    def __init__(
+        self,
+        metric: MetricWrapperBase,
+        registry: CollectorRegistry,
+        name: str,
+        labelnames: Sequence[str],
+    ) -> None:
+        self._metric = metric
+        self._registry = registry
         self.name = name
-        self.help = help_text
-        self.kind = kind
-        self.values: dict[Labels, float] = defaultdict(float)
+        self.labelnames = tuple(labelnames)
+
+    def _child(self, labels: dict[str, str]) -> Any:
+        if set(labels) != set(self.labelnames):
+            raise ValueError(
+                f"{self.name} takes labels {list(self.labelnames)}, got {sorted(labels)}"
+            )
+        return self._metric.labels(**labels) if labels else self._metric
+
+    def _sample(self, sample: str, labels: dict[str, str]) -> float:
+        value = self._registry.get_sample_value(sample, labels)
+        return 0.0 if value is None else value
+
+
+class _Summable(_Labelled):
+    """A metric that counts up (counter) or is set (gauge): ``inc`` and ``get``."""
+
+    kind: type[MetricWrapperBase]
+
+    def __init__(
+        self, registry: CollectorRegistry, name: str, help_text: str, labels: Sequence[str] = ()
+    ) -> None:
+        metric = self.kind(name, help_text, labels, registry=registry)
+        super().__init__(metric, registry, name, labels)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        self.values[_labels(labels)] += amount
-
-    def set(self, value: float, **labels: str) -> None:
-        self.values[_labels(labels)] = value
+        """Add ``amount`` (>= 0 for a counter; prometheus-client raises otherwise)."""
+        self._child(labels).inc(amount)
 
     def get(self, **labels: str) -> float:
-        return self.values.get(_labels(labels), 0.0)
-
-    def lines(self) -> list[str]:
-        return [f"{self.name}{_fmt_labels(k)} {_number(v)}" for k, v in sorted(self.values.items())]
+        """The current value (0 for a label set never touched). Meant for tests."""
+        return self._sample(self.name, labels)
 
 
-class Histogram(Metric):
-    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
-        super().__init__(name, help_text, "histogram")
-        self.buckets = (*buckets, math.inf)
-        self.counts: dict[Labels, list[int]] = defaultdict(lambda: [0] * len(self.buckets))
+class Counter(_Summable):
+    """A prometheus-client counter (exposed as ``<name>_total``)."""
+
+    kind = prom.Counter
+
+
+class Gauge(_Summable):
+    """A prometheus-client gauge: a value that goes up and down."""
+
+    kind = prom.Gauge
+
+    def set(self, value: float, **labels: str) -> None:
+        """Set the value for this label set."""
+        self._child(labels).set(value)
+
+
+class Histogram(_Labelled):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        name: str,
+        help_text: str,
+        buckets: Sequence[float],
+        labels: Sequence[str] = (),
+    ) -> None:
+        metric = prom.Histogram(name, help_text, labels, registry=registry, buckets=buckets)
+        super().__init__(metric, registry, name, labels)
+        self.buckets = tuple(buckets)
 
     def observe(self, value: float, **labels: str) -> None:
-        key = _labels(labels)
-        counts = self.counts[key]
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[i] += 1
-        self.values[key] += value
+        self._child(labels).observe(value)
 
-    def lines(self) -> list[str]:
-        out = []
-        for key, counts in sorted(self.counts.items()):
-            for bound, count in zip(self.buckets, counts, strict=True):
-                le = "+Inf" if bound == math.inf else f"{bound:g}"
-                out.append(f"{self.name}_bucket{_fmt_labels(key, (('le', le),))} {count}")
-            out.append(f"{self.name}_sum{_fmt_labels(key)} {_number(self.values[key])}")
-            out.append(f"{self.name}_count{_fmt_labels(key)} {counts[-1]}")
-        return out
+    def get(self, **labels: str) -> float:
+        """The sum of the observations. Meant for tests."""
+        return self._sample(f"{self.name}_sum", labels)
+
+    def count(self, **labels: str) -> float:
+        """How many observations. Meant for tests."""
+        return self._sample(f"{self.name}_count", labels)
 
 
-class Registry:
-    def __init__(self) -> None:
-        self._metrics: dict[str, Metric] = {}
+class MirroredCounter:
+    """A counter whose counts are kept elsewhere (e.g. the ASR pool's own ``Counter``),
+    read at scrape time: ``mirror(counts)`` binds the live mapping, label value -> count."""
 
-    def counter(self, name: str, help_text: str) -> Metric:
-        return self._add(Metric(name, help_text, "counter"))
+    def __init__(self, registry: CollectorRegistry, name: str, help_text: str, label: str) -> None:
+        self.name = name
+        self.help = help_text
+        self.label = label
+        self._counts: Mapping[Any, float] = {}
+        registry.register(self)
 
-    def gauge(self, name: str, help_text: str) -> Metric:
-        return self._add(Metric(name, help_text, "gauge"))
+    def mirror(self, counts: Mapping[Any, float]) -> None:
+        self._counts = counts
 
-    def histogram(self, name: str, help_text: str, buckets: tuple[float, ...]) -> Histogram:
-        metric = Histogram(name, help_text, buckets)
-        self._add(metric)
-        return metric
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.help, labels=[self.label])
 
-    def _add(self, metric: Metric) -> Metric:
-        if metric.name in self._metrics:
-            raise ValueError(f"metric {metric.name} registered twice")
-        self._metrics[metric.name] = metric
-        return metric
+    def describe(self) -> Iterable[CounterMetricFamily]:
+        return [self._family()]
 
-    def render(self) -> str:
-        out = []
-        for metric in self._metrics.values():
-            out.append(f"# HELP {metric.name} {metric.help}")
-            out.append(f"# TYPE {metric.name} {metric.kind}")
-            out.extend(metric.lines())
-        return "\n".join(out) + "\n"
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = self._family()
+        for value, count in dict(self._counts).items():  # a copy: the owner may be counting
+            family.add_metric([str(value)], count)
+        return [family]
+
+    def get(self, **labels: str) -> float:
+        if set(labels) != {self.label}:
+            raise ValueError(f"{self.name} takes labels [{self.label!r}], got {sorted(labels)}")
+        counts = {str(k): v for k, v in dict(self._counts).items()}
+        return float(counts.get(labels[self.label], 0.0))
 
 
 class ServiceMetrics:
-    """The service's metrics, named in one place."""
+    """The service's metrics, named in one place, in a registry of their own."""
 
     def __init__(self) -> None:
-        r = self.registry = Registry()
-        self.calls_active = r.gauge("assist_calls_active", "Live calls being processed.")
-        self.calls_total = r.counter("assist_calls_total", "Calls started, by protocol.")
-        self.audio_seconds = r.counter(
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.calls_active = Gauge(r, "assist_calls_active", "Live calls being processed.")
+        self.calls_total = Counter(
+            r, "assist_calls_total", "Calls started, by protocol.", ["protocol"]
+        )
+        self.audio_seconds = Counter(
+            r,
             "assist_audio_seconds_total",
             "Seconds of call audio processed (per call, not per channel).",
         )
-        self.audio_dropped_seconds = r.counter(
+        self.audio_dropped_seconds = Counter(
+            r,
             "assist_audio_dropped_seconds_total",
             "Seconds of call audio dropped because processing fell behind.",
         )
-        self.findings = r.counter("assist_findings_total", "Cue findings, by kind.")
-        self.nudges = r.counter("assist_nudges_total", "Nudges sent, by kind and severity.")
-        self.nudges_suppressed = r.counter(
-            "assist_nudges_suppressed_total", "Findings the nudge policy held back, by reason."
+        self.findings = Counter(r, "assist_findings_total", "Cue findings, by kind.", ["kind"])
+        self.nudges = Counter(
+            r, "assist_nudges_total", "Nudges sent, by kind and severity.", ["kind", "severity"]
         )
-        self.protocol_errors = r.counter(
-            "assist_protocol_errors_total", "Bad input answered with an error, by code."
+        self.nudges_suppressed = Counter(
+            r,
+            "assist_nudges_suppressed_total",
+            "Findings the nudge policy held back, by reason.",
+            ["reason"],
         )
-        self.subscribers = r.gauge("assist_subscribers", "Event-stream subscribers, by stream.")
-        self.subscriber_dropped = r.counter(
-            "assist_subscriber_dropped_total", "Events dropped for slow subscribers."
+        self.protocol_errors = Counter(
+            r,
+            "assist_protocol_errors_total",
+            "Bad input answered with an error, by code.",
+            ["code"],
         )
-        self.transcripts = r.counter(
-            "assist_transcripts_total", "Transcripts sent, by channel and final/partial."
+        self.subscribers = Gauge(
+            r, "assist_subscribers", "Event-stream subscribers, by stream.", ["stream"]
         )
-        self.asr_final_seconds = r.histogram(
+        self.subscriber_dropped = Counter(
+            r, "assist_subscriber_dropped_total", "Events dropped for slow subscribers."
+        )
+        self.transcripts = Counter(
+            r,
+            "assist_transcripts_total",
+            "Transcripts sent, by channel and final/partial.",
+            ["channel", "final"],
+        )
+        self.asr_final_seconds = Histogram(
+            r,
             "assist_asr_final_seconds",
             "Wall time from an utterance's end being known to its final transcript.",
             (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0),
         )
-        self.asr_shed = r.counter(
-            "assist_asr_shed_total", "Utterances the ASR pool dropped, by reason."
+        self.asr_shed = MirroredCounter(
+            r, "assist_asr_shed_total", "Utterances the ASR pool dropped, by reason.", "reason"
         )
-        self.asr_queue = r.gauge("assist_asr_queue", "Utterances waiting for an ASR worker.")
-        self.asr_batches = r.counter("assist_asr_batches_total", "ASR steps, by batch size.")
-        self.feedback = r.counter(
-            "assist_nudge_feedback_total", "Agents' feedback on nudges, by kind and action."
+        self.asr_queue = Gauge(r, "assist_asr_queue", "Utterances waiting for an ASR worker.")
+        self.asr_batches = MirroredCounter(
+            r, "assist_asr_batches_total", "ASR steps, by batch size.", "batch"
         )
-        self.processing_lag = r.histogram(
+        self.feedback = Counter(
+            r,
+            "assist_nudge_feedback_total",
+            "Agents' feedback on nudges, by kind and action.",
+            ["kind", "action"],
+        )
+        self.processing_lag = Histogram(
+            r,
             "assist_processing_lag_seconds",
             "Wall time from an audio frame's arrival to the end of its processing.",
             (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+
+    def render(self) -> bytes:
+        """The exposition for ``GET /metrics``, in the ``CONTENT_TYPE`` format."""
+        return prom.generate_latest(self.registry)

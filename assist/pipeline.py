@@ -3,9 +3,11 @@
 decode -> deinterleave -> per channel: resample to 8 kHz -> Silero windows -> lockstep
 conversation state -> detectors -> nudge policy. With ASR on, each channel's audio is also
 kept at 16 kHz and cut into utterances at its voice gate's edges; their transcripts come
-back through ``on_transcript`` (pace), and the text models' verdict on each final through
-``on_text`` (negative phrasing, customer frustration). No I/O and no clocks: media time is the
-number of samples received per channel divided by the line rate.
+back through ``on_transcript`` (finals go to every detector's ``on_final``: pace), and the
+text models' scores of each final through ``on_scores`` (negative phrasing, customer
+frustration). Every cue is decided by its detector behind one ``Detector`` protocol. No
+I/O, no clocks, no model runtime: media time is the number of samples received per
+channel divided by the line rate; the VAD model comes in as a ``VadScorer``.
 """
 
 from __future__ import annotations
@@ -16,60 +18,35 @@ from typing import Any
 
 import numpy as np
 
-from assist.asr.pool import Recognized
-from assist.asr.segmenter import ASR_RATE, ChannelAudio, UtteranceAudio, UtteranceSegmenter
-from assist.audio.codecs import BYTES_PER_SAMPLE, Encoding, decode, deinterleave
+from assist.asr.segmenter import ChannelAudio, UtteranceSegmenter
+from assist.audio.codecs import decode, deinterleave
 from assist.audio.resample import StreamResampler
 from assist.config import Settings
 from assist.conversation import ConversationTracker
 from assist.detectors import build_detectors
-from assist.detectors.pace import PaceDetector
-from assist.detectors.text_cues import TextCueDetector
-from assist.events import Finding, Nudge, Transcript, TranscriptWord
+from assist.detectors.customer_frustration import CustomerFrustrationDetector, Moment
+from assist.events import Nudge, Transcript, TranscriptWord
 from assist.policy import NudgePolicy
-from assist.redact import redact, redact_word
+from assist.redact import SpokenNumberRedactor, redact_word
 from assist.scorecard import build_scorecard
-from assist.text.classify import TextVerdict
-from assist.vad.silero import VAD_RATE, SileroModel, VadStream, WindowActivity
-
-SUPPORTED_RATES = (8000, 16000)
-SUPPORTED_ENCODINGS: tuple[Encoding, ...] = ("pcm16", "mulaw")
-
-
-class AudioFormatError(ValueError):
-    """A frame that is not a whole number of samples for every channel."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallSpec:
-    call_id: str
-    agent_id: str
-    sample_rate: int
-    encoding: Encoding
-    channels: tuple[str, ...]  # roles in interleaving order
-
-    @property
-    def bytes_per_sample_frame(self) -> int:
-        """Bytes of one sample on every channel."""
-        return BYTES_PER_SAMPLE[self.encoding] * len(self.channels)
-
-    def frame_bytes_for(self, milliseconds: int) -> int:
-        """Bytes of that much audio on every channel."""
-        return milliseconds * self.sample_rate // 1000 * self.bytes_per_sample_frame
-
-    def samples_in(self, payload: bytes) -> int:
-        """Samples per channel in a frame; ``AudioFormatError`` for a partial sample."""
-        frame_bytes = self.bytes_per_sample_frame
-        if len(payload) % frame_bytes:
-            raise AudioFormatError(
-                f"{len(payload)} bytes is not a whole number of {frame_bytes}-byte samples "
-                f"({self.encoding}, {len(self.channels)} channel(s))"
-            )
-        return len(payload) // frame_bytes
+from assist.vad.stream import VadScorer, VadStream
+from assist.vocabulary import (
+    ASR_RATE,
+    VAD_RATE,
+    CallSnapshot,
+    CallSpec,
+    Finding,
+    Recognized,
+    TextScores,
+    UtteranceAudio,
+    WindowActivity,
+)
 
 
 @dataclass(slots=True)
 class PipelineOutput:
+    """What one step of the pipeline produced, for the session to publish."""
+
     findings: list[Finding] = field(default_factory=list)
     nudges: list[Nudge] = field(default_factory=list)
     utterances: list[UtteranceAudio] = field(default_factory=list)  # to transcribe
@@ -99,7 +76,7 @@ class CallPipeline:
     def __init__(
         self,
         settings: Settings,
-        vad_model: SileroModel,
+        vad_model: VadScorer,
         spec: CallSpec,
         asr: bool = False,
         text: bool = False,
@@ -118,13 +95,15 @@ class CallPipeline:
             self._channels.append(channel)
         self.tracker = ConversationTracker(settings, list(spec.channels))
         self._detectors = build_detectors(settings.cues)
-        self._pace = PaceDetector(settings.cues.pace)
-        self.text_cues = TextCueDetector(settings.cues)
+        self._frustration = next(
+            d for d in self._detectors if isinstance(d, CustomerFrustrationDetector)
+        )
         self.policy = NudgePolicy(settings.policy, spec.call_id, spec.agent_id)
         self.findings: list[Finding] = []
         self.transcripts: list[Transcript] = []  # finals, in arrival order
         self._finalized: dict[str, int] = {}  # channel -> last final utterance id
         self._redact = settings.redaction.enabled
+        self._redactors = SpokenNumberRedactor.for_call(spec.channels)  # role -> redactor
         self._min_word_probability = settings.text.min_word_probability
         self._scorecard_weights = settings.scorecard
         self.samples_received = 0  # per channel, at the line rate
@@ -175,9 +154,10 @@ class CallPipeline:
         if not utterance.final and utterance.utterance_id <= finalized:
             return out  # a partial overtaken by its final (or a later one)
         text = recognized.text
-        redacted = self._redact and redact(text) != text
-        if redacted:
-            text = redact(text)
+        if self._redact:
+            redactor = self._redactors[channel]
+            text = redactor.redact(text, utterance.start_s, utterance.end_s, utterance.utterance_id)
+        redacted = text != recognized.text
         words = [
             TranscriptWord(
                 word=redact_word(w.word) if redacted else w.word,
@@ -202,9 +182,8 @@ class CallPipeline:
             return out
         self._finalized[channel] = max(finalized, utterance.utterance_id)
         self.transcripts.append(transcript)
-        if channel == "agent" and words:
-            findings = self._pace.feed_utterance(len(words), utterance.speech_s, utterance.end_s)
-            self._decide(findings, out)
+        for detector in self._detectors:
+            self._decide(detector.on_final(transcript, utterance.speech_s), out)
         return out
 
     def judgeable(self, transcript: Transcript) -> bool:
@@ -215,11 +194,24 @@ class CallPipeline:
         clarity = sum(w.probability for w in transcript.words) / len(transcript.words)
         return clarity >= self._min_word_probability
 
-    def on_text(self, transcript: Transcript, verdict: TextVerdict) -> PipelineOutput:
-        """The text models judged a final transcript: negative phrasing, frustration."""
+    def on_scores(self, transcript: Transcript, scores: TextScores) -> PipelineOutput:
+        """The text models scored a final transcript: negative phrasing, frustration."""
         out = PipelineOutput()
-        self._decide(self.text_cues.feed(transcript, verdict), out)
+        for detector in self._detectors:
+            self._decide(detector.on_scores(transcript, scores), out)
         return out
+
+    @property
+    def text_moments(self) -> list[Moment] | None:
+        """Acknowledgements and frustrated sentences so far; None without the text models."""
+        return list(self._frustration.moments) if self.text_judged else None
+
+    def snapshot(self) -> CallSnapshot:
+        """Who speaks and whether the call is on hold, now (media time)."""
+        tracker = self.tracker
+        speaking = tuple(role for role, gate in tracker.gates.items() if gate.in_speech)
+        hold_start = tracker.hold.start_s if tracker.hold.on else None
+        return CallSnapshot(tracker.t_s, speaking, hold_start)
 
     def _drain(self) -> PipelineOutput:
         out = PipelineOutput()
@@ -230,7 +222,7 @@ class CallPipeline:
             if tick.speech_edges or tick.hold_edges or int(tick.t_s) != int(before_s):
                 out.state_changed = True
             for detector in self._detectors:
-                self._decide(detector.feed(tick), out)
+                self._decide(detector.on_tick(tick), out)
             for channel in channels:
                 if channel.segmenter is not None:
                     edge = next((e for role, e in tick.speech_edges if role == channel.role), None)
@@ -246,6 +238,8 @@ class CallPipeline:
                 out.nudges.append(nudge)
 
     def scorecard(self) -> dict[str, Any]:
+        """The call's scorecard as of now (final once ``finish`` and every transcript and
+        score have come back)."""
         return build_scorecard(
             self.spec.call_id,
             self.spec.agent_id,
@@ -253,6 +247,6 @@ class CallPipeline:
             self.findings,
             self.policy.sent,
             self._scorecard_weights,
-            self.text_cues.moments if self.text_judged else None,
+            self.text_moments,
             self.transcripts,
         )

@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections import Counter
 
 from assist.config import PolicyConfig
-from assist.events import Finding, Nudge
+from assist.events import Nudge
 from assist.nudges import evidence_for, message_for
+from assist.vocabulary import CueKind, Finding
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 class NudgePolicy:
+    """One call's nudge policy (``[policy]``): ``decide`` turns a finding into a nudge or
+    holds it back, counting why in ``suppressed``."""
+
     def __init__(self, config: PolicyConfig, call_id: str, agent_id: str) -> None:
         self._cfg = config
         self._call_id = call_id
@@ -27,12 +31,13 @@ class NudgePolicy:
         self.sent = 0
         self.suppressed: Counter[str] = Counter()  # reason -> count
 
-    def snooze(self, kind: str, until_s: float) -> None:
+    def snooze(self, kind: CueKind, until_s: float) -> None:
         """The agent asked for quiet: no nudge of ``kind`` before ``until_s`` (media time),
         critical ones excepted."""
         self._snoozed_until[kind] = max(until_s, self._snoozed_until.get(kind, -1.0))
 
     def decide(self, finding: Finding) -> Nudge | None:
+        """The nudge for ``finding``, or None when the policy holds it back."""
         key = (finding.kind, round(finding.span_start_s, 3), round(finding.at_s, 3))
         if key in self._seen:
             self.suppressed["duplicate"] += 1
@@ -42,7 +47,7 @@ class NudgePolicy:
         if finding.at_s < self._snoozed_until.get(finding.kind, -1.0) and not critical:
             self.suppressed["snoozed"] += 1
             return None
-        cooldown = self._cfg.cooldown_s.get(finding.kind, 0.0)
+        cooldown = self._cfg.cooldown_s.of(finding.kind)
         last = self._last_nudge_s.get(finding.kind)
         if last is not None and finding.at_s - last < cooldown:
             self.suppressed["cooldown"] += 1

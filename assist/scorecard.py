@@ -14,8 +14,9 @@ from typing import Any
 
 from assist.config import ScorecardConfig
 from assist.conversation import ConversationTotals
-from assist.detectors.text_cues import Moment
-from assist.events import Finding, Transcript
+from assist.detectors.customer_frustration import Moment
+from assist.events import Transcript
+from assist.vocabulary import Finding
 
 SKILLS = ("patience", "empathy", "trust", "efficiency", "positive_attitude")
 # Negative-phrasing categories that cost trust (the customer doubts they'll be helped);
@@ -42,7 +43,7 @@ def build_scorecard(
     ``transcripts`` (finals) give each moment the words said during it."""
     w = weights or ScorecardConfig()
     duration = totals.duration_s
-    counts = Counter(f.kind for f in findings)
+    counts: Counter[str] = Counter(f.kind for f in findings)
     holds = [(start, end if end is not None else duration) for start, end in totals.holds]
     hold_lengths = [end - start for start, end in holds]
     talk_total = sum(totals.talk_s.values())
@@ -163,5 +164,7 @@ def said_during(transcripts: list[Transcript], start_s: float, end_s: float) -> 
             if start_s - SAID_MARGIN_S <= word.end_s and word.start_s <= end_s + SAID_MARGIN_S:
                 words.setdefault(transcript.channel, []).append((word.start_s, word.word))
     return {
-        channel: "".join(w for _, w in sorted(spoken)).strip() for channel, spoken in words.items()
+        # Words may or may not carry the recognizer's leading space: join them on one.
+        channel: " ".join(w.strip() for _, w in sorted(spoken) if w.strip())
+        for channel, spoken in words.items()
     }

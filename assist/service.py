@@ -14,24 +14,35 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from assist.asr.pool import AsrPool
 from assist.config import Settings
+from assist.events import FeedbackMessage
 from assist.hub import Hub
 from assist.metrics import ServiceMetrics
-from assist.pipeline import CallSpec
-from assist.protocols.errors import ProtocolError, try_later
 from assist.session import CallSession
 from assist.store import CallStore, MemoryStore
 from assist.store.sqlite import SqliteStore
 from assist.text.classify import LiveTextJudge, TextClassifier
 from assist.vad.silero import SileroModel
+from assist.vocabulary import CallSpec
 
 log = logging.getLogger(__name__)
 
 
-FEEDBACK_ACTIONS = ("got_it", "snooze", "not_right")
+RefusalReason = Literal["not_ready", "call_id_in_use", "at_capacity"]
+
+
+class CallRefused(Exception):
+    """The service can't take a call now. ``reason``: ``not_ready`` (models loading),
+    ``at_capacity`` (``limits.max_calls`` live) or ``call_id_in_use`` (the id is live on
+    another connection). Each protocol adapter answers it in its own wire terms."""
+
+    def __init__(self, reason: RefusalReason, message: str) -> None:
+        super().__init__(message)
+        self.reason: RefusalReason = reason
+        self.message = message
 
 
 def open_store(settings: Settings) -> CallStore:
@@ -87,17 +98,13 @@ class AssistService:
     def _load_text_models(self) -> LiveTextJudge:
         cfg = self.settings.text
         folder = Path(cfg.models_dir).expanduser() if cfg.models_dir else None
-        cues = self.settings.cues
-        classifier = TextClassifier(
-            folder,
-            cfg.threads,
-            cues.negative_phrasing.min_score,
-            cues.customer_frustration.min_score,
-        )
+        classifier = TextClassifier(folder, cfg.threads)
         heads = (classifier.negative_phrasing, classifier.frustration, classifier.empathy)
         self.text_info = {
             "enabled": True,
-            "models": {h.path.stem: {"path": str(h.path), "threshold": h.threshold} for h in heads},
+            "models": {
+                h.path.stem: {"path": str(h.path), "model_threshold": h.threshold} for h in heads
+            },
         }
         return LiveTextJudge(classifier)
 
@@ -164,11 +171,11 @@ class AssistService:
 
     def open_call(self, spec: CallSpec, protocol: str) -> CallSession:
         if self.vad_model is None:
-            raise try_later("not_ready", "models are still loading; retry shortly")
+            raise CallRefused("not_ready", "models are still loading; retry shortly")
         if spec.call_id in self.live:
-            raise ProtocolError("call_id_in_use", f"call {spec.call_id} is already live")
+            raise CallRefused("call_id_in_use", f"call {spec.call_id} is already live")
         if len(self.live) >= self.settings.limits.max_calls:
-            raise try_later("at_capacity", f"{len(self.live)} calls live, the configured maximum")
+            raise CallRefused("at_capacity", f"{len(self.live)} calls live, the configured maximum")
         self.apply_retention()
         session = CallSession(
             spec,
@@ -210,24 +217,19 @@ class AssistService:
             session.pipeline.samples_lost / session.spec.sample_rate,
         )
 
-    def feedback(self, agent_id: str, message: dict[str, Any]) -> bool:
-        """An agent's "got it" / "snooze" / "not right" on a nudge of one of their calls."""
-        action, kind = message.get("action"), message.get("kind")
-        call_id, nudge_id = message.get("call_id"), message.get("nudge_id")
-        if action not in FEEDBACK_ACTIONS or not all(
-            isinstance(v, str) for v in (kind, call_id, nudge_id)
-        ):
-            return False
-        session = self.live.get(str(call_id))
+    def feedback(self, agent_id: str, message: FeedbackMessage) -> bool:
+        """An agent's "got it" / "snooze" / "not right" on a nudge of one of their calls;
+        False (nothing stored) when the live call is another agent's."""
+        session = self.live.get(message.call_id)
         if session is not None and session.spec.agent_id != agent_id:
             return False  # not this agent's call
-        self.metrics.feedback.inc(kind=str(kind), action=str(action))
+        self.metrics.feedback.inc(kind=message.kind.value, action=message.action)
         self.store.add_feedback(
-            str(call_id), str(nudge_id), str(kind), str(action), self.wall_clock()
+            message.call_id, message.nudge_id, message.kind, message.action, self.wall_clock()
         )
-        if action == "snooze" and session is not None:
+        if message.action == "snooze" and session is not None:
             until = session.pipeline.media_time_s + self.settings.access.snooze_s
-            session.pipeline.policy.snooze(str(kind), until)
+            session.pipeline.policy.snooze(message.kind, until)
         return True
 
     def today_totals(self) -> dict[str, Any]:
@@ -253,7 +255,6 @@ class AssistService:
         pool = self.asr_pool
         if pool is not None:
             self.metrics.asr_queue.set(pool.queue_length)
-            for reason, shed in pool.shed.items():
-                self.metrics.asr_shed.set(shed, reason=reason)
-            for size, steps in pool.batches.items():
-                self.metrics.asr_batches.set(steps, batch=str(size))
+            # the pool keeps these counts; the metrics read them at scrape time
+            self.metrics.asr_shed.mirror(pool.shed)
+            self.metrics.asr_batches.mirror(pool.batches)

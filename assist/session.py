@@ -8,7 +8,7 @@ the scorecard. The adapter runs ``run()`` in the call's TaskGroup next to its re
 With an ASR pool, each utterance the pipeline cuts is submitted to the pool; its result
 comes back as a future callback on the loop and goes through ``pipeline.on_transcript``
 (transcript events, pace). Each final with text then goes to the text models (their own
-thread) and their verdict through ``pipeline.on_text`` (negative phrasing, frustration).
+thread) and their scores through ``pipeline.on_scores`` (negative phrasing, frustration).
 ``run()`` waits for every outstanding utterance and verdict (the pool always answers, shed
 or not) before the scorecard is final.
 """
@@ -21,17 +21,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from assist.asr.pool import AsrPool, AsrResult
-from assist.asr.segmenter import UtteranceAudio
 from assist.config import Settings
 from assist.events import Transcript
 from assist.floor import FloorView
 from assist.hub import Hub
 from assist.ingest import Audio, Gap, Hold, IngestQueue
 from assist.metrics import ServiceMetrics
-from assist.pipeline import CallPipeline, CallSpec, PipelineOutput
+from assist.pipeline import CallPipeline, PipelineOutput
 from assist.store import CallStore
-from assist.text.classify import LiveTextJudge, Speaker, TextVerdict
-from assist.vad.silero import SileroModel
+from assist.text.classify import LiveTextJudge
+from assist.vad.stream import VadScorer
+from assist.vocabulary import CallSpec, Role, TextScores, UtteranceAudio
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,11 +42,13 @@ ITEMS_PER_YIELD = 25
 
 
 class CallSession:
+    """One live call: its ingest queue, its pipeline and what it publishes."""
+
     def __init__(
         self,
         spec: CallSpec,
         settings: Settings,
-        vad_model: SileroModel,
+        vad_model: VadScorer,
         hub: Hub,
         metrics: ServiceMetrics,
         clock: Callable[[], float],
@@ -102,7 +104,7 @@ class CallSession:
 
     async def run(self) -> dict[str, Any]:
         """Process until the input has ended and the queue is empty; return the scorecard."""
-        self._hub.call_changed(self.floor.state(self.pipeline))
+        self._hub.call_changed(self.floor.state(self.pipeline.snapshot()))
         try:
             while True:
                 for _ in range(ITEMS_PER_YIELD):
@@ -163,11 +165,11 @@ class CallSession:
         if self._text is None:
             return
 
-        def judged(verdict: TextVerdict) -> None:
-            self._publish(self.pipeline.on_text(transcript, verdict))
+        def scored(scores: TextScores) -> None:
+            self._publish(self.pipeline.on_scores(transcript, scores))
 
-        future = self._text.judge(cast(Speaker, transcript.channel), transcript.text)
-        self._follow(future, judged, "a verdict")
+        future = self._text.judge(cast(Role, transcript.channel), transcript.text)
+        self._follow(future, scored, "text scores")
 
     def _follow(self, future: asyncio.Future[T], handle: Callable[[T], None], what: str) -> None:
         """Keep ``future`` outstanding (``run()`` waits for it) until it answers, then
@@ -210,7 +212,7 @@ class CallSession:
         for alert in self.floor.alerts_for(output.nudges):
             self._hub.to_floor(alert)
         if output.state_changed or output.nudges:
-            self._hub.call_changed(self.floor.state(self.pipeline))
+            self._hub.call_changed(self.floor.state(self.pipeline.snapshot()))
         if store is not None and self.pipeline.media_time_s >= self._next_checkpoint_s:
             # A crash keeps the call's record up to here (status cut_off).
             store.checkpoint(self.spec.call_id, self.pipeline.scorecard())

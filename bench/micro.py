@@ -90,7 +90,9 @@ def bench_codecs(audio: np.ndarray, rate: int, frames: int) -> dict[str, Any]:
 
 
 def bench_vad(audio: np.ndarray, windows: int) -> dict[str, Any]:
-    from assist.vad.silero import WINDOW_S, WINDOW_SAMPLES, SileroModel, VadStream
+    from assist.vad.silero import SileroModel
+    from assist.vad.stream import VadStream
+    from assist.vocabulary import WINDOW_S, WINDOW_SAMPLES
 
     model = SileroModel(threads=1)
     samples = []
@@ -184,7 +186,7 @@ def bench_text(repeats: int) -> dict[str, Any]:
 
     classifier = TextClassifier(threads=1)
     lines = [(u.who, u.text) for u in CallScript.load(DISPUTE).say]
-    classifier.classify("agent", ["warm up"])
+    classifier.score("agent", ["warm up"])
     out = {}
     for speaker, heads in (
         ("agent", "negative phrasing + empathy"),
@@ -195,7 +197,7 @@ def bench_text(repeats: int) -> dict[str, Any]:
             for who, text in lines:
                 if who == speaker:
                     t = time.perf_counter_ns()
-                    classifier.classify(speaker, [text])  # type: ignore[arg-type]
+                    classifier.score(speaker, [text])  # type: ignore[arg-type]
                     samples.append(time.perf_counter_ns() - t)
         out[f"text_{speaker}_utterance"] = timings_ms(
             samples, what=f"one {speaker} sentence: MiniLM encoder + {heads} heads"

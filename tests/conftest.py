@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
+# Hermetic: the tests run on the built-in settings, whatever ASSIST_* variables the shell
+# has (ASSIST_SERVER__PORT, ASSIST_ASR__ENABLED, ASSIST_AUDIOHOOK_API_KEY, ...). Removed
+# here, before anything reads settings, so servers the tests start as subprocesses inherit
+# a clean environment too. Tests about the environment set variables with monkeypatch.
+if REMOVED_ASSIST_ENV := sorted(n for n in os.environ if n.upper().startswith("ASSIST_")):
+    for _name in REMOVED_ASSIST_ENV:
+        del os.environ[_name]
+
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,6 +27,11 @@ from assist.synth.script import CallScript
 
 CALLS_DIR = Path(__file__).parent / "calls"
 BUNDLED_SCRIPTS = Path(__file__).parent.parent / "assist" / "synth" / "scripts"
+
+
+def pytest_report_header() -> str:
+    removed = ", ".join(REMOVED_ASSIST_ENV) or "none were set"
+    return f"hermetic: ASSIST_* variables removed from the environment: {removed}"
 
 
 class ManualClock:

@@ -27,35 +27,31 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from assist.asr.segmenter import UtteranceAudio
+from assist.vocabulary import Recognized, UtteranceAudio
 
 log = logging.getLogger(__name__)
 
 AGENT_FINAL, CUSTOMER_FINAL, PARTIAL = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
-class Word:
-    word: str
-    start_s: float  # relative to the utterance audio
-    end_s: float
-    probability: float
-
-
-@dataclass(frozen=True, slots=True)
-class Recognized:
-    text: str
-    words: list[Word]
-
-
 class Recognizer(Protocol):
     """Turns a batch of 16 kHz utterances into text (runs in a worker thread)."""
 
-    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]: ...
+    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
+        """One ``Recognized`` per utterance, in order. Each utterance is float32 mono at 16 kHz,
+        shape (samples,). Blocking; an exception fails the whole batch (every request in it
+        is answered ``error``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class AsrResult:
+    """The pool's answer to one utterance.
+
+    ``ok`` carries ``recognized``; ``shed`` a ``reason`` (``superseded``, ``queue_full``,
+    ``stale``, ``shutdown``); ``error`` the recognizer's exception class name as ``reason``.
+    """
+
     status: Literal["ok", "shed", "error"]
     recognized: Recognized | None = None
     reason: str | None = None
@@ -79,6 +75,16 @@ class _Request:
 
 
 class AsrPool:
+    """The process-wide recognition queue and its worker threads (order of service and
+    shedding rules in the module docstring).
+
+    ``max_batch`` utterances go to the recognizer per step; ``max_queue`` requests may wait;
+    ``stale_after_s`` / ``partial_stale_after_s`` are wall seconds a final / partial may
+    wait for a worker. ``clock`` is monotonic wall seconds, used only for waiting times.
+    ``shed`` (reason -> count), ``done`` and ``batches`` (size -> count) are read by the
+    metrics at scrape time.
+    """
+
     def __init__(
         self,
         recognizer: Recognizer,
@@ -108,6 +114,7 @@ class AsrPool:
     # lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the worker threads (daemons named ``asr-0``, ``asr-1``, ...); call once."""
         for i in range(self._workers_wanted):
             thread = threading.Thread(target=self._work, name=f"asr-{i}", daemon=True)
             thread.start()
@@ -130,11 +137,19 @@ class AsrPool:
 
     @property
     def queue_length(self) -> int:
+        """Requests waiting for a worker (those being recognized not included)."""
         return len(self._pending)
 
     # submitting (event loop) -------------------------------------------------------
 
     def submit(self, call_id: str, utterance: UtteranceAudio) -> asyncio.Future[AsrResult]:
+        """Queue one utterance of ``call_id``; called on the event loop, never blocks.
+
+        The future resolves on that loop with an ``AsrResult`` when the utterance is
+        recognized, shed or failed; queued partials of the same utterance are superseded by it,
+        and a full queue sheds its least urgent request (possibly this one). A request submitted
+        after ``stop`` is never answered. Raises ``RuntimeError`` outside a running event loop.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AsrResult] = loop.create_future()
 

@@ -11,25 +11,11 @@ agent sees text while the customer is still talking. Pure: no model, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from assist.config import UtteranceConfig
 from assist.vad.gate import SpeechEdge
-
-ASR_RATE = 16000
-
-
-@dataclass(frozen=True, slots=True)
-class UtteranceAudio:
-    channel: str
-    utterance_id: int  # per channel; a partial carries the id of the utterance it previews
-    start_s: float  # of the audio (pre-roll included)
-    end_s: float  # of the audio (post-roll included)
-    audio: np.ndarray  # float32 at ASR_RATE
-    final: bool
-    speech_s: float  # voiced time the gate measured in it (no rolls)
+from assist.vocabulary import ASR_RATE, UtteranceAudio
 
 
 class ChannelAudio:
@@ -43,9 +29,12 @@ class ChannelAudio:
 
     @property
     def end_sample(self) -> int:
+        """Absolute sample index (16 kHz, from the call's start) just past the newest sample."""
         return self._first + self._length
 
     def append(self, samples: np.ndarray) -> None:
+        """Add the channel's next samples (float32 at 16 kHz, shape (samples,)); audio older than
+        ``keep_s`` may be forgotten (at least ``keep_s`` is always kept)."""
         n = len(samples)
         if n >= self._keep:
             samples = samples[-self._keep :]
@@ -70,6 +59,14 @@ class ChannelAudio:
 
 
 class UtteranceSegmenter:
+    """Cuts one channel's speech into utterances for the recognizer (rules in the module
+    docstring), from its voice gate's edges and the 16 kHz audio in ``audio``.
+
+    ``audio`` must keep more than ``max_utterance_s + pre_roll_s`` (``keep_audio_s``) or the
+    start of a long utterance is lost. Utterance ids count finals per channel from 0; a
+    partial carries the id of the final it previews. Pure.
+    """
+
     def __init__(self, config: UtteranceConfig, channel: str, audio: ChannelAudio) -> None:
         self._cfg = config
         self._channel = channel

@@ -41,6 +41,9 @@ def _number_words(n: int) -> str:
 
 
 def normalize(text: str) -> list[str]:
+    """The words of ``text`` as the error rate compares them: lower case, ``%`` -> percent,
+    ``&`` -> and, ``[annotations]`` dropped, hyphenated words split, standalone numbers
+    0-99 spelled out, other punctuation removed (apostrophes inside words kept)."""
     text = text.lower().replace("%", " percent").replace("&", " and ")
     text = re.sub(r"\[[^\]]*\]", " ", text)  # [tones] and other annotations
     text = re.sub(r"(?<=\w)-(?=\w)", " ", text)
@@ -50,6 +53,8 @@ def normalize(text: str) -> list[str]:
 
 
 def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
+    """Word-level Levenshtein distance: the fewest substitutions, deletions and insertions that
+    turn ``reference`` into ``hypothesis``."""
     previous = list(range(len(hypothesis) + 1))
     for i, ref_word in enumerate(reference, 1):
         current = [i]

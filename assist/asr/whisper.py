@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 
 from assist.asr.model import LoadedModel
-from assist.asr.pool import Recognized, Word
-from assist.asr.segmenter import ASR_RATE
+from assist.vocabulary import ASR_RATE, Recognized, Word
 
 GAP_S = 1.0  # silence between utterances laid end to end for a batch
 
 
 def _word(word: Any, offset_s: float) -> Word:
-    """A faster-whisper word, its times made relative to its own utterance."""
+    """A faster-whisper word, its times made relative to its own utterance. The text is
+    kept as Whisper wrote it, leading space included (the words join to the text)."""
     return Word(
-        str(word.word).strip(),
+        str(word.word),
         round(float(word.start) - offset_s, 3),
         round(float(word.end) - offset_s, 3),
         round(float(word.probability), 3),
@@ -32,6 +32,9 @@ def _word(word: Any, offset_s: float) -> Word:
 
 
 class WhisperRecognizer:
+    """The ``Recognizer`` behind the ASR pool: faster-whisper on a ``LoadedModel``, options
+    for short telephone utterances (module docstring), ``beam_size`` 1 = greedy."""
+
     def __init__(self, loaded: LoadedModel, beam_size: int = 1) -> None:
         from faster_whisper import BatchedInferencePipeline
 
@@ -41,6 +44,12 @@ class WhisperRecognizer:
         self._beam_size = beam_size
 
     def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
+        """Text and words of each utterance (float32 mono at 16 kHz, shape (samples,)), in order.
+
+        Word times are seconds from the start of that utterance's audio. One utterance is
+        transcribed alone; several go through one batched pass, laid end to end with
+        ``GAP_S`` of silence between them. Blocking: runs in an ASR worker thread.
+        """
         if len(batch) == 1:
             return [self._one(batch[0])]
         return self._many(batch)

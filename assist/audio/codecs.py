@@ -6,12 +6,9 @@ Pure numpy, no ``audioop`` (removed in Python 3.13). Output samples are float32 
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-Encoding = Literal["pcm16", "mulaw"]
-BYTES_PER_SAMPLE: dict[str, int] = {"pcm16": 2, "mulaw": 1}
+from assist.vocabulary import Encoding
 
 
 def _mulaw_table() -> np.ndarray:

@@ -21,6 +21,12 @@ class StreamResampler:
         )
 
     def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        """Resample the next chunk (mono, shape (samples,), cast to float32).
+
+        The output length varies from chunk to chunk (the filter holds back a delay, so the
+        first chunks may come back empty); ``last=True`` flushes what it holds at the end of the
+        stream. With equal rates the input is returned unchanged.
+        """
         if self._stream is None:
             return samples
         return self._stream.resample_chunk(samples.astype(np.float32, copy=False), last=last)

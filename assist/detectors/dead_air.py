@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from assist.config import DeadAirConfig
 from assist.conversation import TIME_EPS_S, Tick
-from assist.events import Finding
+from assist.detectors import CueDetector
+from assist.vocabulary import CueKind, Finding
 
 
-class DeadAirDetector:
+class DeadAirDetector(CueDetector):
+    """Silence on every channel for ``min_silence_s`` while not on hold -> one ``info``
+    finding per silence (rules in the module docstring)."""
+
+    kind = CueKind.DEAD_AIR
+
     def __init__(self, config: DeadAirConfig) -> None:
         self._cfg = config
         self._not_before_s = 0.0  # silence never counts from before this (hold end, lost audio)
         self._fired = False
 
-    def feed(self, tick: Tick) -> list[Finding]:
+    def on_tick(self, tick: Tick) -> list[Finding]:
+        """A finding the moment the silence reaches ``min_silence_s`` (``measured`` = its length,
+        s; the span is the silence). Nothing on hold, while anyone speaks, or while music on
+        the agent line may still become a hold."""
         for edge in tick.hold_edges:
             if not edge.on:
                 self._not_before_s = edge.at_s
@@ -40,7 +49,7 @@ class DeadAirDetector:
         self._fired = True
         return [
             Finding(
-                kind="dead_air",
+                kind=self.kind,
                 at_s=tick.t_s,
                 span_start_s=silence_start,
                 span_end_s=tick.t_s,

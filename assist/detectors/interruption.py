@@ -13,16 +13,24 @@ from __future__ import annotations
 
 from assist.config import InterruptionConfig
 from assist.conversation import TIME_EPS_S, Tick
-from assist.events import Finding
+from assist.detectors import CueDetector
+from assist.vocabulary import CueKind, Finding
 
 
-class InterruptionDetector:
+class InterruptionDetector(CueDetector):
+    """The agent starting to talk over the customer -> at most one ``warning`` finding per
+    agent turn (rules in the module docstring). Needs both channels."""
+
+    kind = CueKind.INTERRUPTION
+
     def __init__(self, config: InterruptionConfig) -> None:
         self._cfg = config
         self._overlap_start_s: float | None = None
         self._fired_this_turn = False  # one finding per agent turn, pauses included
 
-    def feed(self, tick: Tick) -> list[Finding]:
+    def on_tick(self, tick: Tick) -> list[Finding]:
+        """A finding the moment the voiced overlap since the agent's onset reaches
+        ``min_overlap_s`` (``measured`` = the overlap, s; the span runs from the onset)."""
         agent = tick.gates.get("agent")
         customer = tick.gates.get("customer")
         if agent is None or customer is None:
@@ -54,7 +62,7 @@ class InterruptionDetector:
         self._fired_this_turn = True
         return [
             Finding(
-                kind="interruption",
+                kind=self.kind,
                 at_s=tick.t_s,
                 span_start_s=start,
                 span_end_s=tick.t_s,

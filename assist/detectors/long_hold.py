@@ -5,16 +5,25 @@ from __future__ import annotations
 
 from assist.config import LongHoldConfig
 from assist.conversation import TIME_EPS_S, Tick
-from assist.events import Finding
+from assist.detectors import CueDetector
+from assist.vocabulary import CueKind, Finding
 
 
-class LongHoldDetector:
+class LongHoldDetector(CueDetector):
+    """A hold reaching ``min_hold_s``, then every ``remind_every_s`` -> one finding per
+    reminder, ``critical`` once the hold has lasted ``critical_after_s``."""
+
+    kind = CueKind.LONG_HOLD
+
     def __init__(self, config: LongHoldConfig) -> None:
         self._cfg = config
         self._next_at_s: float | None = None
         self._reminder = 0
 
-    def feed(self, tick: Tick) -> list[Finding]:
+    def on_tick(self, tick: Tick) -> list[Finding]:
+        """A reminder when the current hold reaches its next threshold: ``measured`` = seconds on
+        hold, ``threshold`` = this reminder's (``min_hold_s + k * remind_every_s``), ``details``
+        the reminder number (from 1) and the hold's source (cti, music, line_silence)."""
         hold = tick.hold
         if not hold.on:
             self._next_at_s = None
@@ -30,7 +39,7 @@ class LongHoldDetector:
         self._next_at_s += self._cfg.remind_every_s
         return [
             Finding(
-                kind="long_hold",
+                kind=self.kind,
                 at_s=tick.t_s,
                 span_start_s=hold.start_s,
                 span_end_s=tick.t_s,

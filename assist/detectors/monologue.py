@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from assist.config import MonologueConfig
 from assist.conversation import TIME_EPS_S, Tick
-from assist.events import Finding
+from assist.detectors import CueDetector
+from assist.vocabulary import CueKind, Finding
 
 
-class MonologueDetector:
+class MonologueDetector(CueDetector):
+    """The agent holding the floor for ``min_turn_s`` with no customer turn -> one ``info``
+    finding per agent turn (rules in the module docstring)."""
+
+    kind = CueKind.MONOLOGUE
+
     def __init__(self, config: MonologueConfig) -> None:
         self._cfg = config
         self._turn_start_s: float | None = None
         self._fired = False
 
-    def feed(self, tick: Tick) -> list[Finding]:
+    def on_tick(self, tick: Tick) -> list[Finding]:
+        """A finding the moment the agent's current turn reaches ``min_turn_s`` (``measured`` =
+        the turn so far, s; the span runs from its start). Needs the agent channel."""
         agent = tick.gates.get("agent")
         if agent is None:
             return []
@@ -50,7 +58,7 @@ class MonologueDetector:
         self._fired = True
         return [
             Finding(
-                kind="monologue",
+                kind=self.kind,
                 at_s=tick.t_s,
                 span_start_s=self._turn_start_s,
                 span_end_s=tick.t_s,

@@ -14,16 +14,31 @@ from __future__ import annotations
 from collections import deque
 
 from assist.config import PaceConfig
-from assist.events import Finding
+from assist.detectors import CueDetector
+from assist.events import Transcript
+from assist.vocabulary import CueKind, Finding
 
 
-class PaceDetector:
+class PaceDetector(CueDetector):
+    """The agent speaking faster than ``max_words_per_minute`` over the last ``window_s`` ->
+    an ``info`` finding (``unit`` wpm), again only once the rate has dropped back."""
+
+    kind = CueKind.PACE
+
     def __init__(self, config: PaceConfig) -> None:
         self._cfg = config
         self._utterances: deque[tuple[int, float, float]] = deque()  # words, speech_s, end_s
         self._fast = False
 
+    def on_final(self, transcript: Transcript, speech_s: float) -> list[Finding]:
+        """An agent final as its word count and ``speech_s`` voiced seconds, ending at its
+        ``end_s``; other channels are ignored."""
+        if transcript.channel != "agent":
+            return []
+        return self.feed_utterance(len(transcript.words), speech_s, transcript.end_s)
+
     def feed_utterance(self, words: int, speech_s: float, end_s: float) -> list[Finding]:
+        """An agent utterance of ``words`` words, ``speech_s`` voiced, ending at ``end_s``."""
         if words == 0 or speech_s < max(self._cfg.min_utterance_s, 1e-3):
             return []  # "Thank you." is said quickly by everyone: not a pace
         self._utterances.append((words, speech_s, end_s))
@@ -42,7 +57,7 @@ class PaceDetector:
         self._fast = True
         return [
             Finding(
-                kind="pace",
+                kind=self.kind,
                 at_s=end_s,
                 span_start_s=self._utterances[0][2] - self._utterances[0][1],
                 span_end_s=end_s,

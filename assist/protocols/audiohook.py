@@ -24,11 +24,11 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from assist.pipeline import AudioFormatError, CallSpec
 from assist.protocols.errors import ProtocolError
 from assist.protocols.runner import run_call
 from assist.service import AssistService
 from assist.session import CallSession
+from assist.vocabulary import AudioFormatError, CallSpec
 
 log = logging.getLogger(__name__)
 

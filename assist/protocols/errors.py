@@ -4,9 +4,12 @@ and the JSON-frame check every protocol starts with."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.frames import CloseCode
+
+if TYPE_CHECKING:
+    from assist.service import CallRefused
 
 
 class ProtocolError(Exception):
@@ -31,6 +34,14 @@ def too_big(code: str, message: str) -> ProtocolError:
 
 def try_later(code: str, message: str) -> ProtocolError:
     return ProtocolError(code, message, CloseCode.TRY_AGAIN_LATER)
+
+
+def refusal(refused: CallRefused) -> ProtocolError:
+    """The wire error for a call the service refused: try again later for ``not_ready`` and
+    ``at_capacity`` (1013), a policy violation for ``call_id_in_use`` (1008)."""
+    if refused.reason == "call_id_in_use":
+        return ProtocolError(refused.reason, refused.message)
+    return try_later(refused.reason, refused.message)
 
 
 def json_object(text: str, what: str, key: str | None = None) -> dict[str, Any]:

@@ -25,11 +25,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from assist.config import L16Config
-from assist.pipeline import SUPPORTED_RATES, AudioFormatError, CallSpec
 from assist.protocols.errors import ProtocolError, json_object, too_big, unsupported
-from assist.protocols.runner import close_quietly, run_call
+from assist.protocols.runner import close_quietly, open_call, run_call
 from assist.service import AssistService
 from assist.session import CallSession
+from assist.vocabulary import SUPPORTED_RATES, AudioFormatError, CallSpec
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"[^A-Za-z0-9._:@-]")
@@ -105,7 +105,7 @@ async def handle_l16(ws: ServerConnection, service: AssistService) -> None:
             raise ProtocolError("audio_before_start", "send the JSON preamble before audio")
         preamble = json_object(first, "the preamble")
         spec = spec_from_preamble(preamble, query, service.settings.l16)
-        session = service.open_call(spec, protocol="l16")
+        session = open_call(service, spec, protocol="l16")
     except ProtocolError as refused:
         await close_quietly(ws, service, refused)
         return

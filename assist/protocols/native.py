@@ -24,11 +24,11 @@ from assist.events import (
     StopMessage,
     Stopped,
 )
-from assist.pipeline import SUPPORTED_ENCODINGS, SUPPORTED_RATES, AudioFormatError, CallSpec
 from assist.protocols.errors import ProtocolError, json_object, too_big, unsupported
-from assist.protocols.runner import run_call
+from assist.protocols.runner import open_call, run_call
 from assist.service import AssistService
 from assist.session import CallSession
+from assist.vocabulary import SUPPORTED_ENCODINGS, SUPPORTED_RATES, AudioFormatError, CallSpec
 
 log = logging.getLogger(__name__)
 KNOWN_TYPES = ("start", "hold", "stop")
@@ -129,7 +129,7 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
             encoding=start.encoding,  # type: ignore[arg-type]  # checked in parse_text
             channels=tuple(start.channels),
         )
-        session = service.open_call(spec, protocol="native")
+        session = open_call(service, spec, protocol="native")
     except ProtocolError as refused:
         await _send_error(ws, service, refused)
         return

@@ -18,13 +18,22 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
-from assist.protocols.errors import ProtocolError
-from assist.service import AssistService
+from assist.protocols.errors import ProtocolError, refusal
+from assist.service import AssistService, CallRefused
 from assist.session import CallSession
+from assist.vocabulary import CallSpec
 
 log = logging.getLogger(__name__)
 
 Reader = Callable[[CallSession], Awaitable[None]]
+
+
+def open_call(service: AssistService, spec: CallSpec, protocol: str) -> CallSession:
+    """``service.open_call``, its refusal turned into this protocol layer's error."""
+    try:
+        return service.open_call(spec, protocol)
+    except CallRefused as refused:
+        raise refusal(refused) from None
 
 
 async def run_call(

@@ -26,11 +26,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from assist.config import TwilioConfig
-from assist.pipeline import CallSpec
 from assist.protocols.errors import ProtocolError, json_object, unsupported
-from assist.protocols.runner import close_quietly, run_call
+from assist.protocols.runner import close_quietly, open_call, run_call
 from assist.service import AssistService
 from assist.session import CallSession
+from assist.vocabulary import CallSpec
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ async def handle_twilio(ws: ServerConnection, service: AssistService) -> None:
     try:
         start = await _read_start(ws, service)
         spec = spec_from_start(start, config)
-        session = service.open_call(spec, protocol="twilio")
+        session = open_call(service, spec, protocol="twilio")
     except ProtocolError as refused:
         await close_quietly(ws, service, refused)
         return

@@ -22,6 +22,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from assist.coaching import agent_report
+from assist.metrics import CONTENT_TYPE
 from assist.protocols.audiohook import handle_audiohook
 from assist.protocols.audiohook_auth import AuthFailure, HandshakeAuth
 from assist.protocols.l16 import handle_l16
@@ -127,8 +128,8 @@ class AssistServer:
             return json_response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
         if path == "/metrics":
             self.service.refresh_gauges()
-            text = self.service.metrics.registry.render()
-            return http_response(HTTPStatus.OK, text, "text/plain; version=0.0.4")
+            text = self.service.metrics.render().decode()
+            return http_response(HTTPStatus.OK, text, CONTENT_TYPE)
         if path in PAGES:
             return self._page(path, request)
         if match := STATIC.match(path):

@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from assist.events import FeedbackMessage
 from assist.hub import Subscription
 from assist.service import AssistService
+
+log = logging.getLogger(__name__)
 
 
 async def _send_loop(ws: ServerConnection, sub: Subscription) -> None:
@@ -67,8 +72,14 @@ async def pump(
 
 async def agent_events(ws: ServerConnection, service: AssistService, agent_id: str) -> None:
     def on_message(message: dict[str, Any]) -> None:
-        if message.get("type") == "feedback":
-            service.feedback(agent_id, message)
+        if message.get("type") != "feedback":
+            return
+        try:
+            feedback = FeedbackMessage.model_validate(message)
+        except ValidationError:
+            log.info("agent %s: malformed feedback ignored", agent_id)
+            return
+        service.feedback(agent_id, feedback)
 
     await pump(ws, service, service.hub.subscribe_agent(agent_id), on_message)
 

@@ -1,7 +1,10 @@
-"""Judge utterances: negative phrasing and empathy for the agent, frustration for the
-customer. One encoder pass per utterance feeds every head of that speaker.
+"""Score sentences with the text models: negative phrasing and empathy for the agent,
+frustration for the customer. One encoder pass per batch feeds every head of that speaker.
 
-Used live (on final transcripts, off the event loop) and by ``assist classify``.
+Scores only: each cue's decision and threshold live in its detector
+(``assist/detectors/negative_phrasing.py``, ``customer_frustration.py``). Used live (on
+final transcripts, off the event loop, through ``LiveTextJudge``) and by
+``assist classify``.
 """
 
 from __future__ import annotations
@@ -9,102 +12,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 
-from assist.nudges import ACKNOWLEDGE_FEELINGS
 from assist.text.encoder import SentenceEncoder
 from assist.text.heads import Head
-from assist.text.rewrites import Rewrite, benign_idiom, rewrite
+from assist.vocabulary import Role, TextScores
 
-Speaker = Literal["agent", "customer"]
-SPEAKERS: tuple[Speaker, ...] = ("agent", "customer")
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+SPEAKERS: tuple[Role, ...] = ("agent", "customer")
+# The heads ship inside the package (package data), so a wheel install finds them too.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 HEAD_FILES = ("negative_phrasing.onnx", "customer_frustration.onnx", "empathy.onnx")
-# A sentence with a benign idiom ("there's no charge") and no phrase of its category is
-# flagged only when the model is this sure.
-STRONG_SCORE = 0.9
-
-
-def phrasing_decision(
-    text: str, probabilities: np.ndarray, threshold: float, labels: Sequence[str]
-) -> tuple[str, Rewrite] | None:
-    """(category, rewrite) when an agent sentence is negative phrasing, else None."""
-    score = float(1.0 - probabilities[0])
-    if not text or score < threshold:
-        return None
-    category = labels[int(np.argmax(probabilities[1:])) + 1]
-    found = rewrite(text, category)
-    if score < STRONG_SCORE and found.span == (0, len(text)) and benign_idiom(text):
-        return None
-    return category, found
 
 
 class ModelsMissing(FileNotFoundError):
     """A head's ONNX file is not in the models folder."""
 
 
-@dataclass(frozen=True, slots=True)
-class TextVerdict:
-    """What the text models make of one utterance."""
-
-    text: str
-    speaker: Speaker
-    kind: str | None  # the nudge kind it would raise, None when not flagged
-    score: float  # how strongly it is flagged, 0-1
-    threshold: float
-    category: str | None = None  # negative phrasing only
-    suggestion: str | None = None
-    span: tuple[int, int] | None = None  # characters of ``text`` that triggered it
-    empathy: float | None = None  # agent only: acknowledgement score, 0-1
-    empathy_threshold: float | None = None
-
-    @property
-    def acknowledges(self) -> bool:
-        """The agent acknowledged the customer's feelings (credited, suppresses nudges)."""
-        return (
-            self.empathy is not None
-            and self.empathy_threshold is not None
-            and self.empathy >= self.empathy_threshold
-        )
-
-    @property
-    def quote(self) -> str | None:
-        return self.text[self.span[0] : self.span[1]] if self.span else None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "text": self.text,
-            "speaker": self.speaker,
-            "kind": self.kind,
-            "score": round(self.score, 4),
-            "threshold": self.threshold,
-            "category": self.category,
-            "suggestion": self.suggestion,
-            "span": list(self.span) if self.span else None,
-            "quote": self.quote,
-        }
-        if self.speaker == "agent":
-            out["empathy"] = None if self.empathy is None else round(self.empathy, 4)
-            out["acknowledges"] = self.acknowledges
-        return out
-
-
 class TextClassifier:
-    """Loads the encoder and the three heads; ``classify`` is thread-safe."""
+    """Loads the sentence encoder and the three heads; ``score`` is thread-safe."""
 
-    def __init__(
-        self,
-        models_dir: Path | None = None,
-        threads: int = 1,
-        phrasing_min_score: float = 0.0,
-        frustration_min_score: float = 0.0,
-    ) -> None:
-        """``*_min_score``: the flagging threshold in place of the one stored in the
-        model (0 keeps the model's; ``[cues.*] min_score`` live)."""
+    def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
+        """``models_dir``: folder of the ONNX heads (default: the packaged ones);
+        ``threads``: onnxruntime threads for the encoder. Raises ``ModelsMissing``."""
         folder = models_dir or DEFAULT_MODELS_DIR
         missing = [name for name in HEAD_FILES if not (folder / name).is_file()]
         if missing:
@@ -116,60 +47,41 @@ class TextClassifier:
         self.negative_phrasing = Head(folder / "negative_phrasing.onnx")
         self.frustration = Head(folder / "customer_frustration.onnx")
         self.empathy = Head(folder / "empathy.onnx")
-        self.negative_phrasing.threshold = phrasing_min_score or self.negative_phrasing.threshold
-        self.frustration.threshold = frustration_min_score or self.frustration.threshold
 
-    def classify(self, speaker: Speaker, texts: Sequence[str]) -> list[TextVerdict]:
+    def score(self, speaker: Role, texts: Sequence[str]) -> list[TextScores]:
+        """Scores of each sentence (stripped) by the heads of ``speaker``.
+
+        Raises ``ValueError`` for a speaker other than agent / customer.
+        """
         if speaker not in SPEAKERS:
             raise ValueError(f"speaker must be one of {SPEAKERS}, not {speaker!r}")
         texts = [t.strip() for t in texts]
         features = self.encoder.encode(texts)
         if speaker == "customer":
-            scores = _flag_scores(self.frustration, features)
-            return [self._frustration(t, float(s)) for t, s in zip(texts, scores, strict=True)]
+            frustration = _flag_scores(self.frustration, features)
+            return [
+                TextScores(
+                    text,
+                    "customer",
+                    frustration=float(score),
+                    frustration_model_threshold=self.frustration.threshold,
+                )
+                for text, score in zip(texts, frustration, strict=True)
+            ]
         phrasing = self.negative_phrasing.probabilities(features)
         empathy = _flag_scores(self.empathy, features)
+        labels = self.negative_phrasing.labels
         return [
-            self._negative_phrasing(text, probs, float(ack))
+            TextScores(
+                text,
+                "agent",
+                phrasing={label: float(p) for label, p in zip(labels, probs, strict=True)},
+                phrasing_model_threshold=self.negative_phrasing.threshold,
+                empathy=float(ack),
+                empathy_model_threshold=self.empathy.threshold,
+            )
             for text, probs, ack in zip(texts, phrasing, empathy, strict=True)
         ]
-
-    def _frustration(self, text: str, score: float) -> TextVerdict:
-        head = self.frustration
-        flagged = bool(text) and score >= head.threshold
-        return TextVerdict(
-            text,
-            "customer",
-            "customer_frustration" if flagged else None,
-            float(score),
-            head.threshold,
-            suggestion=ACKNOWLEDGE_FEELINGS if flagged else None,
-            span=(0, len(text)) if flagged else None,
-        )
-
-    def _negative_phrasing(self, text: str, probs: np.ndarray, empathy: float) -> TextVerdict:
-        head = self.negative_phrasing
-        score = float(1.0 - probs[0])
-        verdict = TextVerdict(
-            text,
-            "agent",
-            None,
-            score,
-            head.threshold,
-            empathy=empathy,
-            empathy_threshold=self.empathy.threshold,
-        )
-        decision = phrasing_decision(text, probs, head.threshold, head.labels)
-        if decision is None:
-            return verdict
-        category, found = decision
-        return replace(
-            verdict,
-            kind="negative_phrasing",
-            category=category,
-            suggestion=found.suggestion,
-            span=found.span,
-        )
 
 
 def _flag_scores(head: Head, features: np.ndarray) -> np.ndarray:
@@ -185,12 +97,14 @@ class LiveTextJudge:
         self.classifier = classifier
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="text")
 
-    def judge(self, speaker: Speaker, text: str) -> asyncio.Future[TextVerdict]:
+    def judge(self, speaker: Role, text: str) -> asyncio.Future[TextScores]:
+        """Score one sentence on the worker thread; the future resolves on the loop."""
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, self._one, speaker, text)
 
-    def _one(self, speaker: Speaker, text: str) -> TextVerdict:
-        return self.classifier.classify(speaker, [text])[0]
+    def _one(self, speaker: Role, text: str) -> TextScores:
+        return self.classifier.score(speaker, [text])[0]
 
     def close(self) -> None:
+        """Stop the worker thread; pending sentences are dropped."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,6 +1,6 @@
-"""Rebuild the text heads in ``models/`` from the labelled data, bit for bit.
+"""Rebuild the text heads in ``assist/models/`` from the labelled data, bit for bit.
 
-    assist train-text [--data models/data] [--shared ../shared/data] [--out models]
+    assist train-text [--data models/data] [--shared ../shared/data] [--out assist/models]
 
 For each head: gather its training texts (our labelled ``*.train.tsv``, plus Taskmaster-4
 assistant turns as ordinary agent talk for the agent heads), embed them, pick the decision
@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from assist.text.classify import phrasing_decision
+from assist.detectors.negative_phrasing import decide_phrasing
+from assist.nudges import rewrite
 from assist.text.encoder import FEATURE_RECIPE, SentenceEncoder
-from assist.text.heads import HeadFit, export_onnx, fit_softmax_regression, predict
-from assist.text.rewrites import CATEGORIES, rewrite
+from assist.text.heads import Head, HeadFit, export_onnx, fit_softmax_regression, predict
+from assist.text.phrases import CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def decide(
         return flag_scores(probabilities) >= threshold
     return np.array(
         [
-            phrasing_decision(text, probs, threshold, task.labels) is not None
+            decide_phrasing(text, probs, task.labels, threshold) is not None
             for text, probs in zip(texts, probabilities, strict=True)
         ],
         dtype=bool,
@@ -265,6 +266,24 @@ def evaluate(
         if wrong
     ]
     return result
+
+
+def score_heldout(
+    task: Task, head: Head, encoder: SentenceEncoder, data: Path
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Run an exported head, as the service does, over the task's held-out set.
+
+    Returns the texts of ``data/<task>.heldout.tsv``, each one's score (1 - P(nothing to
+    flag)) and its prediction: the index in ``task.labels`` of what the service flags (for
+    negative phrasing the category, after the phrase gate; 1 for a binary head), 0 when
+    not flagged. Used to compare a rebuilt head with the committed one
+    (``tests/text/test_training.py``); training never calls it.
+    """
+    texts = [text for text, _ in read_tsv(data / f"{task.name}.heldout.tsv")]
+    probabilities = head.probabilities(encoder.encode_many(texts)).astype(np.float64)
+    flagged = decide(task, texts, probabilities, head.threshold)
+    category = probabilities[:, 1:].argmax(axis=1) + 1
+    return texts, flag_scores(probabilities), np.where(flagged, category, 0)
 
 
 def train_task(
@@ -339,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="assist train-text", description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT / "models" / "data")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=ROOT / "models")
+    parser.add_argument("--out", type=Path, default=ROOT / "assist" / "models")
     parser.add_argument("--only", choices=[t.name for t in TASKS], action="append")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

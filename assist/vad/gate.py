@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from assist.config import VadConfig
-from assist.vad.silero import WINDOW_S, WindowActivity
+from assist.vocabulary import WINDOW_S, WindowActivity
 
 
 @dataclass(frozen=True, slots=True)

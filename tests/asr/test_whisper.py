@@ -11,6 +11,9 @@ import soxr
 from assist.asr.model import ModelNotAvailable, load_model, resolve_model_path
 from assist.asr.wer import word_error_rate
 from assist.asr.whisper import WhisperRecognizer
+from assist.detectors.negative_phrasing import quote_times
+from assist.events import Transcript, TranscriptWord
+from assist.scorecard import said_during
 from assist.synth.recorded import SOUNDS, prompt_texts
 from assist.synth.render import read_wav_mono
 
@@ -42,6 +45,34 @@ def test_recognizes_real_phone_speech_with_word_times(recognizer):
         assert all(0 <= w.start_s <= w.end_s <= len(audio) / 16000 + 0.1 for w in result.words)
         assert len(result.words) >= len(texts[name].split()) - 2
     assert errors / words <= 0.10
+
+
+def test_words_join_to_the_text_so_quotes_and_said_read_as_spoken(recognizer):
+    """Words keep Whisper's leading spaces: joined they give the text back, a quote is
+    placed on its own words, and a moment's "said" reads like the sentence."""
+    (result,) = recognizer.recognize([clip("all-circuits-busy-now")])
+    assert "".join(w.word for w in result.words).strip() == result.text
+    transcript = Transcript(
+        call_id="c1",
+        channel="agent",
+        utterance_id=1,
+        text=result.text,
+        start_s=10.0,
+        end_s=10.0 + result.words[-1].end_s,
+        final=True,
+        words=[
+            TranscriptWord(
+                word=w.word, start_s=10.0 + w.start_s, end_s=10.0 + w.end_s, probability=0.9
+            )
+            for w in result.words
+        ],
+    )
+    second = result.words[1]
+    start = result.text.index(second.word.strip())
+    span = (start, start + len(second.word.strip()))
+    assert quote_times(transcript, span) == (10.0 + second.start_s, 10.0 + second.end_s)
+    said = said_during([transcript], transcript.start_s, transcript.end_s)["agent"]
+    assert said.split() == result.text.split()
 
 
 def test_a_batch_gives_each_utterance_its_own_text(recognizer):

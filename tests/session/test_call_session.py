@@ -11,10 +11,11 @@ from assist.cli import demo_call_path
 from assist.events import Transcript, TranscriptWord
 from assist.hub import Hub
 from assist.metrics import ServiceMetrics
-from assist.pipeline import AudioFormatError, CallPipeline, CallSpec
+from assist.pipeline import CallPipeline
 from assist.replay import encode_frames, read_stereo_wav
 from assist.session import CallSession
 from assist.vad.silero import SileroModel
+from assist.vocabulary import AudioFormatError, CallSpec
 from tests.conftest import make_settings
 
 
@@ -61,7 +62,7 @@ async def test_session_publishes_nudges_state_and_scorecard(vad_model, manual_cl
     # Lag is measured on the injected clock: all frames were queued before processing
     # started, so the first waited len(frames) ms of manual time and the last 1 ms.
     lag = metrics.processing_lag
-    assert lag.counts[()][-1] == len(frames)
+    assert lag.count() == len(frames)
     assert lag.get() == pytest.approx(sum(0.001 * k for k in range(1, len(frames) + 1)), rel=1e-6)
     assert hub.live_calls == {}
 

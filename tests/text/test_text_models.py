@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from assist.cli import verdict_json
+from assist.config import CuesConfig
 from assist.text.classify import HEAD_FILES, ModelsMissing, TextClassifier
 from assist.text.encoder import FEATURE_DIM, SentenceEncoder
 from assist.text.heads import Head, HeadFit, HeadMismatch, export_onnx
@@ -23,6 +26,15 @@ def classifier() -> TextClassifier:
     return TextClassifier()
 
 
+def judge(
+    classifier: TextClassifier, speaker: str, texts: list[str], cues: CuesConfig | None = None
+) -> list[SimpleNamespace]:
+    """The models' scores and the detectors' decisions on them, as ``assist classify``
+    prints them (the same decision functions as the live cues)."""
+    scores = classifier.score(speaker, texts)  # type: ignore[arg-type]
+    return [SimpleNamespace(**verdict_json(s, cues or CuesConfig())) for s in scores]
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -33,7 +45,7 @@ def classifier() -> TextClassifier:
     ],
 )
 def test_the_issues_hard_cases_do_not_fire(classifier: TextClassifier, text: str) -> None:
-    (verdict,) = classifier.classify("agent", [text])
+    (verdict,) = judge(classifier, "agent", [text])
     assert verdict.kind is None
     assert verdict.suggestion is None
     assert verdict.span is None
@@ -52,7 +64,7 @@ def test_the_issues_hard_cases_do_not_fire(classifier: TextClassifier, text: str
 def test_negative_phrasing_fires_with_category_quote_and_rewrite(
     classifier: TextClassifier, text: str, category: str, quote: str | None
 ) -> None:
-    (verdict,) = classifier.classify("agent", [text])
+    (verdict,) = judge(classifier, "agent", [text])
     assert verdict.kind == "negative_phrasing"
     assert verdict.category == category
     assert verdict.suggestion
@@ -62,7 +74,8 @@ def test_negative_phrasing_fires_with_category_quote_and_rewrite(
 
 
 def test_customer_frustration_and_agent_empathy(classifier: TextClassifier) -> None:
-    fed_up, calm = classifier.classify(
+    fed_up, calm = judge(
+        classifier,
         "customer",
         [
             "This is the third time I've called and nobody has fixed it!",
@@ -71,8 +84,10 @@ def test_customer_frustration_and_agent_empathy(classifier: TextClassifier) -> N
     )
     assert fed_up.kind == "customer_frustration" and fed_up.suggestion
     assert calm.kind is None and calm.suggestion is None
-    warm, plain = classifier.classify(
-        "agent", ["I understand how frustrating that must be.", "What's your account number?"]
+    warm, plain = judge(
+        classifier,
+        "agent",
+        ["I understand how frustrating that must be.", "What's your account number?"],
     )
     assert warm.acknowledges and not plain.acknowledges
 
@@ -89,7 +104,7 @@ def test_heldout_f1_meets_the_goal_and_matches_the_model_card(
     classifier: TextClassifier, task: str, speaker: str, goal: float
 ) -> None:
     rows = read_tsv(DATA / f"{task}.heldout.tsv")
-    verdicts = classifier.classify(speaker, [text for text, _ in rows])  # type: ignore[arg-type]
+    verdicts = judge(classifier, speaker, [text for text, _ in rows])  # type: ignore[arg-type]
     truth = np.array([label not in ("none", "neutral") for _, label in rows])
     if task == "empathy":
         flagged = np.array([v.acknowledges for v in verdicts])
@@ -99,34 +114,39 @@ def test_heldout_f1_meets_the_goal_and_matches_the_model_card(
         assert all(v.suggestion and v.span for v in verdicts if v.kind)
     f1 = binary_metrics(flagged, truth)["f1"]
     assert f1 >= goal
-    reported = json.loads((ROOT / "models" / f"{task}.metrics.json").read_text())
+    reported = json.loads((ROOT / "assist" / "models" / f"{task}.metrics.json").read_text())
     assert abs(f1 - reported["heldout"]["f1"]) <= 0.01  # the card tells the truth
-    assert f"**{reported['heldout']['f1']:.3f}**" in (ROOT / "models" / f"{task}.md").read_text()
+    card = (ROOT / "assist" / "models" / f"{task}.md").read_text()
+    assert f"**{reported['heldout']['f1']:.3f}**" in card
 
 
 def test_min_scores_replace_the_models_thresholds_both_ways() -> None:
     """``[cues.*] min_score``: stricter or looser than the threshold stored in the model."""
-    text, rant = "I can't refund that today.", "Well this is not great, is it."
-    (phrasing,) = TextClassifier().classify("agent", [text])
-    (upset,) = TextClassifier().classify("customer", [rant])
-    stricter = TextClassifier(
-        phrasing_min_score=phrasing.score + 0.001, frustration_min_score=upset.score + 0.001
-    )
-    assert stricter.classify("agent", [text])[0].kind is None
-    assert stricter.classify("customer", [rant])[0].kind is None
-    looser = TextClassifier(
-        phrasing_min_score=phrasing.score - 0.001, frustration_min_score=upset.score - 0.001
-    )
-    (flagged,) = looser.classify("agent", [text])
+    text, rant = "You'll need to call back tomorrow.", "Well this is not great, is it."
+    classifier = TextClassifier()
+    (phrasing,) = judge(classifier, "agent", [text])
+    (upset,) = judge(classifier, "customer", [rant])
+
+    def cues(phrasing_min: float, frustration_min: float) -> CuesConfig:
+        return CuesConfig(
+            negative_phrasing={"min_score": phrasing_min},
+            customer_frustration={"min_score": frustration_min},
+        )
+
+    stricter = cues(phrasing.score + 0.001, upset.score + 0.001)
+    assert judge(classifier, "agent", [text], stricter)[0].kind is None
+    assert judge(classifier, "customer", [rant], stricter)[0].kind is None
+    looser = cues(phrasing.score - 0.001, upset.score - 0.001)
+    (flagged,) = judge(classifier, "agent", [text], looser)
     assert flagged.kind == "negative_phrasing"
     assert flagged.threshold == pytest.approx(phrasing.score - 0.001)
-    assert looser.classify("customer", [rant])[0].kind == "customer_frustration"
+    assert judge(classifier, "customer", [rant], looser)[0].kind == "customer_frustration"
 
 
 def test_one_utterance_and_a_batch_agree(classifier: TextClassifier) -> None:
     texts = ["I can't do that.", "Thanks for holding, I found the problem and fixed it."]
-    batch = classifier.classify("agent", texts)
-    alone = [classifier.classify("agent", [t])[0] for t in texts]
+    batch = judge(classifier, "agent", texts)
+    alone = [judge(classifier, "agent", [t])[0] for t in texts]
     for a, b in zip(batch, alone, strict=True):
         assert a.kind == b.kind
         assert a.score == pytest.approx(b.score, abs=1e-3)
@@ -145,7 +165,7 @@ def test_missing_models_say_how_to_rebuild(tmp_path: Path) -> None:
 
 def test_a_head_for_other_features_is_refused(tmp_path: Path) -> None:
     for name in HEAD_FILES:
-        shutil.copy(ROOT / "models" / name, tmp_path / name)
+        shutil.copy(ROOT / "assist" / "models" / name, tmp_path / name)
     fit = HeadFit(np.zeros((FEATURE_DIM, 2)), np.zeros(2))
     export_onnx(fit, ["none", "empathy"], 0.5, tmp_path / "empathy.onnx")
     assert Head(tmp_path / "empathy.onnx").labels == ["none", "empathy"]

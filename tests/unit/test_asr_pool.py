@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from assist.asr.pool import AsrPool, Recognized
-from assist.asr.segmenter import UtteranceAudio
+from assist.asr.pool import AsrPool
+from assist.vocabulary import Recognized, UtteranceAudio
 from tests.conftest import ManualClock
 
 

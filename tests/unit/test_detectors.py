@@ -7,8 +7,7 @@ import pytest
 from assist.config import Settings
 from assist.conversation import ConversationTracker
 from assist.detectors import build_detectors
-from assist.events import Finding
-from assist.vad.silero import WINDOW_S, WindowActivity
+from assist.vocabulary import WINDOW_S, Finding, WindowActivity
 
 # char -> (speech probability, dBFS)
 LEVELS: dict[str, tuple[float, float]] = {
@@ -54,7 +53,7 @@ def run(
             }
         )
         for detector in detectors:
-            findings.extend(detector.feed(tick))
+            findings.extend(detector.on_tick(tick))
     return findings, tracker
 
 

@@ -34,3 +34,15 @@ def test_repeats_escalate_once_at_their_count():
         ("interruption", "Agent has interrupted the customer 3x."),
     ]
     assert view.cue_counts == {"interruption": 4, "customer_frustration": 2}
+
+
+def test_state_reads_a_snapshot_and_ranks_long_holds_by_the_configured_time() -> None:
+    from assist.vocabulary import CallSnapshot
+
+    view = FloorView(FloorConfig(attention_hold_s=30.0), "c1", "a1")
+    held = view.state(CallSnapshot(t_s=100.0, speaking=(), hold_start_s=65.0))
+    assert (held.state, held.hold_s, held.attention) == ("on_hold", 35.0, 50)
+    short = view.state(CallSnapshot(t_s=100.0, speaking=(), hold_start_s=80.0))
+    assert short.attention == 0
+    both = view.state(CallSnapshot(t_s=5.0, speaking=("customer", "agent"), hold_start_s=None))
+    assert (both.state, both.hold_s) == ("overlap", None)

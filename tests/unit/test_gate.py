@@ -8,7 +8,7 @@ import pytest
 
 from assist.config import VadConfig
 from assist.vad.gate import SpeechEdge, VoiceGate
-from assist.vad.silero import WINDOW_S, WindowActivity
+from assist.vocabulary import WINDOW_S, WindowActivity
 
 # char -> (speech probability, dBFS)
 LEVELS: dict[str, tuple[float, float]] = {

@@ -8,7 +8,7 @@ import pytest
 
 from assist.config import HoldInferenceConfig
 from assist.hold import HoldEdge, HoldTracker
-from assist.vad.silero import WINDOW_S, WindowActivity
+from assist.vocabulary import WINDOW_S, WindowActivity
 
 # char -> (speech probability, dBFS, agent gate in speech)
 LEVELS: dict[str, tuple[float, float, bool]] = {

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from assist.config import PolicyConfig
-from assist.events import Finding, Nudge
+from assist.events import Nudge
 from assist.policy import NudgePolicy
+from assist.vocabulary import Finding
 
 THRESHOLDS = {"interruption": 0.8, "long_hold": 45.0, "dead_air": 8.0, "monologue": 60.0}
 
@@ -53,7 +54,7 @@ def sent_times(p: NudgePolicy, findings: list[Finding]) -> list[float]:
         ("monologue", [60.0, 80.0, 89.0, 90.0, 125.0], [60.0, 90.0, 125.0]),
         ("dead_air", [8.0, 8.5, 9.0], [8.0, 8.5, 9.0]),
         ("long_hold", [45.0, 45.001, 90.0], [45.0, 45.001, 90.0]),
-        ("unknown_kind", [1.0, 1.5], [1.0, 1.5]),  # no cooldown configured
+        ("pace", [1.0, 30.0, 61.0], [1.0, 61.0]),
     ],
 )
 def test_cooldown_per_kind(kind: str, times: list[float], expected: list[float]) -> None:
@@ -79,8 +80,13 @@ def test_custom_cooldown_config() -> None:
     p = policy(cooldown_s={"dead_air": 5.0})
     times = [0.0, 4.0, 5.0]
     assert sent_times(p, [finding("dead_air", t) for t in times]) == [0.0, 5.0]
-    # kinds missing from the map have no cooldown
-    assert sent_times(p, [finding("interruption", t) for t in (6.0, 6.1)]) == [6.0, 6.1]
+    # setting one kind's cooldown leaves the others at their defaults (interruption: 10 s)
+    assert sent_times(p, [finding("interruption", t) for t in (6.0, 6.1, 16.0)]) == [6.0, 16.0]
+
+
+def test_an_unknown_kind_is_no_finding() -> None:
+    with pytest.raises(ValueError):
+        finding("unknown_kind", 1.0)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assist.text.rewrites import CATEGORIES, GENERAL_ADVICE, benign_idiom, rewrite
+from assist.nudges import GENERAL_ADVICE, rewrite
+from assist.text.phrases import CATEGORIES, benign_idiom
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from assist.conversation import ConversationTotals
-from assist.detectors.text_cues import Moment
-from assist.events import Finding, Transcript, TranscriptWord
+from assist.detectors.customer_frustration import Moment
+from assist.events import Transcript, TranscriptWord
 from assist.scorecard import SKILLS, build_scorecard
+from assist.vocabulary import Finding
 
 
 def totals(

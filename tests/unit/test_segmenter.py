@@ -7,9 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from assist.asr.segmenter import ASR_RATE, ChannelAudio, UtteranceSegmenter
+from assist.asr.segmenter import ChannelAudio, UtteranceSegmenter
 from assist.config import UtteranceConfig
 from assist.vad.gate import SpeechEdge
+from assist.vocabulary import ASR_RATE
 
 TICK = 0.032
 

@@ -117,9 +117,9 @@ def test_export_since_reads_only_those_days(tmp_path):
 
 def test_a_long_running_service_keeps_to_its_retention(tmp_path):
     from assist.config import Settings
-    from assist.pipeline import CallSpec
     from assist.service import AssistService
     from assist.vad.silero import SileroModel
+    from assist.vocabulary import CallSpec
 
     day = 86400.0
     now = [100 * day]
