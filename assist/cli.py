@@ -1,4 +1,4 @@
-"""Command line: ``assist serve | replay | demo | synth | export | report | classify |
+"""Command line: ``assist serve | replay | demo | synth | export | erase | report | classify |
 train-text | schemas``."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import uuid
+import wave
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -65,6 +66,7 @@ def _print_scorecard(scorecard: dict[str, Any] | None) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from assist.server.access import check_bind
     from assist.server.app import AssistServer
     from assist.service import AssistService
 
@@ -74,6 +76,9 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = load_settings(args.config, server=overrides)
+    check_bind(settings, settings.server.host)  # ConfigError (exit 2) before anything opens
+    if settings.logging.debug_text:  # the operator asked for text in the log
+        logging.getLogger("assist").setLevel(logging.DEBUG)
     service = AssistService(settings)
     server = AssistServer(service)
     await server.start(settings.server.host, settings.server.port)
@@ -103,7 +108,7 @@ async def _replay(args: argparse.Namespace) -> int:
             _print_event,
             args.token,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, wave.Error) as exc:
         print(f"assist replay: {exc}", file=sys.stderr)
         return 2
     if result.error:
@@ -192,6 +197,30 @@ def _export(args: argparse.Namespace) -> int:
             out.write(json.dumps(record) + "\n")
             count += 1
     print(f"exported {count} call(s)", file=sys.stderr)
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    """Delete one call's record and everything derived from it (data-subject requests)."""
+    from assist.service import open_store
+
+    settings = load_settings(args.config)
+    store = open_store(settings)
+    try:
+        record = store.record(args.call)
+        if record is None:
+            print(f"assist erase: no record of call {args.call}", file=sys.stderr)
+            return 1
+        if record["status"] == "live":
+            print(
+                f"assist erase: call {args.call} is live; erase it once it has ended",
+                file=sys.stderr,
+            )
+            return 1
+        store.erase(args.call)
+    finally:
+        store.close()
+    print(f"erased call {args.call}: record, transcripts, nudges, feedback, legs, scorecard")
     return 0
 
 
@@ -339,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config")
     export.add_argument("--out", help="file to write (default: standard output)")
 
+    erase = sub.add_parser(
+        "erase", help="delete a call's record and every copy of it (data-subject requests)"
+    )
+    erase.add_argument("--call", required=True, help="the call id")
+    erase.add_argument("--config")
+
     report = sub.add_parser("report", help="coaching report (HTML) for an agent or the team")
     report.add_argument("--agent")
     report.add_argument("--team", action="store_true")
@@ -370,8 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``assist`` command line on ``argv`` (default ``sys.argv[1:]``).
 
     Returns the exit status: 0 done, 1 failed (a refused replay, a demo without a
-    scorecard), 2 bad usage or settings (a ``ConfigError`` is printed, not raised); argparse
-    itself exits with 2 on unknown options. ``serve`` always logs at INFO level.
+    scorecard, an erase of an unknown or live call), 2 bad usage or settings (a
+    ``ConfigError`` is printed, not raised: also ``serve`` on a non-loopback address without
+    ingest credentials); argparse itself exits with 2 on unknown options. ``serve`` always
+    logs at INFO level (DEBUG with ``[logging] debug_text``).
     """
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train-text"]:  # the trainer has its own options
@@ -398,6 +435,8 @@ def _run(args: argparse.Namespace) -> int:
         return _synth(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "erase":
+        return _erase(args)
     if args.command == "report":
         return _report(args)
     if args.command == "classify":

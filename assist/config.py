@@ -27,7 +27,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -35,7 +35,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from assist.vocabulary import CueKind
+from assist.vocabulary import CueKind, Severity
 
 
 class _Section(BaseModel):
@@ -50,6 +50,26 @@ class VadConfig(_Section):
     min_speech_s: float = Field(0.064, ge=0)
     min_silence_s: float = Field(0.25, ge=0)
     min_speech_dbfs: float = -55.0
+
+
+class EchoConfig(_Section):
+    """The agent's voice echoed on the customer channel (``assist/echo.py``): the echo path
+    (delay, return loss) is found from the audio, and customer audio it explains is not
+    customer speech."""
+
+    enabled: bool = True
+    max_delay_ms: float = Field(500.0, gt=0, le=3000)  # echo delays searched, 0 to this
+    # Envelope correlation (Pearson, 0-1) of the two channels that reveals an echo path.
+    min_correlation: float = Field(0.8, gt=0, le=1)
+    # Customer audio less than this quieter than the agent is never echo (G.168 hybrids: >= 6).
+    min_return_loss_db: float = Field(6.0, ge=0)
+    # A customer window this much louder than the predicted echo is the customer's own
+    # voice (double-talk), never suppressed.
+    double_talk_margin_db: float = Field(6.0, gt=0)
+    # An echo path is checked over this much media time of clearly audible predicted echo:
+    # too much of it missing on the customer channel (over 20 %), or no second sighting on
+    # newer audio by then, ends the path (searched for again); else it is confirmed.
+    forget_after_s: float = Field(3.0, gt=0)
 
 
 class InterruptionConfig(_Section):
@@ -80,6 +100,24 @@ class HoldInferenceConfig(_Section):
     line_silence_enabled: bool = True
     line_silence_max_dbfs: float = -72.0
     line_silence_min_s: float = Field(3.0, gt=0)
+    # Customer speech this long on a silent agent line: the agent is listening on mute (s).
+    line_silence_customer_talk_s: float = Field(1.0, gt=0)
+    # Agent-line speech during a music/CTI hold up to this long may be a recorded announcement (s).
+    announcement_max_s: float = Field(15.0, gt=0)
+    # It was one when this much hold music follows it ... (s)
+    announcement_music_s: float = Field(1.0, gt=0)
+    # ... within this long after it ends; else the agent is back (s).
+    announcement_wait_s: float = Field(3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _music_fits_the_wait(self) -> HoldInferenceConfig:
+        # The music that confirms an announcement must fit in the wait after it.
+        if self.announcement_music_s >= self.announcement_wait_s:
+            raise ValueError(
+                f"announcement_music_s ({self.announcement_music_s}) must be less than "
+                f"announcement_wait_s ({self.announcement_wait_s})"
+            )
+        return self
 
 
 class DeadAirConfig(_Section):
@@ -143,10 +181,19 @@ class AsrConfig(_Section):
     workers: int = Field(0, ge=0)
     cpu_threads: int = Field(1, ge=1)
     max_batch: int = Field(8, ge=1)
+    # Utterances per step on the CPU: with short encoder windows a batch of 4 waiting
+    # utterances costs about 2.3 times one (bench/gpu.py --device cpu); 1 = one at a time.
+    cpu_max_batch: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=1)
     stale_after_s: float = Field(4.0, gt=0)
     partial_stale_after_s: float = Field(1.0, gt=0)
     beam_size: int = Field(1, ge=1)
+    # Shortest Whisper encoder window (s): a step encodes max(this, longest utterance + 0.5 s)
+    # instead of 30 s, repetitions redone with 30 s (bench/window_floor.py); 30 = always 30 s.
+    window_floor_s: float = Field(8.0, ge=1, le=30)
+    # A partial arriving while more than this many requests wait is not transcribed (no cue
+    # reads partials; finals get the time); max_queue or more = never.
+    partial_max_waiting: int = Field(2, ge=0)
 
 
 class TextConfig(_Section):
@@ -171,8 +218,15 @@ class UtteranceConfig(_Section):
     partial_every_s: float = Field(2.0, ge=0)
     keep_audio_s: float = Field(20.0, gt=1)
 
-
-Severity = Literal["info", "warning", "critical"]
+    @model_validator(mode="after")
+    def _keeps_enough_audio(self) -> UtteranceConfig:
+        # The segmenter cuts an utterance out of the kept audio: it must all still be there.
+        if self.keep_audio_s <= self.max_utterance_s + self.pre_roll_s:
+            raise ValueError(
+                f"keep_audio_s ({self.keep_audio_s}) must exceed max_utterance_s + pre_roll_s "
+                f"({self.max_utterance_s + self.pre_roll_s})"
+            )
+        return self
 
 
 class _PerCueKind(_Section):
@@ -247,6 +301,8 @@ class LimitsConfig(_Section):
     max_calls: int = Field(500, gt=0)
     start_timeout_s: float = Field(10.0, gt=0)
     scorecards_kept: int = Field(1000, gt=0)
+    # the most lost audio a client may claim at once (a pause, a timestamp jump); more ends the call
+    max_gap_s: float = Field(14400.0, gt=0)
 
 
 class TwilioConfig(_Section):
@@ -258,6 +314,10 @@ class TwilioConfig(_Section):
     agent_id_parameter: str = "agent_id"
     default_agent_id: str = "unassigned"
     max_track_skew_s: float = Field(1.0, gt=0)
+    # the track that carries the agent unless the stream's agent_track parameter says otherwise
+    agent_track: Literal["inbound", "outbound"] = "outbound"
+    # media seconds a frame may arrive behind later ones and still be put back in order
+    reorder_window_s: float = Field(0.1, ge=0)
 
 
 class L16Config(_Section):
@@ -276,8 +336,15 @@ class AudioHookConfig(_Section):
     max_signature_age_s: float = Field(10.0, gt=0)
     max_clock_skew_s: float = Field(3.0, ge=0)
     failure_delay_s: float = Field(0.5, ge=0)
-    agent_id_field: str = "agentId"
+    # where open.parameters carries the agent id, first found wins ({path}: a key read there)
+    agent_id_paths: list[str] = [
+        "customConfig.agentsByDnis.{participant.dnis}",
+        "customConfig.agentsByAni.{participant.ani}",
+        "customConfig.agentId",
+    ]
     default_agent_id: str = "unassigned"
+    # the channel that carries the agent unless customConfig.agentChannel says otherwise
+    agent_channel: Literal["internal", "external"] = "internal"
 
 
 class ScorecardConfig(_Section):
@@ -310,16 +377,35 @@ class StoreConfig(_Section):
     checkpoint_every_s: float = Field(30.0, gt=0)
 
 
-class AccessConfig(_Section):
-    """Who may open the pages and event streams (``?token=`` on the URL).
+IngestName = Literal["native", "l16", "twilio", "exotel", "telnyx", "audiohook"]
 
-    With no tokens configured, a server bound to loopback is open (development); bound to
-    any other address it refuses the pages and streams until tokens are set.
+
+class AccessConfig(_Section):
+    """Who may open the pages, event streams and JSON API (agent and supervisor tokens),
+    and who may send call audio (ingest tokens; Twilio and AudioHook also by their own
+    signatures). Tokens come in ``Authorization: Bearer``, ``X-Assist-Token`` or ``?token=``.
+
+    With no tokens configured, a server bound to loopback is open (development). Bound to
+    any other address, the pages and streams refuse until tokens are set, every ingest
+    endpoint refuses unauthenticated connections, and ``assist serve`` refuses to start
+    without credentials for every enabled ingest unless ``insecure`` is on.
     """
 
     agent_tokens: dict[str, str] = {}  # token -> the one agent id it may see
     supervisor_tokens: list[str] = []  # may see the floor and every agent
+    # may stream call audio to /v1/calls, /v1/l16, /v1/exotel, /v1/telnyx (and /v1/twilio)
+    ingest_tokens: list[str] = []
+    # ingest endpoints served (the others answer 404): native is /v1/calls
+    ingest: list[IngestName] = ["native", "l16", "twilio", "exotel", "telnyx", "audiohook"]
+    # serve ingest without credentials on a non-loopback address (warned at start): never in production
+    insecure: bool = False
     snooze_s: float = Field(300.0, gt=0)
+
+
+class LoggingConfig(_Section):
+    """What the log may contain. Off: no transcript text, quote or token at any level."""
+
+    debug_text: bool = False  # log transcripts and nudge quotes at DEBUG (and serve at DEBUG)
 
 
 class ServerConfig(_Section):
@@ -339,6 +425,7 @@ class Settings(BaseSettings):
 
     server: ServerConfig = ServerConfig()
     vad: VadConfig = VadConfig()
+    echo: EchoConfig = EchoConfig()
     cues: CuesConfig = CuesConfig()
     policy: PolicyConfig = PolicyConfig()
     floor: FloorConfig = FloorConfig()
@@ -348,6 +435,7 @@ class Settings(BaseSettings):
     audiohook: AudioHookConfig = AudioHookConfig()
     redaction: RedactionConfig = RedactionConfig()
     access: AccessConfig = AccessConfig()
+    logging: LoggingConfig = LoggingConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
     store: StoreConfig = StoreConfig()
     l16: L16Config = L16Config()

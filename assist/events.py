@@ -8,11 +8,30 @@ JSON Schemas (``assist schemas``). Clients must ignore types they don't know.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from assist.vocabulary import CueKind, Severity
+
+
+class WireJsonError(ValueError):
+    """A text frame that is not usable JSON: malformed, nested deeper than the parser
+    allows, or with a number too long to convert (Python's int digit limit)."""
+
+
+def load_wire_json(text: str) -> Any:
+    """``json.loads`` for text from the network: every way it can fail on hostile input
+    (``JSONDecodeError``, ``RecursionError`` on deep nesting, ``ValueError`` on a
+    thousands-digit number) becomes one ``WireJsonError``. Callers bound the size first."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise WireJsonError("JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError is a ValueError, so are int digit limits
+        raise WireJsonError(f"not valid JSON: {exc}") from None
+
 
 # ---------------------------------------------------------------- client -> server
 
@@ -60,6 +79,14 @@ class FeedbackMessage(_Message):
     action: Literal["got_it", "snooze", "not_right"]
 
 
+class AgentBinding(_Message):
+    """``POST /v1/calls/{call_id}/agent?agent_id=...``: the agent a call belongs to, learnt
+    after the call started (CTI events). Taken from the path and the query string."""
+
+    call_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+    agent_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+
+
 ClientMessage = Annotated[StartMessage | HoldMessage | StopMessage, Field(discriminator="type")]
 CLIENT_MESSAGE = TypeAdapter(ClientMessage)
 
@@ -83,7 +110,10 @@ class Evidence(_Message):
 
 class Nudge(_Message):
     """Server -> agent stream: one coaching nudge. ``media_time_s`` is when its cue became
-    true (media seconds); ``id`` is ``<call_id>-<n>``, the key for feedback."""
+    true (media seconds); ``id`` is ``<call_id>-<n>``, the key for feedback.
+
+    ``corrected=True``: a text cue's nudge sent again because the sentence it quotes was
+    corrected (see ``Transcript.corrected``): it replaces the nudge with the same ``id``."""
 
     type: Literal["nudge"] = "nudge"
     id: str
@@ -95,6 +125,7 @@ class Nudge(_Message):
     suggestion: str | None
     media_time_s: float
     evidence: Evidence
+    corrected: bool = False
 
 
 class TranscriptWord(_Message):
@@ -107,7 +138,12 @@ class TranscriptWord(_Message):
 
 
 class Transcript(_Message):
-    """Text of one utterance; ``final=False`` previews an utterance still going on."""
+    """Text of one utterance; ``final=False`` previews an utterance still going on.
+
+    ``corrected=True``: a final sent again because a later utterance showed it carried part
+    of a card or account number (e.g. the first digit group, said before the topic came
+    up): it replaces the transcript with the same ``channel`` and ``utterance_id`` wherever
+    it was shown or kept, with more of its text and words redacted."""
 
     type: Literal["transcript"] = "transcript"
     call_id: str
@@ -118,6 +154,7 @@ class Transcript(_Message):
     end_s: float
     final: bool
     words: list[TranscriptWord]
+    corrected: bool = False
 
 
 class Started(_Message):
@@ -207,6 +244,19 @@ class Subscribed(_Message):
     agent_id: str | None = None
 
 
+class AgentBound(_Message):
+    """The answer to ``POST /v1/calls/{call_id}/agent``. ``status``: ``bound`` (a live call:
+    its buffered nudges and transcripts went to the agent), ``recorded`` (an ended call: its
+    record changed), ``pending`` (no such call yet: applied when it starts).
+    ``previous_agent_id`` is the agent id the call had (None when pending)."""
+
+    type: Literal["agent_bound"] = "agent_bound"
+    call_id: str
+    agent_id: str
+    status: Literal["bound", "recorded", "pending"]
+    previous_agent_id: str | None
+
+
 class Lagged(_Message):
     """Sent to a subscriber whose queue overflowed: ``dropped`` older events were lost."""
 
@@ -230,6 +280,7 @@ WIRE_MODELS: tuple[type[BaseModel], ...] = (
     Alert,
     Subscribed,
     Lagged,
+    AgentBound,
 )
 
 

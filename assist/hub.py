@@ -135,6 +135,13 @@ class Hub:
         for sub in self._agents.get(state.agent_id, ()):
             sub.put(text, key=key)
 
+    def call_reassigned(self, state: CallState, previous_agent_id: str) -> None:
+        """The live call now belongs to ``state.agent_id``: the previous agent's streams get
+        ``call_ended`` for it (it left their view), the floor and the new agent the state."""
+        ended = CallEnded(call_id=state.call_id, agent_id=previous_agent_id)
+        self.to_agent(previous_agent_id, ended)
+        self.call_changed(state)
+
     def call_ended(self, call_id: str, agent_id: str) -> None:
         """The call is over: forget its state, send ``call_ended`` to the floor and the agent."""
         self.live_calls.pop(call_id, None)

@@ -30,6 +30,17 @@ class Gap:
     samples: int  # per channel, lost
 
 
+class GapTooLong(Exception):
+    """A client claimed more lost audio at once (a pause, a timestamp jump) than
+    ``[limits] max_gap_s``: ``gap_s`` seconds against ``max_gap_s``. The call ends; each
+    adapter answers with its protocol's error."""
+
+    def __init__(self, gap_s: float, max_gap_s: float) -> None:
+        super().__init__(f"{gap_s:.1f} s of lost audio at once exceeds max_gap_s {max_gap_s:g} s")
+        self.gap_s = gap_s
+        self.max_gap_s = max_gap_s
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
     """A CTI hold event (``on`` or off), kept in order with the audio."""
@@ -56,8 +67,13 @@ class IngestQueue:
 
     def push(self, item: Item) -> None:
         """Append ``item``; audio beyond the bound turns the oldest queued audio into gaps (a gap
-        right before it absorbs it), which may be this very frame."""
-        self._items.append(item)
+        right before it absorbs it), which may be this very frame. A gap right after a gap
+        joins it (one O(1) step for the pipeline)."""
+        items = self._items
+        if isinstance(item, Gap) and items and isinstance(items[-1], Gap):
+            items[-1] = Gap(items[-1].samples + item.samples)
+            return
+        items.append(item)
         if isinstance(item, Audio):
             self.queued_samples += item.samples
             self._shed()

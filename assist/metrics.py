@@ -87,6 +87,9 @@ class Gauge(_Summable):
 
 
 class Histogram(_Labelled):
+    """A prometheus-client histogram with fixed ``buckets`` (upper bounds, in the unit of
+    the metric, seconds here)."""
+
     def __init__(
         self,
         registry: CollectorRegistry,
@@ -100,6 +103,7 @@ class Histogram(_Labelled):
         self.buckets = tuple(buckets)
 
     def observe(self, value: float, **labels: str) -> None:
+        """Count one observation of ``value`` in its bucket."""
         self._child(labels).observe(value)
 
     def get(self, **labels: str) -> float:
@@ -123,21 +127,26 @@ class MirroredCounter:
         registry.register(self)
 
     def mirror(self, counts: Mapping[Any, float]) -> None:
+        """Expose ``counts`` (label value -> count, kept up to date by its owner)."""
         self._counts = counts
 
     def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self.name, self.help, labels=[self.label])
 
     def describe(self) -> Iterable[CounterMetricFamily]:
+        """The family this collector exposes (prometheus-client collector protocol)."""
         return [self._family()]
 
     def collect(self) -> Iterable[CounterMetricFamily]:
+        """The counts as they are now, one sample per label value."""
         family = self._family()
         for value, count in dict(self._counts).items():  # a copy: the owner may be counting
             family.add_metric([str(value)], count)
         return [family]
 
     def get(self, **labels: str) -> float:
+        """The count of one label value (0 if never counted); ``ValueError`` for other
+        labels. Meant for tests."""
         if set(labels) != {self.label}:
             raise ValueError(f"{self.name} takes labels [{self.label!r}], got {sorted(labels)}")
         counts = {str(k): v for k, v in dict(self._counts).items()}
@@ -162,6 +171,20 @@ class ServiceMetrics:
             r,
             "assist_audio_dropped_seconds_total",
             "Seconds of call audio dropped because processing fell behind.",
+        )
+        self.media_frames = Counter(
+            r,
+            "assist_media_frames_total",
+            "Frames of Twilio-style streams put back in order, or dropped as late or duplicate, "
+            "by protocol and outcome.",
+            ["protocol", "outcome"],
+        )
+        self.media_lost_seconds = Counter(
+            r,
+            "assist_media_lost_seconds_total",
+            "Track-seconds of Twilio-style stream audio that never came in time, replaced with "
+            "silence, by protocol.",
+            ["protocol"],
         )
         self.findings = Counter(r, "assist_findings_total", "Cue findings, by kind.", ["kind"])
         self.nudges = Counter(
@@ -201,6 +224,12 @@ class ServiceMetrics:
             r, "assist_asr_shed_total", "Utterances the ASR pool dropped, by reason.", "reason"
         )
         self.asr_queue = Gauge(r, "assist_asr_queue", "Utterances waiting for an ASR worker.")
+        self.asr_full_window_retries = Counter(
+            r,
+            "assist_asr_full_window_retries_total",
+            "Windowed ASR results redone with Whisper's full 30 s window, by reason.",
+            ["reason"],
+        )
         self.asr_batches = MirroredCounter(
             r, "assist_asr_batches_total", "ASR steps, by batch size.", "batch"
         )

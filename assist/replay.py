@@ -30,6 +30,11 @@ FRAME_S = 0.02
 
 @dataclass
 class ReplayResult:
+    """What a replayed call brought back: the call's agent-stream events in order with each
+    one's arrival (seconds after the first frame; before it, after the subscription), the
+    scorecard from ``stopped`` (None when none came), and the server's ``error`` message if
+    it refused or ended the call."""
+
     call_id: str
     scorecard: dict[str, Any] | None
     events: list[dict[str, Any]] = field(default_factory=list)  # agent stream, in order
@@ -38,9 +43,11 @@ class ReplayResult:
 
     @property
     def nudges(self) -> list[dict[str, Any]]:
+        """The ``nudge`` events, in order of arrival."""
         return [e for e in self.events if e.get("type") == "nudge"]
 
     def nudge_arrivals(self) -> list[tuple[dict[str, Any], float]]:
+        """Each ``nudge`` event with its arrival, seconds after the first frame."""
         return [
             (e, t) for e, t in zip(self.events, self.arrivals, strict=True) if e["type"] == "nudge"
         ]
@@ -149,6 +156,15 @@ async def replay_wav(
     on_event: Callable[[dict[str, Any], float], object] | None = None,
     token: str | None = None,
 ) -> ReplayResult:
+    """Stream the 16-bit stereo WAV at ``path`` (left customer, right agent, at its own rate:
+    the server takes 8000 or 16000 Hz) to the server at ``base_url`` (``ws://host:port``) as
+    call ``call_id`` of ``agent_id``, encoded as ``encoding`` (pcm16 or mulaw).
+
+    ``speed`` is the multiple of real time (0: unpaced); ``on_event(event, seconds)`` sees
+    each of the call's agent-stream events as it arrives. Raises ``ValueError`` for a WAV
+    that isn't 16-bit stereo, ``wave.Error`` for a file that isn't a WAV, ``OSError`` for
+    an unreadable file or a refused connection.
+    """
     audio, rate = read_stereo_wav(path)
     start = {
         "type": "start",

@@ -54,7 +54,10 @@ td,th{padding:.3rem .8rem;border-bottom:1px solid #d8dee6;text-align:left}
 """
 
 
-def agent_page(report: dict[str, Any], days: int) -> str:
+def agent_page(report: dict[str, Any], days: float) -> str:
+    """An agent's coaching report (``assist.coaching.agent_report``) as one self-contained
+    HTML page: the focus skill with its moments to review, and each skill's scores per call
+    charted against the team median. ``days`` is only shown (the report's period)."""
     e = html.escape
     focus = report["focus_skill"]
     cards = []
@@ -85,12 +88,15 @@ def agent_page(report: dict[str, Any], days: int) -> str:
         f"<!doctype html><html lang=en><meta charset=utf-8><title>Coaching report: "
         f"{e(report['agent_id'])}</title><style>{STYLE}</style><body>"
         f"<h1>Coaching report: {e(report['agent_id'])}</h1>"
-        f'<p class="muted">{report["calls"]} call(s) in the last {days} day(s)</p>'
+        f'<p class="muted">{report["calls"]} call(s) in the last {days:g} day(s)</p>'
         f'{focus_html}<div class="grid">{"".join(cards)}</div></body></html>'
     )
 
 
-def team_page(report: dict[str, Any], days: int) -> str:
+def team_page(report: dict[str, Any], days: float) -> str:
+    """The team report (``assist.coaching.team_report``) as one self-contained HTML page: the
+    skills ranked by how far the team mean trails its best quartile. ``days`` is only
+    shown."""
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(r['skill'].replace('_', ' '))}</td><td>{r['team_mean']:g}</td>"
@@ -101,7 +107,7 @@ def team_page(report: dict[str, Any], days: int) -> str:
         f"<!doctype html><html lang=en><meta charset=utf-8><title>Team coaching report</title>"
         f"<style>{STYLE}</style><body><h1>Team coaching report</h1>"
         f'<p class="muted">{report["agents"]} agent(s), {report["calls"]} call(s) in the last '
-        f"{days} day(s). Skills ranked by how far the team's mean trails its best quartile "
+        f"{days:g} day(s). Skills ranked by how far the team's mean trails its best quartile "
         f"of agents (agents' median scores).</p>"
         f"<table><tr><th>skill</th><th>team mean</th><th>best quartile</th><th>gap</th></tr>"
         f"{rows}</table></body></html>"

@@ -38,9 +38,12 @@ def build_scorecard(
     weights: ScorecardConfig | None = None,
     text_moments: list[Moment] | None = None,
     transcripts: list[Transcript] | None = None,
+    echo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``text_moments`` is None when the text models did not run on the call;
-    ``transcripts`` (finals) give each moment the words said during it."""
+    ``transcripts`` (finals) give each moment the words said during it; ``echo`` is the
+    echo of the agent found on the customer channel (``EchoSuppressor.report``; None: not
+    looked for) and becomes ``metrics["echo"]``."""
     w = weights or ScorecardConfig()
     duration = totals.duration_s
     counts: Counter[str] = Counter(f.kind for f in findings)
@@ -66,6 +69,8 @@ def build_scorecard(
         "dead_air_moments": counts["dead_air"],
         "nudges_sent": nudges_sent,
     }
+    if echo is not None:
+        metrics["echo"] = echo
     patience = (
         100.0
         - w.patience_per_interruption_per_10_min * interruptions_per_10_min

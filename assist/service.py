@@ -8,9 +8,11 @@ Models load in ``load_models`` (from local files, off the event loop), never at 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -18,8 +20,9 @@ from typing import Any, Literal
 
 from assist.asr.pool import AsrPool
 from assist.config import Settings
-from assist.events import FeedbackMessage
+from assist.events import AgentBound, FeedbackMessage
 from assist.hub import Hub
+from assist.legs import CallSoFar, stored_transcripts
 from assist.metrics import ServiceMetrics
 from assist.session import CallSession
 from assist.store import CallStore, MemoryStore
@@ -46,12 +49,22 @@ class CallRefused(Exception):
 
 
 def open_store(settings: Settings) -> CallStore:
+    """The call store ``[store] backend`` names: ``MemoryStore`` (the last
+    ``limits.scorecards_kept`` calls) or ``SqliteStore`` at ``store.path`` (created, and
+    migrated, on open)."""
     if settings.store.backend == "memory":
         return MemoryStore(settings.limits.scorecards_kept)
     return SqliteStore(settings.store.path)
 
 
 class AssistService:
+    """The process: settings, models, hub, store, metrics and the live calls.
+
+    ``clock`` is monotonic seconds (queue waits, processing lag), ``wall_clock`` epoch
+    seconds (records, signatures, retention); ``store`` replaces the one ``[store]`` names.
+    Record retention is applied on construction. Not ready for calls until ``load_models``.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -73,9 +86,12 @@ class AssistService:
         self.text_judge: LiveTextJudge | None = None
         self.text_info: dict[str, Any] = {"enabled": False}
         self.live: dict[str, CallSession] = {}
+        # call id -> agent id bound before the call started (oldest first, at most max_calls)
+        self._pending_agents: OrderedDict[str, str] = OrderedDict()
 
     @property
     def ready(self) -> bool:
+        """Whether the models are loaded, so calls are accepted."""
         return self.vad_model is not None
 
     async def load_models(self) -> None:
@@ -118,15 +134,21 @@ class AssistService:
         loaded = load_model(cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads, workers)
         if loaded.device == "cuda" and not cfg.workers:
             workers = 1  # one worker feeding big batches keeps a GPU busy
-        max_batch = cfg.max_batch if loaded.device == "cuda" else 1
+        max_batch = cfg.max_batch if loaded.device == "cuda" else cfg.cpu_max_batch
         pool = AsrPool(
-            WhisperRecognizer(loaded, cfg.beam_size),
+            WhisperRecognizer(
+                loaded,
+                cfg.beam_size,
+                cfg.window_floor_s,
+                lambda reason: self.metrics.asr_full_window_retries.inc(reason=reason),
+            ),
             workers=workers,
             max_batch=max_batch,
             max_queue=cfg.max_queue,
             stale_after_s=cfg.stale_after_s,
             partial_stale_after_s=cfg.partial_stale_after_s,
             clock=self.clock,
+            partial_max_waiting=cfg.partial_max_waiting,
         )
         pool.start()
         self.asr_info = {
@@ -137,6 +159,7 @@ class AssistService:
             "compute_type": loaded.compute_type,
             "workers": workers,
             "max_batch": max_batch,
+            "window_floor_s": cfg.window_floor_s,
             "load_s": round(loaded.load_s, 2),
         }
         return pool
@@ -154,6 +177,8 @@ class AssistService:
             log.info("deleted %d call record(s) older than %d days", pruned, days)
 
     def close(self) -> None:
+        """Stop the ASR pool (waiting for its workers), the text models and the store.
+        Blocking: call it off the event loop."""
         if self.asr_pool is not None:
             self.asr_pool.close()
         if self.text_judge is not None:
@@ -161,6 +186,8 @@ class AssistService:
         self.store.close()
 
     def health(self) -> dict[str, Any]:
+        """The ``/healthz`` body: ``status`` (ok or loading), the VAD model path, the ASR and text
+        model details, and ``calls_active``."""
         return {
             "status": "ok" if self.ready else "loading",
             "models": {"vad": str(self.vad_model.path) if self.vad_model else None},
@@ -169,7 +196,21 @@ class AssistService:
             "calls_active": len(self.live),
         }
 
-    def open_call(self, spec: CallSpec, protocol: str) -> CallSession:
+    def open_call(self, spec: CallSpec, protocol: str, agent_known: bool = True) -> CallSession:
+        """A new live call: its ``CallSession``, registered, and its record started in the store.
+
+        ``protocol`` names the adapter (native, twilio, l16, audiohook) for the metrics and the
+        record. Raises ``CallRefused`` (``not_ready``, ``call_id_in_use``, ``at_capacity``).
+        Whoever opens a call must end it with ``close_call`` (``run_call`` does), or it stays
+        live. ``agent_known`` False: ``spec.agent_id`` is a placeholder, so the session keeps
+        its nudges and transcripts for ``bind_agent``; an agent bound to the call id before it
+        started replaces the placeholder.
+
+        A call id with a record already (its stream stopped and started again: a restart, a
+        reconnect, a transfer) opens the call's next leg: the record keeps everything earlier
+        legs stored, and the session continues the call so far (``assist.legs``: media time,
+        ids, scorecard).
+        """
         if self.vad_model is None:
             raise CallRefused("not_ready", "models are still loading; retry shortly")
         if spec.call_id in self.live:
@@ -177,6 +218,10 @@ class AssistService:
         if len(self.live) >= self.settings.limits.max_calls:
             raise CallRefused("at_capacity", f"{len(self.live)} calls live, the configured maximum")
         self.apply_retention()
+        if not agent_known and spec.call_id in self._pending_agents:
+            agent_id = self._pending_agents.pop(spec.call_id)
+            spec = dataclasses.replace(spec, agent_id=agent_id)
+            agent_known = True
         session = CallSession(
             spec,
             self.settings,
@@ -187,8 +232,15 @@ class AssistService:
             self.asr_pool,
             self.store,
             self.text_judge,
+            agent_known=agent_known,
+            so_far=(so_far := self._call_so_far(spec.call_id)),
         )
-        self.store.call_started(spec.call_id, spec.agent_id, protocol, self.wall_clock())
+        media_start_s = session.pipeline.leg_start_s
+        leg = self.store.call_started(
+            spec.call_id, spec.agent_id, protocol, self.wall_clock(), media_start_s
+        )
+        if so_far is not None:
+            log.info("call %s: leg %d from %.1fs media", spec.call_id, leg, media_start_s)
         self.live[spec.call_id] = session
         self.metrics.calls_total.inc(protocol=protocol)
         self.metrics.calls_active.set(len(self.live))
@@ -203,10 +255,25 @@ class AssistService:
         )
         return session
 
+    def _call_so_far(self, call_id: str) -> CallSoFar | None:
+        """What the earlier legs of ``call_id`` left in the store, or None for a new call."""
+        state = self.store.call_state(call_id)
+        record = self.store.record(call_id)
+        if record is None:
+            return None
+        if state is not None:
+            try:
+                return CallSoFar.from_json(state, stored_transcripts(record))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("call %s: unreadable saved state (%s): from its record", call_id, exc)
+        return CallSoFar.from_record(record)  # e.g. a record from before calls had legs
+
     def close_call(self, session: CallSession, scorecard: dict[str, Any]) -> None:
-        """The call is over (any close path): keep its scorecard, forget the session."""
+        """The call's leg is over (any close path): keep its scorecard (covering every leg)
+        and the call so far for a next leg, forget the session."""
         call_id = session.spec.call_id
-        self.store.call_ended(call_id, scorecard, self.wall_clock())
+        state = session.pipeline.call_so_far().to_json()
+        self.store.call_ended(call_id, scorecard, self.wall_clock(), state)
         self.live.pop(call_id, None)
         self.metrics.calls_active.set(len(self.live))
         log.info(
@@ -217,12 +284,52 @@ class AssistService:
             session.pipeline.samples_lost / session.spec.sample_rate,
         )
 
+    def bind_agent(self, call_id: str, agent_id: str) -> AgentBound:
+        """The call ``call_id`` belongs to agent ``agent_id`` (learnt after the fact, e.g. from
+        CTI events). A live call is rebound at once (``CallSession.bind_agent``) and its record
+        follows (its stored nudges too when its agent was unknown; after a transfer they stay
+        the first agent's); an ended call's record is corrected; an unknown call id is kept (the
+        last ``limits.max_calls`` of them) and applied when a call with that id starts with no
+        agent of its own. Event loop only."""
+        session = self.live.get(call_id)
+        previous: str | None
+        if session is not None:
+            placeholder = not session.agent_known
+            previous = session.bind_agent(agent_id)
+            # a placeholder's stored nudges become the agent's; a transfer's stay the first's
+            self.store.set_agent(call_id, agent_id, previous if placeholder else None)
+            status: Literal["bound", "recorded", "pending"] = "bound"
+        else:
+            record = self.store.record(call_id)
+            previous = record["agent_id"] if record is not None else None
+            if record is not None and self.store.set_agent(call_id, agent_id, previous):
+                status = "recorded"
+            else:
+                status = "pending"
+                self._pending_agents[call_id] = agent_id
+                self._pending_agents.move_to_end(call_id)
+                while len(self._pending_agents) > self.settings.limits.max_calls:
+                    self._pending_agents.popitem(last=False)
+        log.info("call %s: agent %s (was %s, %s)", call_id, agent_id, previous, status)
+        return AgentBound(
+            call_id=call_id, agent_id=agent_id, status=status, previous_agent_id=previous
+        )
+
+    def agent_of(self, call_id: str) -> str | None:
+        """Whose call ``call_id`` is: the live call's agent, else its record's; None for a
+        call the service doesn't know."""
+        session = self.live.get(call_id)
+        return session.spec.agent_id if session is not None else self.store.agent_of(call_id)
+
     def feedback(self, agent_id: str, message: FeedbackMessage) -> bool:
-        """An agent's "got it" / "snooze" / "not right" on a nudge of one of their calls;
-        False (nothing stored) when the live call is another agent's."""
+        """An agent's "got it" / "snooze" / "not right" on a nudge of one of their calls, live
+        or ended; False (nothing stored or counted) for a call that is unknown or another
+        agent's, or a nudge id that is not one of the call's (``<call_id>-<n>``)."""
+        if self.agent_of(message.call_id) != agent_id:
+            return False  # unknown, or not this agent's call
+        if not message.nudge_id.startswith(f"{message.call_id}-"):
+            return False
         session = self.live.get(message.call_id)
-        if session is not None and session.spec.agent_id != agent_id:
-            return False  # not this agent's call
         self.metrics.feedback.inc(kind=message.kind.value, action=message.action)
         self.store.add_feedback(
             message.call_id, message.nudge_id, message.kind, message.action, self.wall_clock()
@@ -231,6 +338,18 @@ class AssistService:
             until = session.pipeline.media_time_s + self.settings.access.snooze_s
             session.pipeline.policy.snooze(message.kind, until)
         return True
+
+    def erase_call(self, call_id: str) -> Literal["erased", "unknown", "live"]:
+        """Delete a call's record and every derived copy (transcripts, nudges, feedback,
+        legs, saved state, scorecard) for a data-subject request: ``erased``; ``unknown``
+        when there is no record; ``live`` (nothing deleted) while the call is live: erase it
+        once it has ended. Event loop only."""
+        if call_id in self.live:
+            return "live"
+        self._pending_agents.pop(call_id, None)
+        erased = self.store.erase(call_id)
+        log.info("call %s: record %s on request", call_id, "erased" if erased else "not found")
+        return "erased" if erased else "unknown"
 
     def today_totals(self) -> dict[str, Any]:
         """Per agent since local midnight: calls and nudges (for the floor view)."""
@@ -245,10 +364,14 @@ class AssistService:
         return {"since": midnight.isoformat(), "agents": agents}
 
     def records_since(self, days: float) -> list[dict[str, Any]]:
+        """Every stored call record started in the last ``days`` days (wall clock), oldest
+        first."""
         since = self.wall_clock() - days * 86400
         return list(self.store.export(since=since))
 
     def refresh_gauges(self) -> None:
+        """Bring the scrape-time metrics up to date: subscribers per stream, the ASR queue
+        length, and the ASR pool's shed and batch counts."""
         counts = self.hub.subscriber_counts()
         for stream, count in counts.items():
             self.metrics.subscribers.set(count, stream=stream)

@@ -16,16 +16,19 @@ or not) before the scorecard is final.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from assist.asr.pool import AsrPool, AsrResult
 from assist.config import Settings
-from assist.events import Transcript
+from assist.events import Alert, CallState, Nudge, Transcript
 from assist.floor import FloorView
 from assist.hub import Hub
-from assist.ingest import Audio, Gap, Hold, IngestQueue
+from assist.ingest import Audio, Gap, GapTooLong, Hold, IngestQueue
+from assist.legs import CallSoFar
 from assist.metrics import ServiceMetrics
 from assist.pipeline import CallPipeline, PipelineOutput
 from assist.store import CallStore
@@ -35,6 +38,7 @@ from assist.vocabulary import CallSpec, Role, TextScores, UtteranceAudio
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Owned = TypeVar("Owned", Nudge, Alert, CallState)
 
 # Items processed before yielding to the event loop, so one call with a backlog can't
 # starve the sockets of the others.
@@ -55,13 +59,25 @@ class CallSession:
         asr_pool: AsrPool | None = None,
         store: CallStore | None = None,
         text_judge: LiveTextJudge | None = None,
+        agent_known: bool = True,
+        so_far: CallSoFar | None = None,
     ) -> None:
         self.spec = spec
+        # While the agent is unknown (a placeholder id), nudges and final transcripts are
+        # also kept here, at most limits.subscriber_queue of them, for bind_agent to deliver.
+        self._unbound: deque[Nudge | Transcript] | None = (
+            None if agent_known else deque(maxlen=settings.limits.subscriber_queue)
+        )
+        self.unbound_dropped = 0  # kept events pushed out by newer ones before binding
         text = asr_pool is not None and text_judge is not None
-        self.pipeline = CallPipeline(settings, vad_model, spec, asr=asr_pool is not None, text=text)
+        # so_far: the call's earlier legs, when this stream is a later leg (assist.legs)
+        self.pipeline = CallPipeline(
+            settings, vad_model, spec, asr=asr_pool is not None, text=text, so_far=so_far
+        )
         self._asr = asr_pool
         self._text = text_judge if text else None
         self._store = store
+        self._debug_text = settings.logging.debug_text  # text in the log, at DEBUG only
         self._checkpoint_every_s = settings.store.checkpoint_every_s
         self._next_checkpoint_s = self._checkpoint_every_s
         self._outstanding: set[asyncio.Future[Any]] = set()  # transcripts, verdicts
@@ -71,6 +87,7 @@ class CallSession:
         self._clock = clock
         max_samples = int(settings.limits.ingest_queue_s * spec.sample_rate)
         self._queue = IngestQueue(max_samples)
+        self._max_gap_s = settings.limits.max_gap_s
         self._wakeup = asyncio.Event()
         self._input_ended = False
 
@@ -87,24 +104,94 @@ class CallSession:
         self._wakeup.set()
 
     def push_gap(self, samples: int) -> None:
-        """Audio the platform paused or discarded: media time moves on, nothing to hear."""
+        """Audio the platform paused or discarded (``samples`` per channel at the line rate):
+        media time moves on, nothing to hear; O(1) however long. Raises ``GapTooLong`` past
+        ``limits.max_gap_s`` (nothing queued: the adapter ends the call)."""
+        if samples > self._max_gap_s * self.spec.sample_rate:
+            raise GapTooLong(samples / self.spec.sample_rate, self._max_gap_s)
         if samples > 0:
             self._queue.push(Gap(samples))
             self._wakeup.set()
 
     def push_hold(self, on: bool) -> None:
+        """Queue a CTI hold event, in order with the audio (hold events are never dropped)."""
         self._queue.push(Hold(on))
         self._wakeup.set()
 
     def end_input(self) -> None:
+        """No more input: ``run()`` processes what is queued, then finishes the call."""
         self._input_ended = True
         self._wakeup.set()
+
+    # the call's agent ----------------------------------------------------------------
+
+    def bind_agent(self, agent_id: str) -> str:
+        """The call belongs to ``agent_id`` from now on (learnt after it started, e.g. from
+        CTI); returns the previous agent id. Nudges, alerts, the floor state and the scorecard
+        carry the new id; the previous agent's streams get ``call_ended``. If the agent was
+        unknown, the nudges and final transcripts kept since the start go to the new agent's
+        streams, in order, after the call's state. Event loop only."""
+        previous = self.spec.agent_id
+        if agent_id == previous:
+            return previous
+        self.spec = dataclasses.replace(self.spec, agent_id=agent_id)
+        self._hub.call_reassigned(self._state(), previous)
+        kept, self._unbound = self._unbound, None
+        for event in kept or ():
+            self._hub.to_agent(agent_id, self._owned(event) if isinstance(event, Nudge) else event)
+        if self.unbound_dropped:
+            log.info(
+                "call %s: %d early events were not kept for agent %s",
+                self.spec.call_id,
+                self.unbound_dropped,
+                agent_id,
+            )
+        return previous
+
+    @property
+    def agent_known(self) -> bool:
+        """Whether the call's agent id is its agent's (False: a placeholder, until bound)."""
+        return self._unbound is None
+
+    def scorecard(self) -> dict[str, Any]:
+        """The pipeline's scorecard as of now, with the call's current agent id."""
+        return {**self.pipeline.scorecard(), "agent_id": self.spec.agent_id}
+
+    def _owned(self, message: Owned) -> Owned:
+        """``message`` with the call's current agent id (the pipeline and the floor view keep
+        the id the call started with)."""
+        if message.agent_id == self.spec.agent_id:
+            return message
+        return message.model_copy(update={"agent_id": self.spec.agent_id})
+
+    def _state(self) -> CallState:
+        return self._owned(self.floor.state(self.pipeline.snapshot()))
+
+    def _keep_unbound(self, event: Nudge | Transcript) -> None:
+        if self._unbound is None:
+            return
+        if isinstance(event, Transcript) and event.corrected:  # replaces the one kept
+            for i, kept in enumerate(self._unbound):
+                if isinstance(kept, Transcript) and (kept.channel, kept.utterance_id) == (
+                    event.channel,
+                    event.utterance_id,
+                ):
+                    self._unbound[i] = event
+            return
+        if isinstance(event, Nudge) and event.corrected:
+            for i, kept in enumerate(self._unbound):
+                if isinstance(kept, Nudge) and kept.id == event.id:
+                    self._unbound[i] = event
+            return
+        if len(self._unbound) == self._unbound.maxlen:
+            self.unbound_dropped += 1
+        self._unbound.append(event)
 
     # the call's processing task ----------------------------------------------------
 
     async def run(self) -> dict[str, Any]:
         """Process until the input has ended and the queue is empty; return the scorecard."""
-        self._hub.call_changed(self.floor.state(self.pipeline.snapshot()))
+        self._hub.call_changed(self._state())
         try:
             while True:
                 for _ in range(ITEMS_PER_YIELD):
@@ -128,7 +215,7 @@ class CallSession:
             self._hub.call_ended(self.spec.call_id, self.spec.agent_id)
             for reason, count in self.pipeline.policy.suppressed.items():
                 self._metrics.nudges_suppressed.inc(count, reason=reason)
-        return self.pipeline.scorecard()
+        return self.scorecard()
 
     def _process(self, item: Audio | Gap | Hold) -> None:
         pipeline = self.pipeline
@@ -155,7 +242,7 @@ class CallSession:
             output = self.pipeline.on_transcript(utterance, result.recognized)
             self._publish(output)
             for transcript in output.transcripts:
-                if self.pipeline.judgeable(transcript):
+                if not transcript.corrected and self.pipeline.judgeable(transcript):
                     self._judge(transcript)
 
         self._follow(self._asr.submit(self.spec.call_id, utterance), transcribed, "a transcript")
@@ -180,8 +267,15 @@ class CallSession:
             self._outstanding.discard(f)
             try:
                 handle(f.result())
-            except Exception:
-                log.exception("call %s: handling %s failed", self.spec.call_id, what)
+            except Exception as exc:
+                # an exception's message may quote what was said: its type and place only
+                log.error(
+                    "call %s: handling %s failed: %s",
+                    self.spec.call_id,
+                    what,
+                    exception_summary(exc),
+                    exc_info=self._debug_text,
+                )
 
         future.add_done_callback(done)
 
@@ -190,30 +284,75 @@ class CallSession:
         for finding in output.findings:
             metrics.findings.inc(kind=finding.kind)
         store = self._store
-        for nudge in output.nudges:
+        for nudge in map(self._owned, output.nudges):
             metrics.nudges.inc(kind=nudge.kind, severity=nudge.severity)
             if store is not None:
                 store.add_nudge(self.spec.call_id, nudge)
             self._hub.to_agent(self.spec.agent_id, nudge)
+            self._keep_unbound(nudge)
+            # No explanation in the log: a text cue's quotes what was said (privacy).
             log.info(
-                "call %s nudge %s at %.2fs: %s",
+                "call %s nudge %s at %.2fs: %s %.3f (threshold %.3f)",
                 self.spec.call_id,
                 nudge.kind,
                 nudge.media_time_s,
-                nudge.evidence.explanation,
+                nudge.evidence.rule,
+                nudge.evidence.measured,
+                nudge.evidence.threshold,
             )
+            if self._debug_text:
+                log.debug("call %s nudge %s: %s", self.spec.call_id, nudge.id, nudge.message)
+        # A correction replaces the stored copy before anyone is told (and reads it back).
+        for nudge in map(self._owned, output.corrected_nudges):
+            if store is not None:
+                store.replace_nudge(self.spec.call_id, nudge)
+            self._hub.to_agent(self.spec.agent_id, nudge)
+            self._keep_unbound(nudge)
         for transcript in output.transcripts:
-            metrics.transcripts.inc(channel=transcript.channel, final=str(transcript.final).lower())
+            if transcript.corrected:
+                if store is not None:
+                    store.replace_transcript(self.spec.call_id, transcript)
+            else:
+                metrics.transcripts.inc(
+                    channel=transcript.channel, final=str(transcript.final).lower()
+                )
             self._hub.to_agent(self.spec.agent_id, transcript)
-            if transcript.final and store is not None:
+            if transcript.final:
+                self._keep_unbound(transcript)
+            if transcript.final and not transcript.corrected and store is not None:
                 store.add_transcript(self.spec.call_id, transcript)
+            if self._debug_text and transcript.final:
+                log.debug(
+                    "call %s %s %d: %s",
+                    self.spec.call_id,
+                    transcript.channel,
+                    transcript.utterance_id,
+                    transcript.text,
+                )
         for utterance in output.utterances:
             self._submit(utterance)
         for alert in self.floor.alerts_for(output.nudges):
-            self._hub.to_floor(alert)
+            self._hub.to_floor(self._owned(alert))
         if output.state_changed or output.nudges:
-            self._hub.call_changed(self.floor.state(self.pipeline.snapshot()))
-        if store is not None and self.pipeline.media_time_s >= self._next_checkpoint_s:
-            # A crash keeps the call's record up to here (status cut_off).
-            store.checkpoint(self.spec.call_id, self.pipeline.scorecard())
-            self._next_checkpoint_s += self._checkpoint_every_s
+            self._hub.call_changed(self._state())
+        corrected = any(t.corrected for t in output.transcripts)
+        if store is not None and (
+            corrected or self.pipeline.media_time_s >= self._next_checkpoint_s
+        ):
+            # A crash keeps the call's record up to here (status cut_off); a correction
+            # rewrites the saved call so far (findings quote what was said) at once.
+            state = self.pipeline.call_so_far().to_json()
+            store.checkpoint(self.spec.call_id, self.scorecard(), state)
+            # the next multiple of checkpoint_every_s: once, even after a long gap
+            every = self._checkpoint_every_s
+            self._next_checkpoint_s = (self.pipeline.media_time_s // every + 1) * every
+
+
+def exception_summary(exc: BaseException) -> str:
+    """``exc``'s type and where it was raised (``file:line``), never its message (which may
+    quote a transcript): what a log at INFO or above may say about a failure."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    return f"{type(exc).__name__}{where}"

@@ -6,7 +6,11 @@ over a real socket to a real ``assist serve`` process. For each channel: word er
 of the final transcripts against the references; for each prompt: the delay from the end
 of its audio to the arrival of the final transcript that completes it.
 
-    python bench/asr_quality.py [--models tiny.en base] [--prompts 24] [--out bench/results]
+    python bench/asr_quality.py [--models tiny.en base] [--prompts 24] [--rate 8000|16000]
+                                [--out bench/results]
+
+``--rate 16000`` sends the same call as a 16 kHz PCM16 stream (upsampled with soxr), the
+way a wideband leg reaches the service; 8000 (the default) is mu-law at 8 kHz.
 """
 
 from __future__ import annotations
@@ -42,16 +46,23 @@ def choose_prompts(count: int) -> tuple[list[str], list[str]]:
     return chosen[0::2], chosen[1::2]
 
 
-async def measure(url: str, call: Any) -> dict[str, Any]:
+async def measure(url: str, call: Any, rate: int = 8000) -> dict[str, Any]:
+    encoding = "mulaw" if rate == 8000 else "pcm16"
+    audio = call.audio
+    if rate != call.sample_rate:
+        import soxr
+
+        audio = soxr.resample(call.audio, call.sample_rate, rate).astype(np.float32)
+        audio = np.clip(audio, -1.0, 32767 / 32768)
     start = {
         "type": "start",
         "call_id": "asr-bench",
         "agent_id": "asr-bench",
-        "sample_rate": call.sample_rate,
-        "encoding": "mulaw",
+        "sample_rate": rate,
+        "encoding": encoding,
         "channels": ["customer", "agent"],
     }
-    frames = encode_frames(call.audio, call.sample_rate, "mulaw")
+    frames = encode_frames(audio, rate, encoding)
     result = await stream_call(url, start, frames, speed=1.0)
     finals = [
         (event, arrival)
@@ -126,6 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=None, help="default: tiny.en and base")
     parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--rate", type=int, choices=[8000, 16000], default=8000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     models = args.models or ["tiny.en"] + (
@@ -138,6 +150,8 @@ def main() -> int:
         "benchmark": "asr quality through the live path",
         "machine": machine(),
         "prompts": {"customer": customer, "agent": agent},
+        "rate": args.rate,
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "models": {},
     }
     for name in models:
@@ -145,7 +159,7 @@ def main() -> int:
         server, port = start_server()
         try:
             print(f"[{name}] streaming in real time ...", flush=True)
-            run = asyncio.run(measure(f"ws://127.0.0.1:{port}", call))
+            run = asyncio.run(measure(f"ws://127.0.0.1:{port}", call, args.rate))
             health = json.loads(
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
             )
@@ -157,6 +171,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=60)
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "asr_quality.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out / "asr_quality.png")

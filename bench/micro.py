@@ -3,6 +3,7 @@
 * decode + resample one 20 ms stereo frame (mu-law 8 kHz -> float32 -> 16 kHz for ASR;
   PCM16 16 kHz -> float32 -> 8 kHz for VAD), with the service's streaming resamplers;
 * Silero VAD per 32 ms window (one channel's ``VadStream``);
+* the echo suppressor per 32 ms window (``assist.echo``), without and with an echo;
 * Whisper per utterance, per model (tiny.en; base when its extra is installed) and batch
   size (CUDA batches across calls; on CPU the service uses 1);
 * the text models per utterance (agent: negative phrasing + empathy; customer:
@@ -109,6 +110,43 @@ def bench_vad(audio: np.ndarray, windows: int) -> dict[str, Any]:
     return {"vad_window": result}
 
 
+def bench_echo(audio: np.ndarray, rate: int, windows: int) -> dict[str, Any]:
+    """The echo suppressor per 32 ms window (both channels' samples in, the customer window
+    judged), on the demo call as it is (no echo: the path search runs whenever the agent
+    talks) and with the agent mixed onto the customer line at -24 dB, 120 ms (path found,
+    echo suppressed, periodic re-observations). Mean as well as median: the observations
+    are a spike every 4 or 16 windows."""
+    from assist.config import EchoConfig
+    from assist.echo import EchoSuppressor
+    from assist.vocabulary import VAD_RATE, WINDOW_SAMPLES, WindowActivity
+
+    at_vad = soxr.resample(audio, rate, VAD_RATE).astype(np.float32)
+    delay = round(0.120 * VAD_RATE)
+    echoed = at_vad.copy()
+    echoed[delay:, 0] += at_vad[:-delay, 1] * np.float32(10 ** (-24 / 20))
+    out = {}
+    for name, stereo, what in (
+        ("echo_window_no_echo", at_vad, "no echo on the line (searching)"),
+        ("echo_window_with_echo", echoed, "agent echo at -24 dB, 120 ms (found, suppressed)"),
+    ):
+        echo = EchoSuppressor(EchoConfig())
+        customer = np.ascontiguousarray(stereo[:, 0])
+        agent = np.ascontiguousarray(stereo[:, 1])
+        samples = []
+        for k in range(min(windows, len(stereo) // WINDOW_SAMPLES)):
+            span = slice(k * WINDOW_SAMPLES, (k + 1) * WINDOW_SAMPLES)
+            window = WindowActivity(k, 0.9, -30.0)
+            t = time.perf_counter_ns()
+            echo.feed("customer", customer[span])
+            echo.feed("agent", agent[span])
+            echo.judge(window)
+            samples.append(time.perf_counter_ns() - t)
+        mean_ms = round(float(np.mean(samples)) / 1e6, 4)
+        out[name] = timings_ms(samples, mean_ms=mean_ms, what=f"one 32 ms window, {what}")
+        out[name]["detected"] = echo.report()["detected"]
+    return out
+
+
 def demo_utterances(audio: np.ndarray, rate: int) -> list[np.ndarray]:
     """The demo call's utterances of 1 s or more at 16 kHz, with the segmenter's rolls."""
     cfg = Settings().utterances
@@ -140,7 +178,7 @@ def bench_asr(
     for name in ["tiny.en"] if quick else asr_models():
         progress(f"ASR {name}")
         loaded = load_model(name, device, cfg.compute_type, cfg.cpu_threads, 1)
-        recognizer = WhisperRecognizer(loaded, cfg.beam_size)
+        recognizer = WhisperRecognizer(loaded, cfg.beam_size, cfg.window_floor_s)
         recognizer.recognize([utterances[0]])  # warm-up: first pass allocates
         gpu = loaded.device == "cuda"
         singles = utterances[: 2 if quick else (len(utterances) if gpu else 4)]
@@ -279,6 +317,8 @@ def run_micro(device: str = "cpu", quick: bool = False, progress: Progress | Non
     results.update(bench_codecs(audio, rate, frames))
     say("VAD")
     results.update(bench_vad(audio, 600 if quick else 4000))
+    say("echo suppressor")
+    results.update(bench_echo(audio, rate, 600 if quick else 3000))
     say("text models")
     try:
         results.update(bench_text(1 if quick else 5))

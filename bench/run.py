@@ -212,6 +212,9 @@ def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[
             "shed": {reason: count for reason, count in shed.items() if count},
             "shed_total": sum(shed.values()),
             "batches": by_label(page.get("assist_asr_batches_total", {}), "batch"),
+            "full_window_retries": by_label(
+                page.get("assist_asr_full_window_retries_total", {}), "reason"
+            ),
         },
         "audio_dropped_s": round(
             sum(page.get("assist_audio_dropped_seconds_total", {}).values()), 3

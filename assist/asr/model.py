@@ -9,6 +9,12 @@ downloaded: ``HF_HUB_OFFLINE`` is forced on before faster-whisper is imported.
 On ``device = "auto"`` or ``"cuda"``, CUDA is tried first; if the GPU or its libraries are
 missing (ctranslate2 4.8 needs ``libcublas.so.12``), one clear line is logged and the CPU
 is used. ``LoadedModel.device`` says what was used (``/healthz`` reports it).
+
+faster-whisper pads every utterance's mel features to Whisper's 30 s window (3000 frames)
+before the encoder, so a 3 s utterance costs as much as a 30 s one. The model loaded here
+is a ``WhisperModel`` whose ``encode`` cuts that input to a shorter window when its thread
+asked for one (``with model.window(frames): ...``); CTranslate2 (>= 3.19) accepts fewer
+than 3000 frames. ``assist/asr/whisper.py`` chooses the window per utterance or batch.
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED = "tiny.en"
 BASE = "base"
+FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s encoder input: 100 mel frames per second
 
 
 class ModelNotAvailable(RuntimeError):
@@ -127,6 +138,46 @@ def _joined_base_model() -> Path:
     return target
 
 
+@cache
+def windowed_model_class() -> type:
+    """faster-whisper's ``WhisperModel`` with an encoder window chosen per thread.
+
+    ``model.window(frames)`` is a context manager: while it is open, every ``encode`` this
+    thread makes (single utterances in ``transcribe``, batches in
+    ``BatchedInferencePipeline``, each a (batch, n_mels, 3000) array padded by
+    faster-whisper) keeps only the first ``frames`` mel frames (100 per second). Other
+    threads sharing the model are not affected; outside the context the full 30 s is
+    encoded. ``frames`` must cover the longest utterance in the batch (the caller's job:
+    frames past the cut are never seen). Imports faster-whisper, hence built on first use.
+    """
+    from faster_whisper import WhisperModel
+
+    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._window = threading.local()  # .frames: this thread's window, None = 30 s
+
+        @contextmanager
+        def window(self, frames: int | None) -> Iterator[None]:
+            """Encode only the first ``frames`` mel frames in this thread (None: all)."""
+            if frames is not None and not 2 <= frames <= FULL_WINDOW_FRAMES:
+                raise ValueError(f"window of {frames} frames: not in 2..{FULL_WINDOW_FRAMES}")
+            previous = getattr(self._window, "frames", None)
+            self._window.frames = frames
+            try:
+                yield
+            finally:
+                self._window.frames = previous
+
+        def encode(self, features: Any) -> Any:
+            frames = getattr(self._window, "frames", None)
+            if frames is not None and features.shape[-1] > frames:
+                features = features[..., :frames]
+            return super().encode(features)
+
+    return WindowedWhisperModel
+
+
 def _cuda_devices() -> int:
     import ctranslate2
 
@@ -144,7 +195,8 @@ def load_model(
     num_workers: int = 1,
 ) -> LoadedModel:
     """Load Whisper ``name`` (``tiny.en``, ``base`` or a CTranslate2 folder, see
-    ``resolve_model_path``) as a faster-whisper ``WhisperModel``, from local files only.
+    ``resolve_model_path``) as a faster-whisper ``WhisperModel`` with a per-thread encoder
+    window (``windowed_model_class``), from local files only.
 
     ``device`` "auto" or "cuda" tries CUDA first (``compute_type`` "auto" -> float16) and
     proves it with one 0.1 s pass; no CUDA device, or any error loading it, falls back to the
@@ -154,7 +206,7 @@ def load_model(
     Sets ``HF_HUB_OFFLINE=1`` for the process first, so nothing is ever downloaded.
     """
     os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever happens below
-    from faster_whisper import WhisperModel
+    windowed = windowed_model_class()
 
     path = resolve_model_path(name)
     started = time.perf_counter()
@@ -166,7 +218,7 @@ def load_model(
         else:
             cuda_type = "float16" if compute_type == "auto" else compute_type
             try:
-                model = WhisperModel(
+                model = windowed(
                     str(path), device="cuda", compute_type=cuda_type, num_workers=num_workers
                 )
                 # The CUDA libraries load lazily: run one tiny pass to find out now.
@@ -180,7 +232,7 @@ def load_model(
             except Exception as exc:  # e.g. libcublas.so.12 missing on a CUDA 13 machine
                 log.warning("ASR: CUDA unusable (%s); falling back to the CPU", str(exc)[:200])
     cpu_type = compute_type if compute_type != "auto" and device == "cpu" else "int8"
-    model = WhisperModel(
+    model = windowed(
         str(path),
         device="cpu",
         compute_type=cpu_type,

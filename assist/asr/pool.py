@@ -7,7 +7,10 @@ Bounded with named overflow rules, each counted (``assist_asr_shed_total{reason}
 * ``queue_full``: the queue was at ``max_queue``; the least urgent request goes
   (partials, then the oldest customer final, then the oldest agent final);
 * ``stale``: it waited longer than ``stale_after_s`` (``partial_stale_after_s`` for
-  partials) before a worker got to it: text that late no longer helps the agent.
+  partials) before a worker got to it: text that late no longer helps the agent;
+* ``busy``: a partial submitted while more than ``partial_max_waiting`` requests wait: no
+  cue reads partials (they only preview text on the agent's screen), so under load the
+  recognizer's time goes to finals.
 
 Workers run the recognizer in their own threads (ctranslate2 releases the GIL), consume
 faster-whisper's lazy ``segments`` there, and hand each result back to the event loop
@@ -49,7 +52,8 @@ class AsrResult:
     """The pool's answer to one utterance.
 
     ``ok`` carries ``recognized``; ``shed`` a ``reason`` (``superseded``, ``queue_full``,
-    ``stale``, ``shutdown``); ``error`` the recognizer's exception class name as ``reason``.
+    ``stale``, ``busy``, ``shutdown``); ``error`` the recognizer's exception class name as
+    ``reason``.
     """
 
     status: Literal["ok", "shed", "error"]
@@ -80,7 +84,9 @@ class AsrPool:
 
     ``max_batch`` utterances go to the recognizer per step; ``max_queue`` requests may wait;
     ``stale_after_s`` / ``partial_stale_after_s`` are wall seconds a final / partial may
-    wait for a worker. ``clock`` is monotonic wall seconds, used only for waiting times.
+    wait for a worker; a partial finding more than ``partial_max_waiting`` requests waiting
+    is shed at once (None: never). ``clock`` is monotonic wall seconds, used only for
+    waiting times.
     ``shed`` (reason -> count), ``done`` and ``batches`` (size -> count) are read by the
     metrics at scrape time.
     """
@@ -94,6 +100,7 @@ class AsrPool:
         stale_after_s: float,
         partial_stale_after_s: float,
         clock: Callable[[], float],
+        partial_max_waiting: int | None = None,
     ) -> None:
         self._recognizer = recognizer
         self._workers_wanted = workers
@@ -101,6 +108,7 @@ class AsrPool:
         self._max_queue = max_queue
         self._stale_s = stale_after_s
         self._partial_stale_s = partial_stale_after_s
+        self._partial_max_waiting = partial_max_waiting
         self._clock = clock
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
@@ -147,6 +155,7 @@ class AsrPool:
 
         The future resolves on that loop with an ``AsrResult`` when the utterance is
         recognized, shed or failed; queued partials of the same utterance are superseded by it,
+        a partial finding more than ``partial_max_waiting`` requests waiting is shed (``busy``),
         and a full queue sheds its least urgent request (possibly this one). A request submitted
         after ``stop`` is never answered. Raises ``RuntimeError`` outside a running event loop.
         """
@@ -164,6 +173,11 @@ class AsrPool:
         with self._cond:
             self._order += 1
             request = _Request(call_id, utterance, rank, self._clock(), self._order, deliver)
+            busy = self._partial_max_waiting
+            if rank == PARTIAL and busy is not None and len(self._pending) > busy:
+                self.shed["busy"] += 1
+                self._finish(request, AsrResult("shed", reason="busy"))
+                return future
             for old in [r for r in self._pending if r.key == request.key and r.rank == PARTIAL]:
                 self._drop(old, "superseded")
             self._pending.append(request)

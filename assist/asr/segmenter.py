@@ -49,6 +49,15 @@ class ChannelAudio:
         self._data[self._length : self._length + n] = samples
         self._length += n
 
+    def skip_to(self, end_sample: int) -> None:
+        """Audio lost up to absolute sample ``end_sample`` (16 kHz): what is kept is forgotten
+        and the next ``append`` lands there. O(1). Raises ``ValueError`` for a sample already
+        passed."""
+        if end_sample < self.end_sample:
+            raise ValueError(f"sample {end_sample} is before {self.end_sample}")
+        self._first = end_sample
+        self._length = 0
+
     def slice(self, start_s: float, end_s: float) -> np.ndarray:
         """A copy of the audio in [start_s, end_s), clipped to what is kept."""
         lo = max(round(start_s * ASR_RATE), self._first)
@@ -107,6 +116,42 @@ class UtteranceSegmenter:
             out.append(self._emit(self._start_s, t_s, final=False))
             self._next_partial_s = t_s + cfg.partial_every_s
         return out
+
+    def resume_held(self, start_s: float, end_s: float | None) -> None:
+        """Speech whose edges were held back (heard on the agent line during a hold, then
+        judged to be the agent back): it started at ``start_s`` and ended at ``end_s``
+        (None: still going), media s. Cut as if its edges had come in time; the next
+        ``feed`` emits what is due by then (its audio must still be kept)."""
+        if self._start_s is None:
+            self._start_s = max(start_s - self._cfg.pre_roll_s, self._last_end_s)
+            self._speech_start_s = start_s
+            self._next_partial_s = self._start_s + self._cfg.partial_every_s
+        self._pause_from_s = end_s
+
+    def gap(self, start_s: float, end_s: float) -> list[UtteranceAudio]:
+        """Audio lost from ``start_s`` to ``end_s`` (media s): the utterance under way ends at
+        the gap's start as a final, through ``close`` (the words said just before a pause are
+        transcribed and kept; a pause already under way keeps its post-roll up to the gap),
+        and the next one starts no earlier than ``end_s`` (its pre-roll never reaches into the
+        gap)."""
+        end = start_s
+        if self._start_s is not None and self._pause_from_s is not None:
+            end = min(self._pause_from_s + self._cfg.post_roll_s, start_s)
+        out = self.close(end)
+        self._pause_from_s = None
+        self._last_end_s = max(self._last_end_s, end_s)
+        return out
+
+    @property
+    def next_id(self) -> int:
+        """The id the next final will carry: finals count from 0, or from where an earlier
+        leg of the call left off (set it before the first ``feed``)."""
+        return self._next_id
+
+    @next_id.setter
+    def next_id(self, value: int) -> None:
+        """Continue the ids from ``value`` (a later leg of the call)."""
+        self._next_id = value
 
     def close(self, t_s: float) -> list[UtteranceAudio]:
         """End of the call: an utterance still open becomes final at ``t_s``."""

@@ -1,23 +1,141 @@
-"""The faster-whisper recognizer behind the ASR pool.
+"""The faster-whisper recognizer behind the ASR pool, with an encoder window that fits.
+
+Whisper's encoder takes 30 s of audio; faster-whisper pads every utterance to that, so a
+3 s utterance costs as much as a 30 s one. Here each recognition step encodes a shorter
+window: the longest utterance in the step plus ``WINDOW_MARGIN_S``, at least
+``window_floor_s`` (``[asr] window_floor_s``), rounded up to whole seconds, at most 30 s.
+Stock Whisper models are trained on 30 s windows only: with very short windows they start
+to repeat themselves (the same sentence twice or more). So every windowed result goes
+through a guard (``full_window_reason``): repeated text (a 4-word sequence said again, or
+a zlib compression ratio over 2.4, Whisper's own limit) is recognized again with the full
+30 s window and Whisper's temperature fallback, exactly as before windows existed, and
+counted (``on_full_window_retry``). The windowed pass itself is greedy at temperature 0
+(deterministic, bounded cost). Unsure decodes (mean token log-probability under -1) are
+not redone: on recorded speech that gained little, and on synthetic or noisy speech it
+redid a quarter of all utterances (``bench/window_floor.py``, ``bench/run.py``).
 
 One utterance: ``WhisperModel.transcribe``. Several (from any calls): they are laid one
-after another with a second of silence between them and decoded in one batch by
-``BatchedInferencePipeline`` with one clip per utterance, then mapped back by time. Each
-clip is padded to Whisper's 30 s window anyway, so on a GPU a batch of 8 costs about as
-much as one utterance. Options suit short telephone utterances: greedy, English, no
+after another with ``GAP_S`` of silence between them (each starting on a 10 ms mel frame)
+and decoded together by ``BatchedInferencePipeline``, one clip per utterance, encoded as
+one (batch, 80, window) array; each result is mapped back to its utterance by the frame
+its clip starts on. Options suit short telephone utterances: greedy, English, no
 previous-text conditioning (each utterance stands alone), word timestamps on.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from assist.asr.model import LoadedModel
+from assist.asr.model import FULL_WINDOW_FRAMES, LoadedModel
 from assist.vocabulary import ASR_RATE, Recognized, Word
 
 GAP_S = 1.0  # silence between utterances laid end to end for a batch
+FRAMES_PER_S = 100  # Whisper's mel frames: 10 ms hop
+FULL_WINDOW_S = FULL_WINDOW_FRAMES / FRAMES_PER_S  # 30 s
+WINDOW_MARGIN_S = 0.5  # window past the longest utterance of a step (s)
+REPEAT_NGRAM = 4  # a sequence of this many words said twice (not overlapping) is a repeat
+MAX_COMPRESSION_RATIO = 2.4  # zlib ratio of the text above which Whisper calls it a loop
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def window_frames(durations_s: Iterable[float], floor_s: float) -> int | None:
+    """Mel frames (100 per second) of the encoder window for one recognition step whose
+    utterances last ``durations_s`` seconds: ``max(floor_s, longest + WINDOW_MARGIN_S)``
+    rounded up to whole seconds (faster-whisper aligns words on whole seconds of a clip),
+    or None (the full 30 s window) when that reaches 30 s. Raises ``ValueError`` for an
+    empty step."""
+    longest = max(durations_s, default=None)
+    if longest is None:
+        raise ValueError("no utterances")
+    seconds = math.ceil(max(floor_s, longest + WINDOW_MARGIN_S) - 1e-9)
+    frames = seconds * FRAMES_PER_S
+    return None if frames >= FULL_WINDOW_FRAMES else frames
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` (UTF-8) over bytes of its zlib compression; 0 for empty text.
+    Whisper calls a decode above ``MAX_COMPRESSION_RATIO`` a repetition loop."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def repeats_itself(text: str, n: int = REPEAT_NGRAM) -> bool:
+    """Whether some sequence of ``n`` words (lower-cased, punctuation dropped) occurs twice
+    without overlapping, or the text compresses like a loop. What short windows do to
+    stock Whisper: "All circuits are busy now. All circuits are busy now." True speech of
+    a few seconds rarely says 4 words twice."""
+    if compression_ratio(text) > MAX_COMPRESSION_RATIO:
+        return True
+    words = _WORD.findall(text.lower())
+    first_at: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        j = first_at.setdefault(gram, i)
+        if i - j >= n:
+            return True
+    return False
+
+
+def full_window_reason(text: str) -> str | None:
+    """Why a windowed result must be recognized again with the full 30 s window, or None:
+    ``"repetition"`` (``repeats_itself``), the metric's label."""
+    return "repetition" if repeats_itself(text) else None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLayout:
+    """Utterances laid end to end for one batched pass: ``starts`` in samples at 16 kHz,
+    each on a mel frame boundary (a multiple of 160), with at least ``GAP_S`` of silence
+    after each; ``length`` the whole array's samples."""
+
+    starts: tuple[int, ...]
+    lengths: tuple[int, ...]
+    length: int
+
+    @classmethod
+    def of(cls, lengths: Sequence[int]) -> BatchLayout:
+        """The layout for utterances of ``lengths`` samples, in order."""
+        hop = ASR_RATE // FRAMES_PER_S
+        gap = int(GAP_S * ASR_RATE)
+        starts = []
+        position = 0
+        for n in lengths:
+            starts.append(position)
+            position += -(-(n + gap) // hop) * hop  # next frame boundary after the gap
+        return cls(tuple(starts), tuple(lengths), position)
+
+    def join(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """The utterances in one float32 array, silence elsewhere."""
+        joined = np.zeros(self.length, dtype=np.float32)
+        for start, audio in zip(self.starts, batch, strict=True):
+            joined[start : start + len(audio)] = audio
+        return joined
+
+    def clips(self) -> list[dict[str, float]]:
+        """faster-whisper's ``clip_timestamps``: each utterance's start and end, seconds."""
+        return [
+            {"start": s / ASR_RATE, "end": (s + n) / ASR_RATE}
+            for s, n in zip(self.starts, self.lengths, strict=True)
+        ]
+
+    def index_of(self, seek_frames: int) -> int:
+        """The utterance whose clip starts at mel frame ``seek_frames`` (faster-whisper's
+        ``Segment.seek`` in a batched pass: the clip start, truncated to a frame). Raises
+        ``ValueError`` if no clip starts within a frame of it."""
+        hop = ASR_RATE // FRAMES_PER_S
+        for i, start in enumerate(self.starts):
+            if abs(start // hop - seek_frames) <= 1:
+                return i
+        raise ValueError(f"no clip starts at frame {seek_frames}")
 
 
 def _word(word: Any, offset_s: float) -> Word:
@@ -31,71 +149,115 @@ def _word(word: Any, offset_s: float) -> Word:
     )
 
 
+class _Decoded:
+    """One utterance's segments gathered: their text and words."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.words: list[Word] = []
+
+    def add(self, segment: Any, offset_s: float) -> None:
+        if not _WORD.search(segment.text.lower()):
+            return  # "." alone after the sentence (short windows): no speech in it
+        self.texts.append(segment.text.strip())
+        self.words += [_word(w, offset_s) for w in segment.words or ()]
+
+    def recognized(self) -> Recognized:
+        return Recognized(" ".join(t for t in self.texts if t), self.words)
+
+
 class WhisperRecognizer:
-    """The ``Recognizer`` behind the ASR pool: faster-whisper on a ``LoadedModel``, options
-    for short telephone utterances (module docstring), ``beam_size`` 1 = greedy."""
+    """The ``Recognizer`` behind the ASR pool: faster-whisper on a ``LoadedModel`` (loaded
+    by ``load_model``: it must have the per-thread window), options for short telephone
+    utterances (module docstring), ``beam_size`` 1 = greedy.
 
-    def __init__(self, loaded: LoadedModel, beam_size: int = 1) -> None:
-        from faster_whisper import BatchedInferencePipeline
+    ``window_floor_s`` (1-30 s; 30 = always the full window) is the shortest encoder window;
+    ``on_full_window_retry(reason)`` is called, in the worker thread, each time a windowed
+    result is redone with the full window (``full_window_reason``). ``full_window_retries``
+    counts them too. Thread-safe: one recognizer serves all the pool's workers.
+    """
 
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        beam_size: int = 1,
+        window_floor_s: float = FULL_WINDOW_S,
+        on_full_window_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        if not 1.0 <= window_floor_s <= FULL_WINDOW_S:
+            raise ValueError(f"window_floor_s {window_floor_s}: not in 1..30 s")
         self.loaded = loaded
         self._model = loaded.model
-        self._batched = BatchedInferencePipeline(loaded.model)
         self._beam_size = beam_size
+        self._floor_s = window_floor_s
+        self._on_retry = on_full_window_retry
+        self._local = threading.local()  # .batched: this thread's BatchedInferencePipeline
+        self._lock = threading.Lock()
+        self.full_window_retries = 0
 
     def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
         """Text and words of each utterance (float32 mono at 16 kHz, shape (samples,)), in order.
 
         Word times are seconds from the start of that utterance's audio. One utterance is
         transcribed alone; several go through one batched pass, laid end to end with
-        ``GAP_S`` of silence between them. Blocking: runs in an ASR worker thread.
+        ``GAP_S`` of silence between them, in one encoder window that fits the longest.
+        A windowed result the guard rejects is transcribed again alone with the full
+        window. Blocking: runs in an ASR worker thread.
         """
-        if len(batch) == 1:
-            return [self._one(batch[0])]
-        return self._many(batch)
+        frames = window_frames((len(a) / ASR_RATE for a in batch), self._floor_s)
+        decoded = [self._one(batch[0], frames)] if len(batch) == 1 else self._many(batch, frames)
+        results = []
+        for audio, one in zip(batch, decoded, strict=True):
+            reason = full_window_reason(one.recognized().text) if frames is not None else None
+            if reason is not None:
+                with self._lock:
+                    self.full_window_retries += 1
+                if self._on_retry is not None:
+                    self._on_retry(reason)
+                one = self._one(audio, None)
+            results.append(one.recognized())
+        return results
 
-    def _options(self) -> dict[str, object]:
-        return {
+    def _options(self, frames: int | None) -> dict[str, Any]:
+        options: dict[str, Any] = {
             "language": "en",
             "beam_size": self._beam_size,
             "word_timestamps": True,
             "condition_on_previous_text": False,
             "without_timestamps": False,
         }
+        if frames is not None:
+            options["temperature"] = 0.0  # no sampling fallback: the guard redoes instead
+        return options
 
-    def _one(self, audio: np.ndarray) -> Recognized:
-        segments, _ = self._model.transcribe(audio, vad_filter=False, **self._options())
-        words: list[Word] = []
-        texts = []
-        for segment in segments:  # lazy: the decoding happens here, in this thread
-            texts.append(segment.text.strip())
-            words += [_word(w, 0.0) for w in segment.words or ()]
-        return Recognized(" ".join(t for t in texts if t), words)
+    def _one(self, audio: np.ndarray, frames: int | None) -> _Decoded:
+        out = _Decoded()
+        with self._model.window(frames):
+            segments, _ = self._model.transcribe(audio, vad_filter=False, **self._options(frames))
+            for segment in segments:  # lazy: the decoding happens here, in this thread
+                out.add(segment, 0.0)
+        return out
 
-    def _many(self, batch: list[np.ndarray]) -> list[Recognized]:
-        gap = np.zeros(int(GAP_S * ASR_RATE), dtype=np.float32)
-        offsets = []
-        pieces = []
-        position = 0
-        for audio in batch:
-            offsets.append(position / ASR_RATE)
-            pieces += [audio, gap]
-            position += len(audio) + len(gap)
-        joined = np.concatenate(pieces)
-        clips = [
-            {"start": offset, "end": offset + len(audio) / ASR_RATE}
-            for offset, audio in zip(offsets, batch, strict=True)
-        ]
-        segments, _ = self._batched.transcribe(
-            joined, clip_timestamps=clips, batch_size=len(batch), **self._options()
-        )
-        texts: list[list[str]] = [[] for _ in batch]
-        words: list[list[Word]] = [[] for _ in batch]
-        for segment in segments:
-            i = max(k for k, offset in enumerate(offsets) if offset <= segment.start + 0.05)
-            texts[i].append(segment.text.strip())
-            words[i] += [_word(w, offsets[i]) for w in segment.words or ()]
-        return [
-            Recognized(" ".join(t for t in text if t), ws)
-            for text, ws in zip(texts, words, strict=True)
-        ]
+    def _many(self, batch: list[np.ndarray], frames: int | None) -> list[_Decoded]:
+        layout = BatchLayout.of([len(a) for a in batch])
+        out = [_Decoded() for _ in batch]
+        with self._model.window(frames):
+            segments, _ = self._batched().transcribe(
+                layout.join(batch),
+                clip_timestamps=layout.clips(),
+                batch_size=len(batch),
+                **self._options(frames),
+            )
+            for segment in segments:
+                # word times are from the clip's start truncated to a frame: seek / 100
+                out[layout.index_of(segment.seek)].add(segment, segment.seek / FRAMES_PER_S)
+        return out
+
+    def _batched(self) -> Any:
+        """This thread's ``BatchedInferencePipeline`` (it keeps state between calls)."""
+        pipeline = getattr(self._local, "batched", None)
+        if pipeline is None:
+            from faster_whisper import BatchedInferencePipeline
+
+            pipeline = self._local.batched = BatchedInferencePipeline(self._model)
+        return pipeline

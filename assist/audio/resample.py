@@ -30,3 +30,9 @@ class StreamResampler:
         if self._stream is None:
             return samples
         return self._stream.resample_chunk(samples.astype(np.float32, copy=False), last=last)
+
+    def reset(self) -> None:
+        """Start a new stream (after ``process(..., last=True)`` flushed the old one): the
+        filter forgets what it held, as at a discontinuity (audio lost in between)."""
+        if self._stream is not None:
+            self._stream.clear()

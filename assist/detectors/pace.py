@@ -31,8 +31,8 @@ class PaceDetector(CueDetector):
         self._fast = False
 
     def on_final(self, transcript: Transcript, speech_s: float) -> list[Finding]:
-        """An agent final as its word count and ``speech_s`` voiced seconds, ending at its
-        ``end_s``; other channels are ignored."""
+        """Feed an agent final to ``feed_utterance``: its word count, ``speech_s`` (voiced
+        seconds) and its ``end_s``. Other channels are ignored."""
         if transcript.channel != "agent":
             return []
         return self.feed_utterance(len(transcript.words), speech_s, transcript.end_s)

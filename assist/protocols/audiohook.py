@@ -5,10 +5,14 @@ messages ``{"version": "2", "id", "type", "seq", "position", "parameters", ...}`
 side numbering its own ``seq`` from 1 (a gap is fatal); binary frames are raw audio,
 interleaved in the order of the media offer the server selected in ``opened``.
 ``external`` is the customer, ``internal`` the agent (and whatever the customer hears:
-hold music). Paused and discarded audio still count in the timeline, so they reach the
-call as gaps. A probe session (null conversation id) is answered but is not a call. The
-server never drops the TCP connection: it ends with ``disconnect``, or answers ``close``
-with ``closed`` and lets the client close.
+hold music), unless ``customConfig.agentChannel`` or ``audiohook.agent_channel`` names
+``external`` as the agent's. The agent id is the first of ``audiohook.agent_id_paths``
+found in the ``open`` parameters (``customConfig.agentsByDnis.{participant.dnis}``: a
+key read from the participant); none found, the call starts as ``default_agent_id`` and
+waits for ``POST /v1/calls/{call_id}/agent``. Paused and discarded audio still count in
+the timeline, so they reach the call as gaps. A probe session (null conversation id) is
+answered but is not a call. The server never drops the TCP connection: it ends with
+``disconnect``, or answers ``close`` with ``closed`` and lets the client close.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from assist.events import WireJsonError, load_wire_json
+from assist.ingest import GapTooLong
 from assist.protocols.errors import ProtocolError
 from assist.protocols.runner import run_call
 from assist.service import AssistService
@@ -35,9 +42,12 @@ log = logging.getLogger(__name__)
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 RATE = 8000
 MAX_TEXT = 65536
-ROLES = {"external": "customer", "internal": "agent"}
+ROLES = {"external": "customer", "internal": "agent"}  # the channels, by default role
 FORMATS = {"PCMU": "mulaw", "L16": "pcm16"}
+CHANNELS = ("internal", "external")
+AGENT_CHANNEL_FIELD = "agentChannel"  # in customConfig: the channel that carries the agent
 _DURATION = re.compile(r"^PT(?:(\d*\.?\d+)S)?$")
+_PATH_TOKEN = re.compile(r"\{([^{}]+)\}|([^.{}]+)")
 _ID = re.compile(r"[^A-Za-z0-9._:@-]")
 CLOSE_WAIT_S = 10.0  # after closed/disconnect, how long the client has to close
 
@@ -57,21 +67,80 @@ def seconds(duration: Any) -> float:
     return float(match.group(1) or 0.0)
 
 
+class Participant(BaseModel):
+    """``open.parameters.participant``: the external party (ids, ANI, DNIS)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str | None = None
+    ani: str | None = None
+    ani_name: str | None = Field(None, alias="aniName")
+    dnis: str | None = None
+
+
+class OpenParameters(BaseModel):
+    """``open.parameters``, as far as a Monitor reads them; other fields are allowed.
+    ``media`` offers are checked one by one (``select_media``)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    organization_id: str = Field(alias="organizationId")
+    conversation_id: str = Field(alias="conversationId")
+    participant: Participant | None = None
+    media: list[Any] = []
+    language: str | None = None
+    custom_config: dict[str, Any] | None = Field(None, alias="customConfig")
+
+
+def lookup(data: Any, path: str) -> Any:
+    """The value at the dotted ``path`` in nested dicts, or None. A ``{path}`` segment is
+    the key found at that path (from the top): in ``customConfig.agentsByDnis.{participant.dnis}``
+    the participant's DNIS picks the entry."""
+    current = data
+    for braced, plain in _PATH_TOKEN.findall(path):
+        key = plain
+        if braced:
+            inner = lookup(data, braced)
+            if inner is None or isinstance(inner, dict | list):
+                return None
+            key = str(inner)
+        if not isinstance(current, dict) or key not in current:
+            return None
+        current = current[key]
+    return current
+
+
+def agent_from_open(parameters: dict[str, Any], paths: list[str]) -> str | None:
+    """The first non-empty string (or number) found at one of ``paths`` in the ``open``
+    parameters (their wire names: ``customConfig``, ``participant``), or None."""
+    for path in paths:
+        value = lookup(parameters, path)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+class MediaOffer(BaseModel):
+    """One ``open.parameters.media`` offer we can take: audio, PCMU or L16, 8 kHz, one or two
+    distinct channels of ``external`` / ``internal`` (other fields are allowed, and kept)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Literal["audio"]
+    format: Literal["PCMU", "L16"]
+    rate: Literal[8000]
+    channels: list[Literal["external", "internal"]] = Field(min_length=1, max_length=2)
+
+
 def select_media(offers: Any) -> dict[str, Any] | None:
-    """The first offer we can take, unmodified (AudioHook wants it copied as is)."""
+    """The first offer we can take (``MediaOffer``), unmodified (AudioHook wants it copied
+    as is); None when there is none."""
     for offer in offers if isinstance(offers, list) else []:
-        if not isinstance(offer, dict):
+        try:
+            media = MediaOffer.model_validate(offer)
+        except ValidationError:
             continue
-        channels = offer.get("channels")
-        if (
-            offer.get("type") == "audio"
-            and offer.get("format") in FORMATS
-            and offer.get("rate") == RATE
-            and isinstance(channels, list)
-            and 1 <= len(channels) <= 2
-            and len(set(channels)) == len(channels)
-            and all(c in ROLES for c in channels)
-        ):
+        if len(set(media.channels)) == len(media.channels):
             return offer
     return None
 
@@ -90,6 +159,10 @@ class _Session:
 
 
 class AudioHookConnection:
+    """One AudioHook session on an accepted WebSocket (the handshake was authenticated in
+    ``process_request``): opens the call on ``open``, feeds it until ``close``, and answers
+    as the protocol requires. Session ids come from the ``Audiohook-*`` headers."""
+
     def __init__(self, ws: ServerConnection, service: AssistService) -> None:
         assert ws.request is not None
         headers = ws.request.headers
@@ -103,6 +176,8 @@ class AudioHookConnection:
     async def send(
         self, kind: str, parameters: dict[str, Any], clientseq: int | None = None
     ) -> None:
+        """Send one server message of type ``kind`` with the next server ``seq``; ``clientseq``
+        is the last client seq seen unless given (``pong`` echoes its ``ping``'s)."""
         self.state.server_seq += 1
         message = {
             "version": "2",
@@ -115,6 +190,13 @@ class AudioHookConnection:
         await self.ws.send(json.dumps(message))
 
     async def run(self) -> None:
+        """The whole session: wait for ``open`` (``limits.start_timeout_s``), run the call (or
+        only answer a probe / a session without usable media), then let the client close.
+
+        A protocol violation is logged, counted and answered with ``disconnect`` (reason
+        error); a dropped connection or a timeout ends it quietly. An error inside the call's
+        processing is re-raised by ``run_call``.
+        """
         try:
             await self._until_open()
             call = self.state.call
@@ -138,9 +220,9 @@ class AudioHookConnection:
         if len(text.encode()) > MAX_TEXT:
             raise Fatal("text message over 64 KB")
         try:
-            message = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise Fatal(f"not JSON: {exc}") from None
+            message = load_wire_json(text)
+        except WireJsonError as exc:
+            raise Fatal(str(exc)) from None
         if not isinstance(message, dict) or message.get("version") != "2":
             raise Fatal('a message is a JSON object with version "2"')
         seq = message.get("seq")
@@ -166,36 +248,40 @@ class AudioHookConnection:
                 raise Fatal(f"{message['type']} before open")
 
     async def _open(self, message: dict[str, Any]) -> None:
-        params = message.get("parameters") or {}
-        if params.get("organizationId") != self.state.organization_id:
+        try:
+            params = OpenParameters.model_validate(message.get("parameters") or {})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise Fatal(f"bad open parameters: {where}: {error['msg']}") from None
+        if params.organization_id != self.state.organization_id:
             raise Fatal("organizationId differs from the Audiohook-Organization-Id header")
-        conversation = str(params.get("conversationId", ""))
-        media = select_media(params.get("media"))
+        conversation = params.conversation_id
+        media = select_media(params.media)
         self.state.media = media
         self.state.probe = conversation == NULL_UUID
         await self.send("opened", {"startPaused": False, "media": [media] if media else []})
         if self.state.probe or media is None:
             return
-        custom = params.get("customConfig") or {}
-        agent_id = (
-            custom.get(self.service.settings.audiohook.agent_id_field)
-            if isinstance(custom, dict)
-            else None
-        )
+        config = self.service.settings.audiohook
+        agent_id = agent_from_open(params.model_dump(by_alias=True), config.agent_id_paths)
+        agent_channel = (params.custom_config or {}).get(AGENT_CHANNEL_FIELD, config.agent_channel)
+        if agent_channel not in CHANNELS:
+            raise Fatal(f"customConfig.{AGENT_CHANNEL_FIELD} must be internal or external")
         call_id = _ID.sub("_", conversation)[:128] or self.state.session_id
         if call_id in self.service.live:
             call_id = f"{call_id}:{self.state.session_id[:8]}"
         spec = CallSpec(
             call_id=call_id,
-            agent_id=_ID.sub(
-                "_", str(agent_id or self.service.settings.audiohook.default_agent_id)
-            )[:128],
+            agent_id=_ID.sub("_", agent_id or config.default_agent_id)[:128],
             sample_rate=RATE,
             encoding=FORMATS[media["format"]],  # type: ignore[arg-type]
-            channels=tuple(ROLES[c] for c in media["channels"]),
+            channels=tuple(
+                "agent" if c == agent_channel else "customer" for c in media["channels"]
+            ),
         )
         try:
-            self.state.call = self.service.open_call(spec, protocol="audiohook")
+            self.state.call = self.service.open_call(spec, "audiohook", agent_id is not None)
         except Exception as exc:  # capacity, not ready: Genesys will retry
             raise Fatal(str(exc)) from None
 
@@ -224,7 +310,10 @@ class AudioHookConnection:
             elif kind in ("resumed", "discarded"):
                 lost = seconds(params.get("discarded", "PT0S"))
                 if call is not None:
-                    call.push_gap(round(lost * RATE))
+                    try:
+                        call.push_gap(round(lost * RATE))
+                    except (GapTooLong, OverflowError) as exc:  # past limits.max_gap_s
+                        raise Fatal(f"discarded {params.get('discarded')}: {exc}") from None
             elif kind == "error":
                 log.info("audiohook %s: client error %s", self.state.session_id, params)
             elif kind == "close":
@@ -251,4 +340,5 @@ class AudioHookConnection:
 
 
 async def handle_audiohook(ws: ServerConnection, service: AssistService) -> None:
+    """The ``/v1/audiohook`` route: one AudioHook session on ``ws``."""
     await AudioHookConnection(ws, service).run()

@@ -49,6 +49,9 @@ def authority(host: str) -> str:
 
 
 def signature_base(components: Mapping[str, str], params: str) -> str:
+    """The RFC 9421 signature base: a ``"name": value`` line per component, in ``COMPONENTS``
+    order, then ``"@signature-params"`` with ``params`` exactly as the client sent them.
+    Raises ``KeyError`` for a component missing from ``components``."""
     lines = [f'"{name}": {components[name]}' for name in COMPONENTS]
     names = " ".join(f'"{name}"' for name in COMPONENTS)
     lines.append(f'"@signature-params": ({names}){params}')
@@ -56,11 +59,17 @@ def signature_base(components: Mapping[str, str], params: str) -> str:
 
 
 def sign(secret_b64: str, base: str) -> str:
+    """Base64 HMAC-SHA256 of ``base`` keyed with the base64-decoded client secret; raises
+    ``binascii.Error`` for a secret that is not valid base64 (bad padding)."""
     key = base64.b64decode(secret_b64)
     return base64.b64encode(hmac.new(key, base.encode(), hashlib.sha256).digest()).decode()
 
 
 class HandshakeAuth:
+    """Checks AudioHook upgrade requests against ``[audiohook]`` (rules in the module
+    docstring). ``wall_clock`` is epoch seconds; nonces are remembered until their
+    signatures could no longer be accepted, so a replay is refused."""
+
     def __init__(self, config: AudioHookConfig, wall_clock: Callable[[], float]) -> None:
         self._cfg = config
         self._now = wall_clock

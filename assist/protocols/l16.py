@@ -4,11 +4,14 @@ The first frame is JSON text that says what follows; then binary frames of 16-bi
 little-endian PCM. Vonage: ``{"event": "websocket:connected", "content-type":
 "audio/l16;rate=16000", ...custom headers}``, mono. jambonz ``listen``: ``{"sampleRate":
 8000, "mixType": "mono" | "stereo" | "mixed", "callSid": ..., "metadata": {...}}``;
-stereo puts the two legs on two channels (``l16.stereo_channels`` says which is which).
-A mono stream is one role (``role`` in the preamble or the query string, else
-``l16.mono_role``). The call id comes from ``call_id``/``callSid``/``uuid``, the agent id
-from ``agent_id`` (top level, ``metadata`` or query). Later text frames (DTMF, ...) are
-ignored; the call ends when the socket closes.
+stereo puts the two legs on two channels. Roles per stream: a stereo stream's
+``channels`` (``"agent,customer"`` or a list: left, right), else ``l16.stereo_channels``;
+a mono stream's ``role``, else ``l16.mono_role``. The call id comes from
+``call_id``/``callSid``/``uuid``/``conversation_uuid``, the agent id from ``agent_id``.
+Each field is read from the preamble's top level, then its ``metadata``, then the URL's
+query string. Without an agent id the call starts as ``l16.default_agent_id`` and waits for
+``POST /v1/calls/{call_id}/agent``. Later text frames (DTMF, ...) are ignored; the call
+ends when the socket closes.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import asyncio
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
@@ -29,56 +33,116 @@ from assist.protocols.errors import ProtocolError, json_object, too_big, unsuppo
 from assist.protocols.runner import close_quietly, open_call, run_call
 from assist.service import AssistService
 from assist.session import CallSession
-from assist.vocabulary import SUPPORTED_RATES, AudioFormatError, CallSpec
+from assist.vocabulary import SUPPORTED_RATES, AudioFormatError, CallSpec, Role
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"[^A-Za-z0-9._:@-]")
-_RATE = re.compile(r"rate=(\d+)")
+_RATE = re.compile(r"rate=(\d{1,6})(?!\d)")  # longer numbers are no rate we take
 
 
-def _field(preamble: dict[str, Any], query: dict[str, str], *names: str) -> str | None:
+class Preamble(BaseModel):
+    """The first text frame: what follows. Other fields (Vonage custom headers, jambonz call
+    attributes) are allowed and ignored; ``metadata`` holds the stream's own fields."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    content_type: str | None = Field(None, alias="content-type")
+    sample_rate: int | None = Field(None, alias="sampleRate")
+    mix_type: str = Field("mono", alias="mixType")
+    metadata: dict[str, Any] | None = None
+
+
+class StreamFields(BaseModel):
+    """The stream's own fields, each from the preamble, else its ``metadata``, else the query
+    string. ``channels``: a list or ``"agent,customer"`` (left, right)."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    role: Role | None = None
+    channels: list[Role] | None = Field(None, min_length=2, max_length=2)
+    call_id: str | None = None
+    agent_id: str | None = None
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return value.replace(" ", "").split(",") if isinstance(value, str) else value
+
+
+# each field and the names it goes by, in order of preference
+FIELD_NAMES = {
+    "role": ("role",),
+    "channels": ("channels",),
+    "call_id": ("call_id", "callSid", "uuid", "conversation_uuid"),
+    "agent_id": ("agent_id",),
+}
+
+
+def _fields(preamble: dict[str, Any], query: dict[str, str]) -> StreamFields:
     metadata = preamble.get("metadata")
-    sources: list[dict[str, Any]] = [preamble, metadata if isinstance(metadata, dict) else {}]
-    for source in [*sources, query]:
-        for name in names:
-            value = source.get(name)
-            if value not in (None, ""):
-                return str(value)
-    return None
+    sources = (preamble, metadata if isinstance(metadata, dict) else {}, query)
+    found: dict[str, Any] = {}
+    for field, names in FIELD_NAMES.items():
+        values = (s[n] for s in sources for n in names if s.get(n) not in (None, ""))
+        value = next(values, None)
+        if value is not None:
+            found[field] = value
+    try:
+        return StreamFields.model_validate(found)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ProtocolError("bad_start", f"{where}: {error['msg']}") from None
 
 
 def spec_from_preamble(
     preamble: dict[str, Any], query: dict[str, str], config: L16Config
-) -> CallSpec:
-    if "sampleRate" in preamble:
-        rate = preamble["sampleRate"]
+) -> tuple[CallSpec, bool]:
+    """The ``CallSpec`` of an L16 stream from its JSON preamble and the URL's query parameters
+    (field rules in the module docstring), always pcm16, and whether the agent id came from
+    the stream (False: ``l16.default_agent_id``, a placeholder).
+
+    Raises ``ProtocolError``: ``unsupported_sample_rate`` (not 8000 or 16000 Hz),
+    ``unsupported_mix`` (a ``mixType`` other than mono, mixed, stereo) or ``bad_start`` (a
+    role other than customer or agent, stereo ``channels`` that aren't the two roles, a
+    malformed field). Ids are cut to 128 characters, other characters than
+    ``A-Z a-z 0-9 . _ : @ -`` become ``_``; no call id gives ``l16-<random hex>``.
+    """
+    try:
+        head = Preamble.model_validate(preamble)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ProtocolError("bad_start", f"{where}: {error['msg']}") from None
+    fields = _fields(preamble, query)
+    if head.sample_rate is not None:
+        rate: int | None = head.sample_rate
     else:
-        match = _RATE.search(str(preamble.get("content-type", "")))
+        match = _RATE.search(head.content_type or "")
         rate = int(match.group(1)) if match else None
     if rate not in SUPPORTED_RATES:
         raise unsupported(
             "unsupported_sample_rate", f"sample rate {rate!r}; use one of {SUPPORTED_RATES}"
         )
-    mix = preamble.get("mixType", "mono")
-    channels: tuple[str, ...]
-    if mix == "stereo":
-        channels = tuple(config.stereo_channels)
-    elif mix in ("mono", "mixed"):
-        role = _field(preamble, query, "role") or config.mono_role
-        if role not in ("customer", "agent"):
-            raise ProtocolError("bad_start", f"role must be customer or agent, not {role!r}")
-        channels = (role,)
+    channels: tuple[Literal["customer", "agent"], ...]
+    if head.mix_type == "stereo":
+        channels = tuple(fields.channels or config.stereo_channels)
+        if len(set(channels)) != 2:
+            raise ProtocolError("bad_start", f"stereo channels must be both roles: {channels}")
+    elif head.mix_type in ("mono", "mixed"):
+        channels = (fields.role or config.mono_role,)
     else:
-        raise unsupported("unsupported_mix", f"mixType {mix!r}; use mono, mixed or stereo")
-    call_id = _field(preamble, query, "call_id", "callSid", "uuid", "conversation_uuid")
-    agent_id = _field(preamble, query, "agent_id") or config.default_agent_id
-    return CallSpec(
-        call_id=_ID.sub("_", call_id or f"l16-{uuid.uuid4().hex[:12]}")[:128],
-        agent_id=_ID.sub("_", agent_id)[:128],
+        raise unsupported(
+            "unsupported_mix", f"mixType {head.mix_type!r}; use mono, mixed or stereo"
+        )
+    spec = CallSpec(
+        call_id=_ID.sub("_", fields.call_id or f"l16-{uuid.uuid4().hex[:12]}")[:128],
+        agent_id=_ID.sub("_", fields.agent_id or config.default_agent_id)[:128],
         sample_rate=int(rate),
         encoding="pcm16",
         channels=channels,
     )
+    return spec, fields.agent_id is not None
 
 
 async def _read_audio(ws: ServerConnection, session: CallSession, max_frame: int) -> None:
@@ -96,6 +160,9 @@ async def _read_audio(ws: ServerConnection, session: CallSession, max_frame: int
 
 
 async def handle_l16(ws: ServerConnection, service: AssistService) -> None:
+    """The ``/v1/l16`` route: read the preamble (``limits.start_timeout_s``), open the call,
+    feed it the binary frames until the socket closes, then close; bad input or a refusal
+    only shows in the close code and reason, nothing else is sent back."""
     assert ws.request is not None
     query = {k: v[0] for k, v in parse_qs(urlsplit(ws.request.path).query).items()}
     try:
@@ -104,8 +171,8 @@ async def handle_l16(ws: ServerConnection, service: AssistService) -> None:
         if isinstance(first, bytes):
             raise ProtocolError("audio_before_start", "send the JSON preamble before audio")
         preamble = json_object(first, "the preamble")
-        spec = spec_from_preamble(preamble, query, service.settings.l16)
-        session = open_call(service, spec, protocol="l16")
+        spec, agent_known = spec_from_preamble(preamble, query, service.settings.l16)
+        session = open_call(service, spec, "l16", agent_known)
     except ProtocolError as refused:
         await close_quietly(ws, service, refused)
         return

@@ -25,29 +25,38 @@ from assist.events import (
     Stopped,
 )
 from assist.protocols.errors import ProtocolError, json_object, too_big, unsupported
-from assist.protocols.runner import open_call, run_call
+from assist.protocols.runner import close_draining, open_call, run_call
 from assist.service import AssistService
 from assist.session import CallSession
 from assist.vocabulary import SUPPORTED_ENCODINGS, SUPPORTED_RATES, AudioFormatError, CallSpec
 
 log = logging.getLogger(__name__)
 KNOWN_TYPES = ("start", "hold", "stop")
+ECHO_CHARS = 64  # at most this much of a client's value is echoed in errors and logs
 
 
 def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMessage:
+    """One client text frame, validated: ``start``, ``hold`` or ``stop``.
+
+    Raises ``ProtocolError``: ``message_too_large`` over ``max_bytes`` (UTF-8), ``bad_json``,
+    ``unknown_type``, ``bad_<type>`` for invalid fields, ``unsupported_sample_rate`` /
+    ``unsupported_encoding``, or ``bad_start`` for a channel role given twice.
+    """
     if len(text.encode()) > max_bytes:
         raise too_big("message_too_large", f"text messages are limited to {max_bytes} bytes")
     data = json_object(text, "a message", "type")
     if data["type"] not in KNOWN_TYPES:
         raise ProtocolError(
-            "unknown_type", f"unknown message type {data['type']!r}; expected one of {KNOWN_TYPES}"
+            "unknown_type",
+            f"unknown message type {data['type'][:ECHO_CHARS]!r}; expected one of {KNOWN_TYPES}",
         )
     try:
         message = CLIENT_MESSAGE.validate_python(data)
     except ValidationError as exc:
+        # the first few errors, each field path cut short: the path can hold a client's key
         detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'message'}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'][1:])[:ECHO_CHARS] or 'message'}: {e['msg']}"
+            for e in exc.errors()[:3]
         )
         raise ProtocolError(f"bad_{data['type']}", detail) from None
     if isinstance(message, StartMessage):
@@ -59,7 +68,8 @@ def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMe
         if message.encoding not in SUPPORTED_ENCODINGS:
             raise unsupported(
                 "unsupported_encoding",
-                f"encoding {message.encoding!r} not supported; use one of {SUPPORTED_ENCODINGS}",
+                f"encoding {message.encoding[:ECHO_CHARS]!r} not supported; "
+                f"use one of {SUPPORTED_ENCODINGS}",
             )
     if isinstance(message, StartMessage) and len(set(message.channels)) != len(message.channels):
         raise ProtocolError("bad_start", "channels must not repeat a role")
@@ -69,11 +79,8 @@ def parse_text(text: str, max_bytes: int) -> StartMessage | HoldMessage | StopMe
 async def _send_error(ws: ServerConnection, service: AssistService, error: ProtocolError) -> None:
     service.metrics.protocol_errors.inc(code=error.code)
     log.info("rejecting %s: %s (%s)", ws.remote_address, error.code, error.message)
-    try:
-        await ws.send(ErrorMessage(code=error.code, message=error.message).model_dump_json())
-        await ws.close(error.close_code, error.code)
-    except ConnectionClosed:
-        pass
+    reply = ErrorMessage(code=error.code, message=error.message).model_dump_json()
+    await close_draining(ws, error.close_code, error.code, farewell=reply)
 
 
 async def _read_start(ws: ServerConnection, service: AssistService) -> StartMessage:
@@ -120,6 +127,9 @@ async def _read_media(ws: ServerConnection, session: CallSession, service: Assis
 
 
 async def handle_call(ws: ServerConnection, service: AssistService) -> None:
+    """The ``/v1/calls`` route (README, "Native ingest protocol"): ``start`` -> ``started``;
+    audio and holds until ``stop`` -> ``stopped`` with the scorecard and a normal close. Bad
+    input or a refused call is answered with an ``error`` message and its close code."""
     try:
         start = await _read_start(ws, service)
         spec = CallSpec(
@@ -135,15 +145,16 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
         return
     except (ConnectionClosed, TimeoutError):
         return
-    await ws.send(Started(call_id=spec.call_id).model_dump_json())
-    scorecard, error = await run_call(
-        service, session, lambda session: _read_media(ws, session, service)
-    )
+
+    async def started_then_media(session: CallSession) -> None:
+        # Inside run_call: a client gone before it reads ``started`` still ends the call.
+        await ws.send(Started(call_id=spec.call_id).model_dump_json())
+        await _read_media(ws, session, service)
+
+    scorecard, error = await run_call(service, session, started_then_media)
     if error is not None:
         await _send_error(ws, service, error)
         return
-    try:
-        await ws.send(Stopped(call_id=spec.call_id, scorecard=scorecard).model_dump_json())
-        await ws.close()
-    except ConnectionClosed:
-        pass
+    await close_draining(
+        ws, farewell=Stopped(call_id=spec.call_id, scorecard=scorecard).model_dump_json()
+    )

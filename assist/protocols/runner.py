@@ -10,6 +10,7 @@ client is the adapter's business (each protocol has its own way).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,10 +29,12 @@ log = logging.getLogger(__name__)
 Reader = Callable[[CallSession], Awaitable[None]]
 
 
-def open_call(service: AssistService, spec: CallSpec, protocol: str) -> CallSession:
+def open_call(
+    service: AssistService, spec: CallSpec, protocol: str, agent_known: bool = True
+) -> CallSession:
     """``service.open_call``, its refusal turned into this protocol layer's error."""
     try:
-        return service.open_call(spec, protocol)
+        return service.open_call(spec, protocol, agent_known)
     except CallRefused as refused:
         raise refusal(refused) from None
 
@@ -39,6 +42,13 @@ def open_call(service: AssistService, spec: CallSpec, protocol: str) -> CallSess
 async def run_call(
     service: AssistService, session: CallSession, reader: Reader
 ) -> tuple[dict[str, Any], ProtocolError | None]:
+    """Run one call: the session's processing and ``reader(session)`` in one TaskGroup.
+
+    However the reader stops (returns, ``ProtocolError``, dropped connection), the input is
+    ended, the queue drained and the call closed on the service with its scorecard. Returns
+    ``(scorecard, the ProtocolError that stopped the reader or None)``; any other exception
+    is logged and re-raised, the call still closed.
+    """
     call_id = session.spec.call_id
     error: ProtocolError | None = None
     scorecard: dict[str, Any] | None = None
@@ -49,6 +59,7 @@ async def run_call(
                 await reader(session)
             except ProtocolError as exc:
                 error = exc
+                log.info("call %s: ended by bad input: %s (%s)", call_id, exc.code, exc.message)
             except ConnectionClosed:
                 log.info("call %s: connection dropped, ending the call", call_id)
             finally:
@@ -59,9 +70,43 @@ async def run_call(
         raise
     finally:
         if scorecard is None:
-            scorecard = session.pipeline.scorecard()
+            scorecard = session.scorecard()
         service.close_call(session, scorecard)
     return scorecard, error
+
+
+async def close_draining(
+    ws: ServerConnection,
+    code: int = CloseCode.NORMAL_CLOSURE,
+    reason: str = "",
+    farewell: str | None = None,
+) -> None:
+    """Send ``farewell`` (a last text message: ``error``, ``stopped``) if given, then close
+    ``ws`` with ``code``, all the while reading and dropping whatever the client still sends.
+    A connection the client already closed is fine (nothing is sent, nothing raised).
+
+    Without the reads, a client that kept sending (audio after ``stop``, messages after the
+    one that was refused) fills the connection's receive queue, reading from the socket
+    pauses, and neither the client's close frame nor its end of the TCP connection is seen
+    until the close timeout (10 s): the handler and its socket would be held that long. Call
+    it only once nothing else reads ``ws``.
+    """
+
+    async def drain() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+
+    drainer = asyncio.create_task(drain())
+    try:
+        with contextlib.suppress(ConnectionClosed):
+            if farewell is not None:
+                await ws.send(farewell)
+            await ws.close(code, reason)
+    finally:
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
 
 
 async def close_quietly(
@@ -69,8 +114,8 @@ async def close_quietly(
 ) -> None:
     """End a one-way stream (Twilio, L16): no reply message, just the close code."""
     if error is None:
-        await ws.close(CloseCode.NORMAL_CLOSURE)
+        await close_draining(ws)
         return
     service.metrics.protocol_errors.inc(code=error.code)
     log.info("closing %s: %s (%s)", ws.remote_address, error.code, error.message)
-    await ws.close(error.close_code, error.code)
+    await close_draining(ws, error.close_code, error.code)

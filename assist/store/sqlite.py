@@ -6,6 +6,12 @@ the final scorecard when it ends (``ended``). Calls still ``live`` when a new pr
 opens the database were cut off by a crash: they become ``cut_off`` and keep everything
 written so far, their last checkpoint included. Used from the event loop thread only;
 each write is one short transaction (WAL, ``synchronous=NORMAL``).
+
+A call id that starts again after its call ended (a restarted stream, a reconnect, a
+transfer) is a new leg of the same call (``assist.legs``): a row in ``legs`` (numbered from
+1, with its protocol, agent, wall times and media span), while the call's transcripts,
+nudges and feedback stay. ``calls.state`` keeps the call so far (``CallSoFar`` JSON, with
+each checkpoint and at each leg's end) for the next leg to continue from.
 """
 
 from __future__ import annotations
@@ -65,13 +71,38 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_call ON feedback (call_id);
     """,
+    """
+    CREATE TABLE legs (
+        call_id TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+        leg INTEGER NOT NULL,
+        agent_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        status TEXT NOT NULL CHECK (status IN ('live', 'ended', 'cut_off')),
+        media_start_s REAL NOT NULL,
+        media_end_s REAL,
+        PRIMARY KEY (call_id, leg)
+    );
+    INSERT INTO legs
+        SELECT call_id, 1, agent_id, protocol, started_at, ended_at, status, 0.0,
+            json_extract(scorecard, '$.metrics.duration_s')
+        FROM calls;
+    ALTER TABLE calls ADD COLUMN state TEXT
+    """,
 )
 
 
 CALL_COLUMNS = "call_id, agent_id, protocol, started_at, ended_at, status, scorecard"
+LEG_COLUMNS = "leg, agent_id, protocol, started_at, ended_at, status, media_start_s, media_end_s"
 
 
 class SqliteStore:
+    """Call records in one SQLite file (module docstring). ``path`` (``~`` expanded, parent
+    folders created) is migrated to the current schema on open, and calls it still shows
+    ``live`` become ``cut_off``. Raises ``RuntimeError`` for a newer schema than this code
+    knows."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +110,15 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # deleted rows (erasure, retention) are overwritten in the file, not just unlinked
+        self._db.execute("PRAGMA secure_delete=ON")
         self.schema_version = self._migrate()
+        # A leg cut off ends where its call's last checkpoint got to.
+        self._db.execute(
+            "UPDATE legs SET status = 'cut_off', media_end_s = (SELECT "
+            "json_extract(state, '$.media_s') FROM calls WHERE calls.call_id = legs.call_id) "
+            "WHERE status = 'live'"
+        )
         cut = self._db.execute("UPDATE calls SET status = 'cut_off' WHERE status = 'live'")
         if cut.rowcount:
             log.warning(
@@ -109,16 +148,47 @@ class SqliteStore:
 
     # writing ------------------------------------------------------------------------
 
-    def call_started(self, call_id: str, agent_id: str, protocol: str, started_at: float) -> None:
-        """A new call; a call id used before replaces that earlier record."""
-        self._db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,))
-        self._db.execute(
-            "INSERT INTO calls (call_id, agent_id, protocol, started_at, status) "
-            "VALUES (?, ?, ?, ?, 'live')",
-            (call_id, agent_id, protocol, started_at),
-        )
+    def call_started(
+        self,
+        call_id: str,
+        agent_id: str,
+        protocol: str,
+        started_at: float,
+        media_start_s: float = 0.0,
+    ) -> int:
+        """A call's new leg (one transaction): a new record with leg 1, or, for a call id
+        already recorded, the next leg of that record (its agent the new leg's, status
+        ``live`` again; earlier legs and everything they stored kept). Returns the leg
+        number; ``media_start_s`` is where the leg starts on the call's media timeline."""
+        self._db.execute("BEGIN")
+        try:
+            (legs,) = self._db.execute(
+                "SELECT COUNT(*) FROM legs WHERE call_id = ?", (call_id,)
+            ).fetchone()
+            known = self._db.execute(
+                "UPDATE calls SET agent_id = ?, status = 'live', ended_at = NULL WHERE call_id = ?",
+                (agent_id, call_id),
+            ).rowcount
+            if not known:
+                self._db.execute(
+                    "INSERT INTO calls (call_id, agent_id, protocol, started_at, status) "
+                    "VALUES (?, ?, ?, ?, 'live')",
+                    (call_id, agent_id, protocol, started_at),
+                )
+            leg = legs + 1
+            self._db.execute(
+                f"INSERT INTO legs (call_id, {LEG_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, NULL, 'live', ?, NULL)",
+                (call_id, leg, agent_id, protocol, started_at, media_start_s),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return leg
 
     def add_transcript(self, call_id: str, transcript: Transcript) -> None:
+        """Insert a final transcript (its words as JSON)."""
         words = json.dumps([w.model_dump() for w in transcript.words])
         self._db.execute(
             "INSERT INTO transcripts VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -134,6 +204,7 @@ class SqliteStore:
         )
 
     def add_nudge(self, call_id: str, nudge: Nudge) -> None:
+        """Insert a nudge (its whole JSON kept as ``body``)."""
         self._db.execute(
             "INSERT INTO nudges VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -147,20 +218,111 @@ class SqliteStore:
         )
 
     def add_feedback(self, call_id: str, nudge_id: str, kind: str, action: str, at: float) -> None:
+        """Insert an agent's feedback on a nudge; nothing for a call without a record."""
         self._db.execute(
-            "INSERT INTO feedback VALUES (?, ?, ?, ?, ?)", (call_id, nudge_id, kind, action, at)
+            "INSERT INTO feedback SELECT ?, ?, ?, ?, ? "
+            "WHERE EXISTS (SELECT 1 FROM calls WHERE call_id = ?)",
+            (call_id, nudge_id, kind, action, at, call_id),
         )
 
-    def checkpoint(self, call_id: str, scorecard: dict[str, Any]) -> None:
-        self._db.execute(
-            "UPDATE calls SET scorecard = ? WHERE call_id = ?", (json.dumps(scorecard), call_id)
+    def replace_transcript(self, call_id: str, transcript: Transcript) -> bool:
+        """Replace the text and words of the final transcript with the same channel and
+        utterance id; False when there is none."""
+        words = json.dumps([w.model_dump() for w in transcript.words])
+        return (
+            self._db.execute(
+                "UPDATE transcripts SET text = ?, words = ? "
+                "WHERE call_id = ? AND channel = ? AND utterance_id = ?",
+                (transcript.text, words, call_id, transcript.channel, transcript.utterance_id),
+            ).rowcount
+            > 0
         )
 
-    def call_ended(self, call_id: str, scorecard: dict[str, Any], ended_at: float) -> None:
-        self._db.execute(
-            "UPDATE calls SET scorecard = ?, ended_at = ?, status = 'ended' WHERE call_id = ?",
-            (json.dumps(scorecard), ended_at, call_id),
+    def replace_nudge(self, call_id: str, nudge: Nudge) -> bool:
+        """Replace the body of the nudge with the same id; False when there is none."""
+        return (
+            self._db.execute(
+                "UPDATE nudges SET body = ? WHERE call_id = ? AND nudge_id = ?",
+                (nudge.model_dump_json(), call_id, nudge.id),
+            ).rowcount
+            > 0
         )
+
+    def erase(self, call_id: str) -> bool:
+        """Delete the call's row and, by cascade, its transcripts, nudges, feedback and legs
+        (its saved state and scorecard are in the row), overwritten in the file
+        (``secure_delete``) and checkpointed out of the WAL; False when there was no record."""
+        erased = self._db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,)).rowcount
+        if erased:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erased > 0
+
+    def checkpoint(
+        self, call_id: str, scorecard: dict[str, Any], state: dict[str, Any] | None = None
+    ) -> None:
+        """Save the scorecard so far, and the call so far (``state``) when given (status
+        unchanged); a call without a record is ignored."""
+        self._db.execute(
+            "UPDATE calls SET scorecard = ?, state = COALESCE(?, state) WHERE call_id = ?",
+            (json.dumps(scorecard), _json_or_none(state), call_id),
+        )
+
+    def set_agent(self, call_id: str, agent_id: str, nudges_of: str | None = None) -> bool:
+        """Set the call's agent in its row, its latest leg, its scorecard and the bodies of
+        ``nudges_of``'s nudges (one transaction); False when the call has no record."""
+        self._db.execute("BEGIN")
+        try:
+            changed = self._db.execute(
+                "UPDATE calls SET agent_id = ?, scorecard = CASE WHEN scorecard IS NULL "
+                "THEN NULL ELSE json_set(scorecard, '$.agent_id', ?) END WHERE call_id = ?",
+                (agent_id, agent_id, call_id),
+            ).rowcount
+            self._db.execute(
+                "UPDATE nudges SET body = json_set(body, '$.agent_id', ?) "
+                "WHERE call_id = ? AND json_extract(body, '$.agent_id') = ?",
+                (agent_id, call_id, nudges_of),
+            )
+            self._db.execute(  # the call's latest leg is the one bound
+                "UPDATE legs SET agent_id = ? WHERE call_id = ? "
+                "AND leg = (SELECT MAX(leg) FROM legs WHERE call_id = ?)",
+                (agent_id, call_id, call_id),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return changed > 0
+
+    def call_ended(
+        self,
+        call_id: str,
+        scorecard: dict[str, Any],
+        ended_at: float,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """The live leg is over: the call's scorecard (covering every leg), ``ended_at``
+        (epoch s) and status ``ended`` on the call and the leg; the leg's media end is the
+        call so far's (``state``), else the scorecard's duration."""
+        if state is not None:
+            media_end = state["media_s"]
+        else:
+            media_end = scorecard.get("metrics", {}).get("duration_s")
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(
+                "UPDATE calls SET scorecard = ?, ended_at = ?, status = 'ended', "
+                "state = COALESCE(?, state) WHERE call_id = ?",
+                (json.dumps(scorecard), ended_at, _json_or_none(state), call_id),
+            )
+            self._db.execute(
+                "UPDATE legs SET ended_at = ?, status = 'ended', media_end_s = ? "
+                "WHERE call_id = ? AND status = 'live'",
+                (ended_at, media_end, call_id),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def prune(self, older_than: float) -> int:
         """Delete calls (and their transcripts and nudges) started before ``older_than``."""
@@ -168,13 +330,31 @@ class SqliteStore:
 
     # reading ------------------------------------------------------------------------
 
+    def call_state(self, call_id: str) -> dict[str, Any] | None:
+        """The call so far as last saved (``CallSoFar.to_json``), or None (unknown call, or
+        a record from before calls had legs)."""
+        row = self._db.execute("SELECT state FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def agent_of(self, call_id: str) -> str | None:
+        """The agent id of the call's record (one indexed read), or None."""
+        row = self._db.execute(
+            "SELECT agent_id FROM calls WHERE call_id = ?", (call_id,)
+        ).fetchone()
+        return row[0] if row else None
+
     def scorecard(self, call_id: str) -> dict[str, Any] | None:
+        """The latest scorecard (final or checkpoint), or None (unknown call, or none yet)."""
         row = self._db.execute(
             "SELECT scorecard FROM calls WHERE call_id = ?", (call_id,)
         ).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     def record(self, call_id: str) -> dict[str, Any] | None:
+        """The call's record with its legs (in order), transcripts (start order), nudges
+        (media-time order) and feedback, or None. Transcripts hold channel, utterance_id,
+        times, text and words; a leg its number, agent, protocol, wall times, status and
+        ``media_start_s``/``media_end_s`` on the call's timeline."""
         row = self._db.execute(
             f"SELECT {CALL_COLUMNS} FROM calls WHERE call_id = ?",
             (call_id,),
@@ -182,6 +362,8 @@ class SqliteStore:
         return self._record(row) if row else None
 
     def export(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every record started at ``since`` (epoch s) or later, oldest first. The calls are read
+        at once; each record's transcripts, nudges and feedback as it is yielded."""
         rows = self._db.execute(  # calls_started index: a report reads only its days
             f"SELECT {CALL_COLUMNS} FROM calls WHERE started_at >= ? ORDER BY started_at",
             (float("-inf") if since is None else since,),
@@ -212,6 +394,12 @@ class SqliteStore:
                 "SELECT body FROM nudges WHERE call_id = ? ORDER BY media_time_s", (call_id,)
             )
         ]
+        legs = [
+            dict(zip(LEG_COLUMNS.split(", "), leg, strict=True))
+            for leg in self._db.execute(
+                f"SELECT {LEG_COLUMNS} FROM legs WHERE call_id = ? ORDER BY leg", (call_id,)
+            )
+        ]
         feedback = [
             {"nudge_id": n, "kind": k, "action": a, "at": t}
             for n, k, a, t in self._db.execute(
@@ -227,10 +415,16 @@ class SqliteStore:
             "ended_at": row[4],
             "status": row[5],
             "scorecard": json.loads(row[6]) if row[6] else None,
+            "legs": legs,
             "transcripts": transcripts,
             "nudges": nudges,
             "feedback": feedback,
         }
 
     def close(self) -> None:
+        """Close the database connection."""
         self._db.close()
+
+
+def _json_or_none(data: dict[str, Any] | None) -> str | None:
+    return None if data is None else json.dumps(data)

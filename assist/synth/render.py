@@ -7,23 +7,27 @@ import os
 import shutil
 import subprocess
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soxr
 
-from assist.synth.script import CallScript, Hold, Utterance
+from assist.synth.script import Announcement, CallScript, Echo, Hold, Utterance
 
 VOICES = {"customer": "en-us+f3", "agent": "en-us+m3"}
 MOH_DIR = Path("/usr/share/asterisk/moh")
 SPEECH_LEVEL_DBFS = -20.0
 MUSIC_LEVEL_DBFS = -24.0
 TRIM_DBFS = -45.0  # espeak pads utterances with silence; trim below this level
+ANNOUNCEMENT_DUCK_DB = -10.0  # hold music under an announcement played over it
 
 
 @dataclass(frozen=True)
 class RenderedUtterance:
+    """One scripted line as rendered: who, the text, its audible span (media seconds, from the
+    first audible sample to just past the last) and the text cue the script expects."""
+
     who: str
     text: str
     start_s: float  # first audible sample
@@ -33,22 +37,32 @@ class RenderedUtterance:
 
 @dataclass(frozen=True)
 class RenderedCall:
+    """A rendered call: its script, the audio (float32, shape (samples, 2): customer, agent,
+    at the script's rate, within [-1, 1)) and every line's audible span."""
+
     script: CallScript
     audio: np.ndarray  # (n, 2) float32: customer, agent
     utterances: list[RenderedUtterance]
+    # recorded hold announcements on the agent line (who "announcement"): not the agent
+    announcements: list[RenderedUtterance] = field(default_factory=list)
 
     @property
     def sample_rate(self) -> int:
+        """The script's sample rate, Hz."""
         return self.script.sample_rate
 
 
 def cache_dir() -> Path:
+    """The cache of espeak-ng renderings: ``$ASSIST_SYNTH_CACHE``, else
+    ``~/.cache/assist-synth``; created if missing."""
     path = Path(os.environ.get("ASSIST_SYNTH_CACHE", Path.home() / ".cache" / "assist-synth"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float32 mono in [-1, 1) (channels averaged), shape (samples,),
+    and its rate in Hz. Raises ``ValueError`` for another sample width."""
     with wave.open(str(path), "rb") as wav:
         if wav.getsampwidth() != 2:
             raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
@@ -61,15 +75,20 @@ def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
 def _speak(utterance: Utterance, rate: int) -> np.ndarray:
     """espeak-ng speech for one utterance at ``rate``, trimmed, at the speech level."""
     voice = utterance.voice or VOICES[utterance.who]
-    key = hashlib.sha256(f"{voice}|{utterance.words_per_minute}|{utterance.text}".encode())
+    return _tts(voice, utterance.words_per_minute, utterance.text, rate)
+
+
+def _tts(voice: str, words_per_minute: int, text: str, rate: int) -> np.ndarray:
+    """espeak-ng speech of ``text`` (cached on disk), at ``rate``, trimmed, at the speech level."""
+    key = hashlib.sha256(f"{voice}|{words_per_minute}|{text}".encode())
     path = cache_dir() / f"tts-{key.hexdigest()[:20]}.wav"
     if not path.exists():
         espeak = shutil.which("espeak-ng")
         if espeak is None:
             raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
         tmp = path.with_suffix(".tmp.wav")
-        cmd = [espeak, "-v", voice, "-s", str(utterance.words_per_minute), "-w", str(tmp)]
-        subprocess.run([*cmd, utterance.text], check=True, capture_output=True)
+        cmd = [espeak, "-v", voice, "-s", str(words_per_minute), "-w", str(tmp)]
+        subprocess.run([*cmd, text], check=True, capture_output=True)
         tmp.replace(path)
     audio, source_rate = read_wav_mono(path)
     audio = soxr.resample(audio, source_rate, rate).astype(np.float32)
@@ -105,6 +124,17 @@ def _hold_audio(hold: Hold, rate: int) -> np.ndarray:
 
 
 def render(script: CallScript) -> RenderedCall:
+    """Render ``script`` to stereo audio at its rate.
+
+    Both channels carry line noise at ``noise_dbfs`` (seeded: the same script gives the same
+    audio); a ``music`` or ``silence`` hold replaces the agent channel (music from Debian's
+    ``asterisk-moh-opsound-wav`` in ``MOH_DIR``, at -24 dBFS RMS), a ``line`` hold leaves
+    it, and its announcements play on the agent line (``_announce``, listed in
+    ``announcements``); each line is espeak-ng speech (cached) at -20 dBFS RMS, cut off at
+    ``duration_s``; a mute zeroes the agent line, speech included; with ``echo``, the agent
+    line (noise and music included) is mixed onto the customer line last. Raises
+    ``RuntimeError`` when espeak-ng or the music track is missing.
+    """
     rate = script.sample_rate
     n = round(script.duration_s * rate)
     rng = np.random.default_rng(script.seed)
@@ -112,12 +142,18 @@ def render(script: CallScript) -> RenderedCall:
         10 ** (script.noise_dbfs / 20)
     )
     audio = noise
+    agent_noise = audio[:, 1].copy()
     for hold in script.hold:
         if hold.sound == "line":
             continue  # the agent line keeps its noise; only CTI events tell
         start = int(hold.at * rate)
         clip = _hold_audio(hold, rate)[: max(0, n - start)]
         audio[start : start + len(clip), 1] = clip  # replaces the agent line, noise included
+    announced = [
+        _announce(audio[:, 1], agent_noise, hold.at + a.after, a, rate)
+        for hold in script.hold
+        for a in hold.announce
+    ]
     rendered = []
     for utterance in script.say:
         channel = 0 if utterance.who == "customer" else 1
@@ -133,11 +169,49 @@ def render(script: CallScript) -> RenderedCall:
                 utterance.expect,
             )
         )
+    for mute in script.mute:
+        audio[round(mute.at * rate) : round((mute.at + mute.duration) * rate), 1] = 0.0
+    if script.echo is not None:
+        audio[:, 0] += _echo_of(audio[:, 1], script.echo, rate, script.seed)
     np.clip(audio, -1.0, 32767 / 32768, out=audio)
-    return RenderedCall(script, audio, rendered)
+    return RenderedCall(script, audio, rendered, announced)
+
+
+def _announce(
+    agent: np.ndarray, noise: np.ndarray, at_s: float, announcement: Announcement, rate: int
+) -> RenderedUtterance:
+    """Play a hold announcement on the agent line (in place) from ``at_s``: over the line
+    ``noise`` instead of the hold's sound, or over the music ducked by
+    ``ANNOUNCEMENT_DUCK_DB``; cut off at the end of the call."""
+    a = announcement
+    start = round(at_s * rate)
+    clip = _tts(a.voice, a.words_per_minute, a.text, rate)[: max(0, len(agent) - start)]
+    span = slice(start, start + len(clip))
+    duck = np.float32(10 ** (ANNOUNCEMENT_DUCK_DB / 20))
+    agent[span] = (agent[span] * duck if a.over_music else noise[span]) + clip
+    return RenderedUtterance("announcement", a.text, start / rate, (start + len(clip)) / rate)
+
+
+def _echo_of(agent: np.ndarray, echo: Echo, rate: int, seed: int) -> np.ndarray:
+    """The agent line as it comes back on the customer line: delayed, attenuated, and with
+    ``dispersion_ms`` through a seeded decaying random echo path of unit energy gain."""
+    delay = round(echo.delay_ms * rate / 1000)
+    path = np.ones(1)
+    taps = round(echo.dispersion_ms * rate / 1000)
+    if taps > 1:
+        rng = np.random.default_rng(seed + 1)
+        path = rng.standard_normal(taps) * np.exp(-np.arange(taps) / (taps / 3))
+        path /= np.sqrt(np.sum(path**2))
+    out = np.zeros_like(agent)
+    if delay < len(agent):
+        echoed = np.convolve(agent[: len(agent) - delay], path)[: len(agent) - delay]
+        out[delay:] = echoed * np.float32(10 ** (echo.level_db / 20))
+    return out
 
 
 def write_stereo_wav(path: str | Path, audio: np.ndarray, rate: int) -> None:
+    """Write float32 audio of shape (samples, 2) as a 16-bit stereo WAV at ``rate`` Hz,
+    clipped to the 16-bit range."""
     pcm = np.round(audio * 32768.0).clip(-32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(2)

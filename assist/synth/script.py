@@ -15,6 +15,17 @@ duration = 50.0
 sound = "music"             # music | silence (agent line goes digitally silent) | line
                             # (line noise only: detectable from CTI events alone)
 cti = false                 # also send CTI hold events (not representable in a WAV)
+[[hold.announce]]           # a recorded prompt the platform plays during that hold (not the agent)
+after = 12.0                # seconds into the hold
+text = "Thank you for holding. Your call is important to us."
+over_music = false          # false: replaces the music while it plays; true: music ducked under it
+[[mute]]                    # the agent's microphone muted: digitally silent agent line, not a hold
+at = 3.0
+duration = 45.0
+[echo]                      # optional: the agent line leaks onto the customer line
+delay_ms = 120.0            # this late
+level_db = -24.0            # this much quieter (minus the echo return loss)
+dispersion_ms = 0.0         # > 0: through a decaying echo path this long, not a pure delay
 ```
 """
 
@@ -28,6 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Utterance(BaseModel):
+    """One scripted line: who says it, when (``at``, seconds from the call's start), the text,
+    the espeak-ng voice and speed, and the text cue it must raise."""
+
     model_config = ConfigDict(extra="forbid")
     who: Literal["customer", "agent"]
     at: float = Field(ge=0)
@@ -40,16 +54,58 @@ class Utterance(BaseModel):
     expect: Literal["negative_phrasing", "customer_frustration"] | None = None
 
 
+class Announcement(BaseModel):
+    """A recorded prompt the platform plays on the agent line ``after`` seconds into a hold
+    ("thank you for holding"): espeak-ng speech in its own voice, replacing the hold's sound
+    while it plays or, ``over_music``, over the music ducked under it. Not the agent."""
+
+    model_config = ConfigDict(extra="forbid")
+    after: float = Field(ge=0)
+    text: str = Field(min_length=1)
+    voice: str = "en-us+f2"
+    words_per_minute: int = Field(150, ge=80, le=400)
+    over_music: bool = False
+
+
 class Hold(BaseModel):
+    """A scripted hold from ``at`` for ``duration`` seconds: what the agent line carries
+    (``music`` track from ``MOH_DIR``, digital ``silence``, or its ``line`` noise only),
+    whether CTI hold events are sent too, and the announcements played during it."""
+
     model_config = ConfigDict(extra="forbid")
     at: float = Field(ge=0)
     duration: float = Field(gt=0)
     sound: Literal["music", "silence", "line"] = "music"
     music: str = "macroform-cold_day"
     cti: bool = False
+    announce: list[Announcement] = []
+
+
+class Mute(BaseModel):
+    """The agent's microphone muted from ``at`` for ``duration`` seconds: the agent line is
+    digitally silent (anything scripted for the agent then is unheard). Not a hold: the
+    ground truth has no long_hold for it."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: float = Field(ge=0)
+    duration: float = Field(gt=0)
+
+
+class Echo(BaseModel):
+    """The agent's line mixed onto the customer's (VoIP echo): ``delay_ms`` late,
+    ``level_db`` relative to the agent (minus the echo return loss), through a seeded,
+    exponentially decaying echo path ``dispersion_ms`` long (0: a pure delay)."""
+
+    model_config = ConfigDict(extra="forbid")
+    delay_ms: float = Field(ge=0)
+    level_db: float = Field(le=0)
+    dispersion_ms: float = Field(0.0, ge=0)
 
 
 class CallScript(BaseModel):
+    """A whole call (TOML format in the module docstring): length (s), rate (Hz), noise
+    floor (dBFS) and seed, the lines, the holds and the agent's mutes."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = "call"
     duration_s: float = Field(gt=0)
@@ -58,9 +114,13 @@ class CallScript(BaseModel):
     seed: int = 7
     say: list[Utterance] = []
     hold: list[Hold] = []
+    mute: list[Mute] = []
+    echo: Echo | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> CallScript:
+        """Read a TOML call script; ``name`` defaults to the file's stem. Raises ``OSError``,
+        ``tomllib.TOMLDecodeError`` or pydantic's ``ValidationError``."""
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
         data.setdefault("name", Path(path).stem)

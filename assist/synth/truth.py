@@ -16,6 +16,8 @@ from assist.synth.render import RenderedCall
 
 @dataclass(frozen=True, slots=True)
 class ExpectedCue:
+    """A cue the call should raise: its kind and the media time (s) it becomes true."""
+
     kind: str
     at_s: float  # media time the cue becomes true
 

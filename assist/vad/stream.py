@@ -21,7 +21,11 @@ STATE_SHAPE = (2, 1, 128)
 class VadScorer(Protocol):
     """Scores one window: ``run(window, state) -> (speech probability, new state)``."""
 
-    def run(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]: ...
+    def run(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
+        """Speech probability (0-1) of one window, ``CONTEXT_SAMPLES + WINDOW_SAMPLES`` float32
+        samples at 8 kHz (shape (288,)), given the recurrent state (float32, ``STATE_SHAPE``);
+        returned with the new state."""
+        ...
 
 
 SILENT_DBFS = -100.0
@@ -39,6 +43,30 @@ class VadStream:
         self._buffer = np.zeros(CONTEXT_SAMPLES + WINDOW_SAMPLES, dtype=np.float32)
         self._filled = 0  # samples of the current window already in _buffer
         self._index = 0
+
+    @property
+    def position(self) -> int:
+        """8 kHz samples taken so far (absolute sample index of the next one)."""
+        return self._index * WINDOW_SAMPLES + self._filled
+
+    def skip_to(self, position: int) -> tuple[int, int]:
+        """Audio lost up to absolute 8 kHz sample ``position`` (past the current window):
+        O(1), no window is scored. Returns ``(first, end)``, the lost windows
+        ``first .. end - 1``: the one in progress (its heard start is lost with it) through the
+        last one the gap covers. The window ``position`` falls in starts with silence for
+        its lost part, and the model's recurrent state starts afresh, as at a new stream.
+        Raises ``ValueError`` when ``position`` does not pass the current window."""
+        first = self._index
+        end = position // WINDOW_SAMPLES
+        if end <= first:
+            raise ValueError(
+                f"a gap to sample {position} does not pass window {first}: fill it instead"
+            )
+        self._index = end
+        self._filled = position - end * WINDOW_SAMPLES
+        self._buffer[:] = 0.0
+        self._state = np.zeros(STATE_SHAPE, dtype=np.float32)
+        return first, end
 
     def feed(self, samples: np.ndarray, scored: bool = True) -> list[WindowActivity]:
         """Window the samples; ``scored=False`` marks the windows as lost without running

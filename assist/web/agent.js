@@ -8,7 +8,7 @@ const current = document.getElementById("current");
 const history = document.getElementById("history");
 const transcript = document.getElementById("transcript");
 const hold = document.getElementById("hold");
-const partials = new Map(); // "call/channel/utterance" -> <li>
+const lines = new Map(); // "call/channel/utterance" -> its <li> (partial, final or corrected)
 const finals = []; // final transcripts of this page's calls, for the nudges' "what was said"
 let holdStarted = null;
 
@@ -23,12 +23,17 @@ function quoteFor(nudge) {
   return quote;
 }
 
+// A transcript already quoted (the same utterance, corrected) replaces its quote.
 function addToQuote(quote, t) {
   const overlaps = t.call_id === quote.dataset.callId &&
     t.start_s < Number(quote.dataset.end) + 0.25 && t.end_s > Number(quote.dataset.start) - 0.25;
-  if (!overlaps || quote.querySelector(`[data-key="${t.channel}/${t.utterance_id}"]`)) return;
-  quote.append(el("p", { "data-key": `${t.channel}/${t.utterance_id}` },
-    el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), ` “${t.text}”`));
+  if (!overlaps) return;
+  const key = `${t.channel}/${t.utterance_id}`;
+  const said = el("p", { "data-key": key },
+    el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), ` “${t.text}”`);
+  const shown = quote.querySelector(`[data-key="${key}"]`);
+  if (shown) shown.replaceWith(said);
+  else quote.append(said);
 }
 
 function nudgeElement(nudge, withActions) {
@@ -56,29 +61,42 @@ function nudgeElement(nudge, withActions) {
 }
 
 function showNudge(nudge) {
+  // The same nudge again (its quote corrected by redaction): replaced where it is shown.
+  const shown = document.querySelector(`.nudge[data-nudge-id="${CSS.escape(nudge.id)}"]`);
+  if (shown) {
+    const fresh = nudgeElement(nudge, false);
+    const actions = shown.querySelector(".actions");
+    if (actions) fresh.append(actions);
+    shown.replaceWith(fresh);
+    return;
+  }
   const previous = current.querySelector(".nudge");
   if (previous) history.prepend(el("li", {}, previous));
   current.className = `current ${nudge.severity}`;
   current.replaceChildren(nudgeElement(nudge, true));
 }
 
+// A transcript with an utterance id already shown replaces that line: the final its
+// partial, a correction (more of it redacted) the final.
 function showTranscript(t) {
   const key = `${t.call_id}/${t.channel}/${t.utterance_id}`;
-  const line = el("li", { class: `${t.channel}${t.final ? "" : " partial"}`, "data-start": t.start_s },
-    el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), t.text);
-  const old = partials.get(key);
+  const line = el("li", { class: `${t.channel}${t.final ? "" : " partial"}`, "data-start": t.start_s,
+    "data-key": key }, el("span", { class: "who" }, t.channel === "agent" ? "You" : "Customer"), t.text);
+  const old = lines.get(key);
   if (old) old.replaceWith(line);
   else {
     // Agent speech is transcribed first: keep the conversation in the order it was said.
     const later = [...transcript.children].find((li) => Number(li.dataset.start) > t.start_s);
     transcript.insertBefore(line, later || null);
   }
+  lines.set(key, line);
   if (t.final) {
-    partials.delete(key);
-    finals.push(t);
+    const i = finals.findIndex((f) => `${f.call_id}/${f.channel}/${f.utterance_id}` === key);
+    if (i >= 0) finals[i] = t;
+    else finals.push(t);
     document.querySelectorAll("blockquote.said").forEach((quote) => addToQuote(quote, t));
-  } else partials.set(key, line);
-  transcript.scrollTop = transcript.scrollHeight;
+  }
+  if (!t.corrected) transcript.scrollTop = transcript.scrollHeight;
 }
 
 function showCall(call) {

@@ -9,9 +9,14 @@ const body = document.getElementById("calls");
 const alerts = document.getElementById("alerts");
 let selected = null;
 
-async function loadTotals() {
+// The JSON API takes the page's token in a header, so it never sits in a URL.
+function authorized() {
   const token = params.get("token");
-  const response = await fetch(`/v1/floor/today${token ? "?token=" + encodeURIComponent(token) : ""}`);
+  return token ? { headers: { Authorization: `Bearer ${token}` } } : {};
+}
+
+async function loadTotals() {
+  const response = await fetch("/v1/floor/today", authorized());
   if (!response.ok) return;
   const today = await response.json();
   totals.clear();
@@ -48,10 +53,19 @@ function openCall(call) {
   const nudges = document.getElementById("detail-nudges");
   const lines = document.getElementById("detail-transcript");
   nudges.replaceChildren(); lines.replaceChildren();
-  const showNudge = (e) => nudges.prepend(el("li", { "data-nudge-kind": e.kind }, `${KIND_NAMES[e.kind] || e.kind}: ${e.message} (${e.evidence.explanation})`));
-  const showLine = (e) => lines.append(el("li", { class: e.channel }, el("span", { class: "who" }, e.channel), e.text));
-  const token = params.get("token");
-  fetch(`/v1/calls/${encodeURIComponent(call.call_id)}${token ? "?token=" + encodeURIComponent(token) : ""}`)
+  // A nudge or a transcript already shown (corrected by redaction) replaces its line.
+  const showNudge = (e) => {
+    const li = el("li", { "data-nudge-kind": e.kind, "data-nudge-id": e.id }, `${KIND_NAMES[e.kind] || e.kind}: ${e.message} (${e.evidence.explanation})`);
+    const shown = nudges.querySelector(`[data-nudge-id="${CSS.escape(e.id)}"]`);
+    if (shown) shown.replaceWith(li); else nudges.prepend(li);
+  };
+  const showLine = (e) => {
+    const key = `${e.channel}/${e.utterance_id}`;
+    const li = el("li", { class: e.channel, "data-key": key }, el("span", { class: "who" }, e.channel), e.text);
+    const shown = lines.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (shown) shown.replaceWith(li); else lines.append(li);
+  };
+  fetch(`/v1/calls/${encodeURIComponent(call.call_id)}`, authorized())
     .then((r) => (r.ok ? r.json() : null))
     .then((record) => {
       if (!record || selected !== call.call_id) return;

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soxr
 
-from assist.asr.model import ModelNotAvailable, load_model, resolve_model_path
+from assist.asr.model import LoadedModel, ModelNotAvailable, load_model, resolve_model_path
 from assist.asr.wer import word_error_rate
-from assist.asr.whisper import WhisperRecognizer
+from assist.asr.whisper import WhisperRecognizer, repeats_itself, window_frames
 from assist.detectors.negative_phrasing import quote_times
 from assist.events import Transcript, TranscriptWord
 from assist.scorecard import said_during
@@ -22,13 +22,28 @@ pytestmark = pytest.mark.asr
 PROMPTS = ["all-circuits-busy-now", "agent-alreadyon", "conf-placeintoconf", "vm-mailboxfull"]
 
 
+# Prompts that stock tiny.en says twice when its encoder window is cut to about their own
+# length (4 s): "Your temporary greeting is currently active. Your temporary greeting ..."
+REPEATED_IN_SHORT_WINDOWS = ["vm-tempgreetactive", "tt-monkeysintro"]
+MORE_PROMPTS = ["conf-waitforleader", "vm-review-nonurgent", "queue-youarenext", "vm-dialout"]
+
+
 @pytest.fixture(scope="module")
-def recognizer() -> WhisperRecognizer:
-    return WhisperRecognizer(load_model("tiny.en", "cpu", cpu_threads=2))
+def loaded() -> LoadedModel:
+    return load_model("tiny.en", "cpu", cpu_threads=2)
 
 
-def clip(name: str) -> np.ndarray:
+@pytest.fixture(scope="module")
+def recognizer(loaded) -> WhisperRecognizer:
+    return WhisperRecognizer(loaded)  # the full 30 s window
+
+
+def clip(name: str, pre_s: float = 0.0, post_s: float = 0.0) -> np.ndarray:
+    """A prompt at 16 kHz, with ``pre_s``/``post_s`` of faint noise around it (as the
+    segmenter's pre- and post-roll cut it from a call)."""
     audio, rate = read_wav_mono(SOUNDS / f"{name}.wav")
+    noise = np.random.default_rng(len(name)).standard_normal(int((pre_s + post_s) * rate)) * 1e-3
+    audio = np.concatenate([noise[: int(pre_s * rate)], audio, noise[int(pre_s * rate) :]])
     return soxr.resample(audio, rate, 16000).astype(np.float32)
 
 
@@ -85,6 +100,68 @@ def test_a_batch_gives_each_utterance_its_own_text(recognizer):
         assert e / n <= 0.2, (name, batched.text)
         assert batched.words and batched.words[0].start_s < 1.0  # times are per utterance
         assert abs(len(batched.words) - len(single.words)) <= 2
+
+
+def test_a_short_window_gives_the_full_windows_text(loaded, recognizer):
+    """The default 8 s floor: a third of the encoder's work, the same words."""
+    windowed = WhisperRecognizer(loaded, window_floor_s=8.0)
+    errors = words = 0
+    for name in PROMPTS + MORE_PROMPTS:
+        audio = clip(name, 0.3, 0.15)
+        (full,) = recognizer.recognize([audio])
+        (short,) = windowed.recognize([audio])
+        e, n = word_error_rate(full.text, short.text)
+        errors, words = errors + e, words + n
+        assert abs(len(short.words) - len(full.words)) <= 1, (full.text, short.text)
+        assert short.words[-1].end_s <= len(audio) / 16000 + 0.1  # times fit the audio
+    assert errors / words <= 0.05
+
+
+def test_the_guard_redoes_a_repetition_with_the_full_window(loaded, recognizer):
+    """A 2 s floor cuts the window to the prompt plus 0.5 s (4 s): stock Whisper then says
+    the sentence twice; the guard catches it and the redo gives the full window's text."""
+    retries: list[str] = []
+    windowed = WhisperRecognizer(loaded, window_floor_s=2.0, on_full_window_retry=retries.append)
+    for name in REPEATED_IN_SHORT_WINDOWS:
+        audio = clip(name, 0.3, 0.15)
+        frames = window_frames([len(audio) / 16000], 2.0)
+        assert frames == 400
+        with loaded.model.window(frames):  # what the windowed pass alone says
+            segments, _ = loaded.model.transcribe(
+                audio,
+                language="en",
+                beam_size=1,
+                temperature=0.0,
+                vad_filter=False,
+                word_timestamps=True,
+                condition_on_previous_text=False,
+                without_timestamps=False,
+            )
+            first_pass = " ".join(s.text.strip() for s in segments)
+        assert repeats_itself(first_pass), first_pass
+        (result,) = windowed.recognize([audio])
+        (full,) = recognizer.recognize([audio])
+        assert not repeats_itself(result.text)
+        assert result.text == full.text
+    assert retries == ["repetition"] * len(REPEATED_IN_SHORT_WINDOWS)
+    assert windowed.full_window_retries == len(REPEATED_IN_SHORT_WINDOWS)
+
+
+def test_a_windowed_batch_gives_each_utterance_its_own_text_and_guard(loaded):
+    """One encoder window for the batch (its longest utterance), each result mapped back to
+    its utterance, and a repetition redone for that utterance alone."""
+    retries: list[str] = []
+    windowed = WhisperRecognizer(loaded, window_floor_s=2.0, on_full_window_retry=retries.append)
+    names = ["vm-tempgreetactive", "all-circuits-busy-now", "agent-alreadyon"]
+    batch = [clip(name, 0.3, 0.15) for name in names]
+    texts = prompt_texts()
+    results = windowed.recognize(batch)
+    for name, audio, result in zip(names, batch, results, strict=True):
+        e, n = word_error_rate(texts[name], result.text)
+        assert e / n <= 0.2, (name, result.text)
+        assert result.words[0].start_s < 1.0  # times are per utterance
+        assert result.words[-1].end_s <= len(audio) / 16000 + 0.1
+    assert len(retries) <= 1  # the 7 s window fits the first prompt well enough or is redone
 
 
 def test_cuda_request_without_a_gpu_falls_back_to_cpu(caplog):

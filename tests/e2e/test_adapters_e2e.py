@@ -1,5 +1,6 @@
 """The same call through every ingest protocol gives the same nudges (Twilio fork, L16
-preamble stream, native); Twilio's signature check; a Twilio simulator we did not write."""
+preamble stream, native); roles swapped per stream; the Exotel and Telnyx dialects with
+frames out of order; Twilio's signature check; a Twilio simulator we did not write."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from assist.replay import encode_frames
 from tests.conftest import make_settings, synthesized_call
+from tests.e2e import dialects
 from tests.e2e.audiohook_client import send_audiohook
 from tests.e2e.helpers import (
     assert_nudges_match,
     collect_agent_events,
+    http_get,
     send_l16,
     send_twilio,
     stream_rendered,
@@ -137,6 +141,9 @@ async def test_twilio_malformed_input_is_closed_with_a_code(server, first, code)
         ),
         ({"sampleRate": 8000, "mixType": "surround"}, "unsupported_mix"),
         ({"sampleRate": 8000, "role": "boss"}, "bad_start"),
+        ({"sampleRate": 8000, "mixType": "stereo", "channels": "agent,agent"}, "bad_start"),
+        ({"sampleRate": 8000, "mixType": "stereo", "metadata": {"channels": "agent"}}, "bad_start"),
+        ({"content-type": "audio/l16;rate=" + "8" * 5000}, "unsupported_sample_rate"),
     ],
 )
 async def test_l16_bad_preambles(server, preamble, code):
@@ -210,3 +217,149 @@ async def test_streamdouble_twilio_simulator(server, tmp_path, loss):
     assert kinds == ["interruption"]
     assert abs(result.nudges[0]["media_time_s"] - 3.8) <= 0.3
     assert result.call_id.startswith("CA")
+
+
+# ---------------------------------------------------------------- roles per stream
+
+
+def _moments(result) -> list[tuple[str, float]]:
+    return [(n["kind"], n["media_time_s"]) for n in result.nudges]
+
+
+async def test_twilio_agent_on_the_inbound_track_by_custom_parameter(server):
+    """Outbound calls put the agent on the inbound track: the stream says so with
+    <Parameter name="agent_track" value="inbound"/> and gets the nudges of the normal mapping."""
+    call = synthesized_call("interruptions")
+
+    async def run(call_id: str, agent_track: str, parameters: dict[str, str]):
+        start = dialects.start_message("twilio", call_id, {"agent_id": call_id, **parameters})
+        media = dialects.media_messages("twilio", call, agent_track=agent_track)
+        return await collect_agent_events(
+            server.ws, call_id, lambda: dialects.send_stream(server.ws, "/v1/twilio", start, media)
+        )
+
+    normal = await run("CAnormal", "outbound", {})
+    swapped = await run("CAswapped", "inbound", {"agent_track": "inbound"})
+    calls = ("CAnormal", "CAswapped")
+    assert_nudges_match(normal, truth(call))
+    assert _moments(swapped) == _moments(normal)
+    talk = {c: server.service.store.record(c)["scorecard"]["metrics"]["talk_s"] for c in calls}
+    assert talk["CAswapped"] == talk["CAnormal"]
+    # without the parameter the same audio is read the wrong way round
+    unmarked = await run("CAunmarked", "inbound", {})
+    assert _moments(unmarked) != _moments(normal)
+
+
+async def test_l16_stereo_stream_with_swapped_channels(server):
+    call = synthesized_call("interruptions")
+    swapped = np.ascontiguousarray(call.audio[:, ::-1])  # left agent, right customer
+
+    async def send() -> None:
+        async with connect(f"{server.ws}/v1/l16") as ws:
+            preamble = {
+                "callSid": "l16-swapped",
+                "sampleRate": call.sample_rate,
+                "mixType": "stereo",
+                "metadata": {"agent_id": "l16-agent", "channels": "agent,customer"},
+            }
+            await ws.send(json.dumps(preamble))
+            for frame in encode_frames(swapped, call.sample_rate, "pcm16"):
+                await ws.send(frame)
+
+    result = await collect_agent_events(server.ws, "l16-agent", send)
+    assert result.call_id == "l16-swapped"
+    assert_nudges_match(result, truth(call))
+
+
+# ---------------------------------------------------------------- Exotel and Telnyx
+
+
+async def _dialect_call(running, dialect, call, call_id, media, path=None, query=""):
+    start = dialects.start_message(dialect, call_id, {"agent_id": call_id})
+    path = path or f"/v1/{dialect}"
+    return await collect_agent_events(
+        running.ws, call_id, lambda: dialects.send_stream(running.ws, path, start, media, query)
+    )
+
+
+async def test_exotel_pcm_stream_in_and_out_of_order(server):
+    """Exotel: snake_case ids, one track of raw 16-bit PCM in 100 ms chunks. Neighbouring
+    chunks swapped (100 ms: within the window) give the nudges of the stream in order."""
+    call = synthesized_call("dead_air")
+    media = dialects.media_messages("exotel", call, frame_s=0.1)
+    in_order = await _dialect_call(server, "exotel", call, "CAexo-in-order", media)
+    swapped = dialects.shuffled_within(media, block=2, seed=3)
+    assert swapped != media
+    shuffled = await _dialect_call(server, "exotel", call, "CAexo-shuffled", swapped)
+    assert in_order.nudges and _moments(shuffled) == _moments(in_order)
+    assert [n["kind"] for n in in_order.nudges] == ["dead_air"] * len(in_order.nudges)
+    metrics = server.service.metrics
+    assert metrics.media_frames.get(protocol="exotel", outcome="reordered") > 0
+    assert metrics.media_frames.get(protocol="exotel", outcome="late") == 0
+    assert metrics.media_lost_seconds.get(protocol="exotel") == 0
+    record = server.service.store.record("CAexo-shuffled")
+    assert (record["protocol"], record["agent_id"]) == ("exotel", "CAexo-shuffled")
+    assert record["scorecard"]["metrics"]["talk_s"].keys() == {"customer"}
+    assert record["scorecard"]["metrics"]["duration_s"] == pytest.approx(
+        call.script.duration_s, abs=0.1
+    )
+
+
+async def test_exotel_agent_leg_by_query_parameter(server):
+    """Exotel passes custom parameters on the URL: agent_track=inbound makes its one track
+    the agent's."""
+    call = synthesized_call("dead_air")
+    media = dialects.media_messages("exotel", call, frame_s=0.1, mono_role="agent")
+    await _dialect_call(server, "exotel", call, "CAexo-agent", media, query="agent_track=inbound")
+    talk = server.service.store.record("CAexo-agent")["scorecard"]["metrics"]["talk_s"]
+    assert talk.keys() == {"agent"} and talk["agent"] > 3.0
+
+
+async def test_telnyx_frames_shuffled_within_the_window_give_the_same_nudges(server):
+    """Telnyx: stream_id / call_control_id, PCMU, both tracks (not listed in its start),
+    frames not in order: each run of 4 frames per track arrives shuffled (60 ms at most
+    behind: within the 100 ms window)."""
+    call = synthesized_call("interruptions")
+    media = dialects.media_messages("telnyx", call)
+    in_order = await _dialect_call(server, "telnyx", call, "v3:in-order", media)
+    shuffled_media = dialects.shuffled_within(media, block=8, seed=7)
+    shuffled = await _dialect_call(server, "telnyx", call, "v3:shuffled", shuffled_media)
+    assert_nudges_match(in_order, truth(call))
+    assert _moments(shuffled) == _moments(in_order)
+    metrics = server.service.metrics
+    assert metrics.media_frames.get(protocol="telnyx", outcome="reordered") > 100
+    assert metrics.media_frames.get(protocol="telnyx", outcome="late") == 0
+    assert metrics.media_lost_seconds.get(protocol="telnyx") == 0
+    assert server.service.store.record("v3:shuffled")["protocol"] == "telnyx"
+
+
+async def test_telnyx_frame_later_than_the_window_is_lost_not_reordered(server):
+    call = synthesized_call("interruptions")
+    media = dialects.media_messages("telnyx", call)
+    index = 2 * 250  # inbound frame 250 (5.0 s), sent after 12 more frames per track
+    late = dialects.held_back(media, index, by=24)  # 240 ms of media later
+    result = await _dialect_call(server, "telnyx", call, "v3:late", late, path="/v1/twilio")
+    assert_nudges_match(result, truth(call))
+    metrics = server.service.metrics
+    assert metrics.media_frames.get(protocol="telnyx", outcome="late") == 1
+    assert metrics.media_frames.get(protocol="telnyx", outcome="reordered") == 0
+    assert metrics.media_lost_seconds.get(protocol="telnyx") == pytest.approx(0.02)
+
+
+async def test_an_agent_bound_before_the_stream_starts(server):
+    """A CTI event may come before the media stream: the binding waits for the call."""
+    bind = f"{server.http}/v1/calls/CApending/agent"
+    assert (await dialects.http_post(f"{bind}?agent_id=early-agent"))[1]["status"] == "pending"
+    status, _, _ = await http_get(f"{bind}?agent_id=early-agent")
+    assert status == 405
+    call = synthesized_call("dead_air")
+    start = dialects.start_message("twilio", "CApending", {})  # no agent id on the stream
+    media = dialects.media_messages("twilio", call)
+    result = await collect_agent_events(
+        server.ws,
+        "early-agent",
+        lambda: dialects.send_stream(server.ws, "/v1/twilio", start, media),
+    )
+    assert result.call_id == "CApending"
+    assert_nudges_match(result, truth(call))
+    assert server.service.store.record("CApending")["agent_id"] == "early-agent"

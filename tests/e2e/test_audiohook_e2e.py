@@ -1,14 +1,21 @@
 """Genesys AudioHook v2 Monitor over real sockets, from the protocol's own rules: the
-signed handshake, media selection, message numbering, pause/discard timelines, probes."""
+signed handshake, media selection, message numbering, pause/discard timelines, probes; the
+agent of a conversation from the open message or bound later through the JSON API."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import time
 
+import numpy as np
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from assist.audio.codecs import mulaw_encode
+from assist.replay import ReplayResult
 from tests.conftest import make_settings, synthesized_call
 from tests.e2e.audiohook_client import (
     API_KEY,
@@ -19,6 +26,7 @@ from tests.e2e.audiohook_client import (
     send_audiohook,
     signed_headers,
 )
+from tests.e2e.dialects import http_post
 from tests.e2e.helpers import assert_nudges_match, collect_agent_events, truth
 
 pytestmark = pytest.mark.e2e
@@ -206,3 +214,134 @@ async def test_audio_before_open_gets_disconnect(ah):
     assert message["type"] == "disconnect"
     with pytest.raises(ConnectionClosed):
         await client.ws.recv()
+
+
+# ---------------------------------------------------------------- the agent of a conversation
+
+
+async def _stream(client: AudioHookClient, call, start_s: float, end_s: float, order) -> None:
+    """Send the call's audio from ``start_s`` to ``end_s`` as 200 ms PCMU frames."""
+    columns = {"external": call.audio[:, 0], "internal": call.audio[:, 1]}
+    stereo = np.stack([columns[c] for c in order], axis=1)
+    step = int(0.2 * call.sample_rate)
+    first, last = int(start_s * call.sample_rate), int(end_s * call.sample_rate)
+    for i in range(first, min(last, len(stereo)), step):
+        await client.audio(mulaw_encode(stereo[i : min(i + step, last)].reshape(-1)))
+
+
+async def _one_call(running, call, conversation, custom, order=("external", "internal")):
+    client = await connect(running)
+    await client.open([offer(list(order))], conversation=conversation, custom=custom)
+    await _stream(client, call, 0.0, call.script.duration_s, order)
+    await client.close_session()
+
+
+@pytest.mark.speech
+@pytest.mark.parametrize(
+    ("custom", "agent_id"),
+    [
+        # the client's participant: ani +15551234567 (the customer), dnis +15557654321
+        ({"agentsByDnis": {"+15557654321": "ah-direct-line"}}, "ah-direct-line"),
+        ({"agentsByAni": {"+15551234567": "ah-by-ani"}, "agentId": "ah-static"}, "ah-by-ani"),
+        ({"agentsByDnis": {"+10000000000": "someone"}, "agentId": "ah-static"}, "ah-static"),
+    ],
+    ids=["participant-dnis", "participant-ani", "custom-config-fallback"],
+)
+async def test_agent_id_from_the_participant_and_custom_config(ah, custom, agent_id):
+    call = synthesized_call("dead_air")
+    conversation = f"conv-{agent_id}"
+    result = await collect_agent_events(
+        ah.ws, agent_id, lambda: _one_call(ah, call, conversation, custom)
+    )
+    assert result.call_id == conversation
+    assert_nudges_match(result, truth(call))
+    assert ah.service.store.record(conversation)["agent_id"] == agent_id
+
+
+@pytest.mark.speech
+async def test_agent_channel_external_swaps_the_roles(ah):
+    call = synthesized_call("interruptions")
+    custom = {"agentId": "ah-swapped", "agentChannel": "external"}
+    # the agent's audio on the external channel, the customer's on the internal one
+    swapped = dataclasses.replace(call, audio=np.ascontiguousarray(call.audio[:, ::-1]))
+    result = await collect_agent_events(
+        ah.ws, "ah-swapped", lambda: _one_call(ah, swapped, "conv-swapped", custom)
+    )
+    assert_nudges_match(result, truth(call))
+
+
+async def _until(ws, predicate) -> list[dict]:
+    """Events from ``ws`` up to and including the first that ``predicate`` accepts."""
+    seen = []
+    async with asyncio.timeout(60):  # a guard against a hang, not a measurement
+        while True:
+            seen.append(json.loads(await ws.recv()))
+            if predicate(seen[-1]):
+                return seen
+
+
+@pytest.mark.speech
+async def test_agent_bound_later_through_the_json_api(server_factory):
+    """One Genesys integration for every agent: the open names no agent, a CTI integration
+    learns it and binds it. The nudges before the binding reach the agent after it; the
+    floor, the record and the scorecard show the agent."""
+    tokens = {"supervisor_tokens": ["sup"], "agent_tokens": {"agent-tok": "late-agent"}}
+    running = await server_factory(
+        make_settings(
+            audiohook={"api_key": API_KEY, "client_secret": SECRET, "failure_delay_s": 0.0},
+            access=tokens,
+        )
+    )
+    call = synthesized_call("interruptions")
+    expected = truth(call)
+    early = [c for c in expected if c.at_s < 20.0]
+    assert early and len(early) < len(expected)
+    conversation = "conv-bound-later"
+    bind = f"{running.http}/v1/calls/{conversation}/agent"
+    base = running.ws
+    async with (
+        ws_connect(f"{base}/v1/agents/late-agent/events?token=agent-tok") as agent,
+        ws_connect(f"{base}/v1/agents/unassigned/events?token=sup") as unassigned,
+        ws_connect(f"{base}/v1/floor/events?token=sup") as floor,
+    ):
+        client = await connect(running)
+        await client.open([offer(["external", "internal"])], conversation=conversation, custom={})
+        await _stream(client, call, 0.0, 25.0, ("external", "internal"))
+        before: list[dict] = []  # the early nudges, produced while nobody is bound
+        while sum(e["type"] == "nudge" for e in before) < len(early):
+            before += await _until(unassigned, lambda e: e["type"] == "nudge")
+        assert {e["agent_id"] for e in before if e["type"] == "nudge"} == {"unassigned"}
+
+        assert (await http_post(f"{bind}?agent_id=late-agent&token=agent-tok"))[0] == 401
+        assert (await http_post(f"{bind}?agent_id=bad%20id&token=sup"))[0] == 400
+        status, body = await http_post(f"{bind}?agent_id=late-agent&token=sup")
+        assert status == 200
+        assert body == {
+            "type": "agent_bound",
+            "call_id": conversation,
+            "agent_id": "late-agent",
+            "status": "bound",
+            "previous_agent_id": "unassigned",
+        }
+        await _until(
+            floor,
+            lambda e: e["type"] == "call_update" and e["call"]["agent_id"] == "late-agent",
+        )
+        await _until(unassigned, lambda e: e["type"] == "call_ended")
+
+        await _stream(client, call, 25.0, call.script.duration_s, ("external", "internal"))
+        await client.close_session()
+        events = await _until(agent, lambda e: e["type"] == "call_ended")
+
+    nudges = [e for e in events if e["type"] == "nudge"]
+    result = ReplayResult(call_id=conversation, scorecard=None, events=nudges)
+    assert_nudges_match(result, expected)
+    assert {n["agent_id"] for n in nudges} == {"late-agent"}
+    record = running.service.store.record(conversation)
+    assert record["agent_id"] == "late-agent"
+    assert record["scorecard"]["agent_id"] == "late-agent"
+    assert {n["agent_id"] for n in record["nudges"]} == {"late-agent"}
+    # the call has ended: a later binding changes its record only
+    status, body = await http_post(f"{bind}?agent_id=other-agent&token=sup")
+    assert (status, body["status"], body["previous_agent_id"]) == (200, "recorded", "late-agent")
+    assert running.service.store.record(conversation)["agent_id"] == "other-agent"

@@ -34,6 +34,9 @@ SILENCE_20MS = bytes(320 * 2)  # 160 samples x 2 channels x 2 bytes
     [
         (["{not json"], "bad_json", 1007),
         (['["a list"]'], "bad_json", 1007),
+        (["[" * 20000 + "]" * 20000], "bad_json", 1007),  # nested past the parser's depth
+        (['{"type": "start", "sample_rate": ' + "9" * 5000 + "}"], "bad_json", 1007),
+        ([START, '{"type": "hold", "on": ' + "[" * 20000], "bad_json", 1007),
         (['{"type": "dance"}'], "unknown_type", 1008),
         ([json.dumps(start_message("c-1", sample_rate=44100))], "unsupported_sample_rate", 1003),
         ([json.dumps(start_message("c-1", encoding="opus"))], "unsupported_encoding", 1003),
@@ -115,6 +118,21 @@ async def test_single_channel_call(server):
     assert replies[1]["scorecard"]["metrics"]["talk_s"] == {"agent": 0.0}
 
 
+async def test_a_client_gone_before_reading_started_releases_the_call(server):
+    async with connect(f"{server.ws}/v1/floor/events") as floor:
+        assert json.loads(await floor.recv())["type"] == "subscribed"
+        ws = await connect(f"{server.ws}/v1/calls")
+        await ws.send(json.dumps(start_message("gone-1")))
+        ws.transport.abort()  # never reads "started"
+        while (event := json.loads(await floor.recv()))["type"] != "call_ended":
+            pass
+    assert event["call_id"] == "gone-1"
+    assert server.service.live == {}
+    async with connect(f"{server.ws}/v1/calls") as again:  # the id is free again
+        await again.send(json.dumps(start_message("gone-1")))
+        assert json.loads(await again.recv())["type"] == "started"
+
+
 async def test_dropped_connection_ends_call_and_keeps_scorecard(server):
     call = synthesized_call("dead_air")
     pcm = np.round(call.audio * 32768).clip(-32768, 32767).astype("<i2")
@@ -172,6 +190,8 @@ async def test_health_metrics_and_unknown_routes(server):
     assert status == 404
     status, _ = await http_get_json(f"{server.http}/v1/calls/unknown/scorecard")
     assert status == 404
+    status, body = await http_get_json(f"{server.http}/static/missing.js")
+    assert (status, body) == (404, {"error": "no route for /static/missing.js"})
 
 
 async def test_healthz_is_503_until_models_load():

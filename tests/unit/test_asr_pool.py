@@ -95,6 +95,32 @@ async def test_newer_partial_supersedes_older_and_final_supersedes_partials(manu
         pool.close()
 
 
+async def test_partials_are_shed_while_finals_queue_up(manual_clock):
+    """Past ``partial_max_waiting`` waiting requests a new partial is shed at once (busy);
+    finals always queue, and partials come back when the queue has drained."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, partial_max_waiting=1)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0))
+        await _step(rec)  # the worker is busy; nothing waits
+        first = pool.submit("c", utterance(1, final=False, uid=1))  # 0 waiting: queued
+        final = pool.submit("c", utterance(2, "customer", uid=2))  # finals always queue
+        busy = pool.submit("d", utterance(3, final=False, uid=1))  # 2 waiting > 1: shed
+        r = await busy
+        assert (r.status, r.reason) == ("shed", "busy")
+        for _ in range(3):
+            rec.release.release()
+        assert (await final).status == "ok" and (await first).status == "ok"
+        await blocker
+        later = pool.submit("d", utterance(4, final=False, uid=1))  # drained: queued again
+        rec.release.release()
+        assert (await later).status == "ok"
+        assert pool.shed == {"busy": 1}
+    finally:
+        pool.close()
+
+
 async def test_full_queue_sheds_the_least_urgent(manual_clock):
     rec = SteppedRecognizer()
     pool = make_pool(rec, manual_clock, max_queue=2)

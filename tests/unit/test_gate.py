@@ -62,9 +62,13 @@ def at(index: int) -> float:
         # too quiet (below min_speech_dbfs) never counts, whatever the probability
         ("qqqqqq", []),
         ("##qqqqqqqq", [(1, True, 0), (9, False, 2)]),
-        # lost windows are not speech
+        # lost windows are not speech, and end speech at once, where the audio was lost
         ("xxxxxx", []),
-        ("##xxxxxxxx", [(1, True, 0), (9, False, 2)]),
+        ("##xxxxxxxx", [(1, True, 0), (2, False, 2)]),
+        # ... or where the pause already under way began
+        ("###....x", [(1, True, 0), (7, False, 3)]),
+        # a lost window breaks an onset run
+        ("#x#.##", [(5, True, 4)]),
     ],
 )
 def test_gate_edges_default_config(pattern: str, expected: list[tuple[int, bool, int]]) -> None:

@@ -27,6 +27,18 @@ EXPECTED = {
         "Seconds of call audio dropped because processing fell behind.",
         (),
     ),
+    "assist_media_frames_total": (
+        "counter",
+        "Frames of Twilio-style streams put back in order, or dropped as late or duplicate, "
+        "by protocol and outcome.",
+        ("protocol", "outcome"),
+    ),
+    "assist_media_lost_seconds_total": (
+        "counter",
+        "Track-seconds of Twilio-style stream audio that never came in time, replaced with "
+        "silence, by protocol.",
+        ("protocol",),
+    ),
     "assist_findings_total": ("counter", "Cue findings, by kind.", ("kind",)),
     "assist_nudges_total": ("counter", "Nudges sent, by kind and severity.", ("kind", "severity")),
     "assist_nudges_suppressed_total": (

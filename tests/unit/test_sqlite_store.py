@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from assist.events import Evidence, Nudge, Transcript, TranscriptWord
+from assist.store import MemoryStore
 from assist.store.sqlite import MIGRATIONS, SqliteStore
 
 
@@ -76,13 +77,83 @@ def test_a_call_cut_off_by_a_crash_keeps_its_last_checkpoint(tmp_path):
     assert len(record["nudges"]) == 1
 
 
-def test_reusing_a_call_id_replaces_the_old_record(tmp_path):
-    store = SqliteStore(tmp_path / "calls.sqlite3")
-    store.call_started("c-1", "a-1", "native", 1000.0)
+@pytest.fixture(params=["sqlite", "memory"])
+def any_store(request, tmp_path):
+    if request.param == "memory":
+        return MemoryStore(10)
+    return SqliteStore(tmp_path / "calls.sqlite3")
+
+
+def test_a_call_id_used_again_is_the_next_leg_of_the_same_record(any_store):
+    store = any_store
+    assert store.call_started("c-1", "a-1", "native", 1000.0) == 1
+    store.add_transcript("c-1", transcript("first leg", 1.0))
     store.add_nudge("c-1", nudge("dead_air", 9.0))
-    store.call_started("c-1", "a-2", "native", 2000.0)
+    store.add_feedback("c-1", "c-1-9.0", "dead_air", "got_it", 1010.0)
+    state = {"version": 1, "media_s": 12.5}
+    store.call_ended("c-1", {"metrics": {"duration_s": 12.48}}, 1013.0, state)
+    assert store.call_state("c-1") == state
+    assert store.call_started("c-1", "a-2", "twilio", 2000.0, media_start_s=12.5) == 2
+    store.add_nudge("c-1", nudge("interruption", 15.0))
+    live = store.record("c-1")
+    assert (live["status"], live["agent_id"], live["started_at"]) == ("live", "a-2", 1000.0)
+    assert live["ended_at"] is None
+    store.call_ended("c-1", {"metrics": {"duration_s": 20.0}}, 2008.0, {**state, "media_s": 20.0})
     record = store.record("c-1")
-    assert record["agent_id"] == "a-2" and record["nudges"] == []
+    legs = [(leg["leg"], leg["agent_id"], leg["protocol"], leg["status"]) for leg in record["legs"]]
+    assert legs == [(1, "a-1", "native", "ended"), (2, "a-2", "twilio", "ended")]
+    first, second = record["legs"]
+    assert (first["started_at"], first["ended_at"]) == (1000.0, 1013.0)
+    assert (first["media_start_s"], first["media_end_s"]) == (0.0, 12.5)
+    assert (second["media_start_s"], second["media_end_s"]) == (12.5, 20.0)
+    # nothing the first leg stored is gone
+    assert [t["text"] for t in record["transcripts"]] == ["first leg"]
+    assert [n["kind"] for n in record["nudges"]] == ["dead_air", "interruption"]
+    assert [f["action"] for f in record["feedback"]] == ["got_it"]
+    assert (record["status"], record["ended_at"]) == ("ended", 2008.0)
+    assert record["scorecard"] == {"metrics": {"duration_s": 20.0}}
+    assert [r["call_id"] for r in store.export()] == ["c-1"]  # still one call
+    assert store.set_agent("c-1", "a-3")
+    assert [leg["agent_id"] for leg in store.record("c-1")["legs"]] == ["a-1", "a-3"]
+
+
+def test_a_leg_cut_off_by_a_crash_ends_at_its_last_checkpoint(tmp_path):
+    path = tmp_path / "calls.sqlite3"
+    store = SqliteStore(path)
+    store.call_started("c-1", "a-1", "native", 1000.0)
+    store.call_ended("c-1", {}, 1010.0, {"version": 1, "media_s": 10.0})
+    store.call_started("c-1", "a-1", "native", 1020.0, media_start_s=10.0)
+    store.checkpoint("c-1", {"metrics": {"duration_s": 40.0}}, {"version": 1, "media_s": 40.0})
+    store.checkpoint("c-1", {"metrics": {"duration_s": 41.0}})  # the state stays
+    # the process dies here
+    legs = SqliteStore(path).record("c-1")["legs"]
+    assert [(leg["status"], leg["media_end_s"]) for leg in legs] == [
+        ("ended", 10.0),
+        ("cut_off", 40.0),
+    ]
+
+
+def test_schema_2_records_become_one_leg_calls(tmp_path):
+    path = tmp_path / "calls.sqlite3"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        db.executescript(script)
+    db.execute(
+        "INSERT INTO calls VALUES ('old', 'a-1', 'twilio', 500.0, 560.0, 'ended', ?)",
+        ('{"metrics": {"duration_s": 58.2}}',),
+    )
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version == len(MIGRATIONS) == 3
+    (leg,) = store.record("old")["legs"]
+    assert leg == {
+        "leg": 1, "agent_id": "a-1", "protocol": "twilio", "started_at": 500.0,
+        "ended_at": 560.0, "status": "ended", "media_start_s": 0.0, "media_end_s": 58.2,
+    }  # fmt: skip
+    assert store.call_state("old") is None
+    assert store.call_started("old", "a-1", "twilio", 900.0, media_start_s=58.2) == 2
 
 
 def test_retention_deletes_old_calls_with_their_rows(tmp_path):

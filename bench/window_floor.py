@@ -1,0 +1,255 @@
+"""Whisper's encoder window floor: word error rate and speed per floor on real phone speech.
+
+Every Asterisk prompt of 6-25 words (Debian's recorded 8 kHz human speech with reference
+transcripts: the population ``bench/asr_quality.py`` samples from), split alternately into
+a customer and an agent set as that benchmark does, and every prompt of 2-5 words (short
+utterances, where the floor decides the window: "Thank you.", "Call waiting."), is cut
+as the live segmenter cuts an
+utterance (0.3 s pre-roll, 0.15 s post-roll of -60 dBFS line noise) and brought to 16 kHz
+the way each call rate reaches the recognizer: an 8 kHz mu-law call through the service's
+streaming resampler, a 16 kHz PCM16 call as sent. Each utterance is recognized by the
+service's own ``WhisperRecognizer`` at every floor in turn (floors interleaved per
+utterance, so a busy machine slows all floors alike), one CPU thread, tiny.en int8.
+
+Per floor and rate, for the customer and agent sentences and the short utterances: word
+error rate with the repetition guard (what the service does) and of the windowed pass
+alone (no guard), the utterances redone with the full window and why, and milliseconds
+per utterance (mean, p50, p95). Floor 30 is Whisper's full window (the reference).
+
+    python bench/window_floor.py [--floors 30 15 10 8 6 5 4 3 2] [--rates 8000 16000]
+                                 [--threads 1] [--limit N] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assist.asr.model import load_model  # noqa: E402
+from assist.asr.wer import word_error_rate  # noqa: E402
+from assist.asr.whisper import FULL_WINDOW_S, WhisperRecognizer, _Decoded  # noqa: E402
+from assist.audio.codecs import decode, mulaw_encode  # noqa: E402
+from assist.audio.resample import StreamResampler  # noqa: E402
+from assist.synth.recorded import SOUNDS, prompt_texts  # noqa: E402
+from assist.synth.render import read_wav_mono  # noqa: E402
+from bench.common import machine  # noqa: E402
+
+PRE_ROLL_S, POST_ROLL_S = 0.3, 0.15  # the segmenter's defaults ([utterances])
+NOISE_DBFS = -60.0  # line noise, as in assist.synth.recorded.prompt_call
+
+
+class _FirstPass(WhisperRecognizer):
+    """The service's recognizer, keeping the windowed pass's text before the guard."""
+
+    first_pass = ""
+
+    def _one(self, audio: np.ndarray, frames: int | None) -> _Decoded:
+        decoded = super()._one(audio, frames)
+        if frames is not None or self._floor_s >= FULL_WINDOW_S:
+            self.first_pass = decoded.recognized().text
+        return decoded
+
+
+def prompts(limit: int | None, short: bool = False) -> list[tuple[str, str, str]]:
+    """(name, group, reference): every 6-25-word prompt, alternating groups ``customer`` and
+    ``agent``; with ``short`` also every 2-5-word prompt, group ``short``."""
+    texts = prompt_texts()
+
+    def spoken(name: str, low: int, high: int) -> bool:
+        text = texts[name]
+        return low <= len(text.split()) <= high and "..." not in text and "<" not in text
+
+    names = sorted(n for n in texts if spoken(n, 6, 25))
+    names = names[:limit] if limit else names
+    chosen = [(n, ("customer", "agent")[i % 2], texts[n]) for i, n in enumerate(names)]
+    if short:
+        few = sorted(n for n in texts if spoken(n, 2, 5))
+        chosen += [(n, "short", texts[n]) for n in (few[:limit] if limit else few)]
+    return chosen
+
+
+def utterance(name: str, rate: int, seed: int) -> np.ndarray:
+    """The prompt as the recognizer gets it from a call at ``rate``: float32, 16 kHz."""
+    audio, source_rate = read_wav_mono(SOUNDS / f"{name}.wav")
+    rng = np.random.default_rng(seed)
+    pad = [np.zeros(int(s * source_rate), dtype=np.float32) for s in (PRE_ROLL_S, POST_ROLL_S)]
+    audio = np.concatenate([pad[0], audio.astype(np.float32), pad[1]])
+    audio += rng.standard_normal(len(audio)).astype(np.float32) * np.float32(
+        10 ** (NOISE_DBFS / 20)
+    )
+    audio = np.clip(audio, -1.0, 32767 / 32768)
+    if rate == 8000:  # mu-law on the wire, the service's resampler to 16 kHz
+        line = decode(mulaw_encode(audio), "mulaw")
+        return StreamResampler(8000, 16000).process(line, last=True).astype(np.float32)
+    import soxr  # a 16 kHz PCM16 call: the caller's upsampling, 16-bit on the wire
+
+    wide = soxr.resample(audio, source_rate, rate)
+    return (np.round(wide * 32768.0).clip(-32768, 32767) / 32768.0).astype(np.float32)
+
+
+GROUPS = {  # summary group -> the prompt groups in it
+    "customer": ("customer",),
+    "agent": ("agent",),
+    "all": ("customer", "agent"),  # the sentences
+    "short": ("short",),
+}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per group (``GROUPS``): WER guarded and of the first pass, ms per utterance, and the
+    full-window retries by reason."""
+    out: dict[str, Any] = {}
+    for group, members in GROUPS.items():
+        mine = [r for r in rows if r["channel"] in members]
+        if not mine:
+            continue
+        words = sum(r["words"] for r in mine)
+        ms = np.array([r["ms"] for r in mine])
+        reasons: dict[str, int] = {}
+        for r in mine:
+            if r["retry"]:
+                reasons[r["retry"]] = reasons.get(r["retry"], 0) + 1
+        out[group] = {
+            "wer": round(sum(r["errors"] for r in mine) / words, 4),
+            "wer_first_pass": round(sum(r["errors_first_pass"] for r in mine) / words, 4),
+            "words": words,
+            "utterances": len(mine),
+            "ms_per_utterance": {
+                "mean": round(float(ms.mean()), 1),
+                "p50": round(float(np.percentile(ms, 50)), 1),
+                "p95": round(float(np.percentile(ms, 95)), 1),
+            },
+            "full_window_retries": reasons,
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--floors", type=float, nargs="+", default=[30, 15, 10, 8, 6, 5, 4, 3, 2])
+    parser.add_argument("--rates", type=int, nargs="+", default=[8000, 16000])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the recognizer")
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--limit", type=int, default=None, help="first N prompts (smoke runs)")
+    parser.add_argument("--no-short", action="store_true", help="sentences only")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    loaded = load_model(args.model, "cpu", cpu_threads=args.threads)
+    retried: list[str] = []
+    recognizers = {
+        floor: _FirstPass(loaded, 1, floor, on_full_window_retry=retried.append)
+        for floor in args.floors
+    }
+    chosen = prompts(args.limit, short=not args.no_short)
+    durations = []
+    rows: dict[tuple[int, float], list[dict[str, Any]]] = {
+        (r, f): [] for r in args.rates for f in args.floors
+    }
+    started = time.perf_counter()
+    for i, (name, channel, reference) in enumerate(chosen):
+        for rate in args.rates:
+            audio = utterance(name, rate, seed=i)
+            if rate == args.rates[0]:
+                durations.append((channel, len(audio) / 16000))
+            for floor, recognizer in recognizers.items():
+                retried.clear()
+                t0 = time.perf_counter()
+                (result,) = recognizer.recognize([audio])
+                ms = 1000 * (time.perf_counter() - t0)
+                errors, words = word_error_rate(reference, result.text)
+                first, _ = word_error_rate(reference, recognizer.first_pass)
+                rows[(rate, floor)].append(
+                    {
+                        "name": name,
+                        "channel": channel,
+                        "seconds": round(len(audio) / 16000, 3),
+                        "ms": round(ms, 1),
+                        "errors": errors,
+                        "errors_first_pass": first,
+                        "words": words,
+                        "retry": retried[0] if retried else None,
+                        "text": result.text,
+                        "first_pass": recognizer.first_pass,
+                    }
+                )
+        print(f"\r{i + 1}/{len(chosen)} prompts", end="", flush=True)
+    print(f"  ({time.perf_counter() - started:.0f} s)")
+    sentences = np.array([s for group, s in durations if group != "short"])
+    short = np.array([s for group, s in durations if group == "short"] or [0.0])
+    results: dict[str, Any] = {
+        "benchmark": "Whisper encoder window floor: WER and speed on recorded phone speech",
+        "machine": machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "model": args.model,
+        "compute_type": loaded.compute_type,
+        "cpu_threads": args.threads,
+        "utterances": {
+            "sentences": len(sentences),
+            "sentence_seconds_mean": round(float(sentences.mean()), 2),
+            "sentence_seconds_p50": round(float(np.median(sentences)), 2),
+            "sentence_seconds_max": round(float(sentences.max()), 2),
+            "short": sum(1 for group, _ in durations if group == "short"),
+            "short_seconds_mean": round(float(short.mean()), 2),
+        },
+        "floors": {
+            str(rate): {str(f): summarize(rows[(rate, f)]) for f in args.floors}
+            for rate in args.rates
+        },
+        "rows": {f"{rate}/{f}": rows[(rate, f)] for rate in args.rates for f in args.floors},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "window_floor.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
+    print(f"wrote {path}")
+    return 0
+
+
+def table(results: dict[str, Any]) -> str:
+    """The per-floor table as Markdown, one row per floor and rate: WER with the guard
+    (without it in brackets) of the customer and agent sentences and of the short
+    utterances, ms per utterance (mean), and the utterances redone with 30 s."""
+    lines = [
+        "| floor | rate | WER customer | WER agent | WER short | ms/sentence | ms/short "
+        "| redone with 30 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def wer(s: dict[str, Any], group: str) -> str:
+        if group not in s:
+            return "-"
+        g = s[group]
+        return f"{100 * g['wer']:.1f} % ({100 * g['wer_first_pass']:.1f} %)"
+
+    for rate, floors in results["floors"].items():
+        for floor, s in floors.items():
+            label = "30 s (full)" if float(floor) >= FULL_WINDOW_S else f"{float(floor):g} s"
+            reasons: dict[str, int] = {}
+            for g in ("all", "short"):
+                for k, v in s.get(g, {}).get("full_window_retries", {}).items():
+                    reasons[k] = reasons.get(k, 0) + v
+            why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+            ms_short = s["short"]["ms_per_utterance"]["mean"] if "short" in s else None
+            lines.append(
+                f"| {label} | {int(rate) // 1000} kHz | {wer(s, 'customer')} | {wer(s, 'agent')} "
+                f"| {wer(s, 'short')} | {s['all']['ms_per_utterance']['mean']:.0f} "
+                f"| {'-' if ms_short is None else f'{ms_short:.0f}'} "
+                f"| {sum(reasons.values())}{f' ({why})' if why else ''} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

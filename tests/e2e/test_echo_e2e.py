@@ -1,0 +1,141 @@
+"""The agent's echo on the customer line, through the real server over real sockets (real
+Silero VAD; real Whisper and text models where marked): synthesized calls whose script
+mixes the agent's line onto the customer's (``[echo]``), and field case F10.
+
+The echo must not be customer speech (no overlap, no customer turn hiding a monologue,
+no customer transcript of the agent's words, no text cue on them), while the customer's
+real speech over the agent still is (the interruption fires).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assist.replay import ReplayResult, replay_wav
+from assist.synth.render import RenderedCall, render
+from tests.conftest import make_settings, synthesized_call
+from tests.e2e.helpers import assert_nudges_match, stream_rendered, truth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.speech]
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+F10 = SHARED / "field" / "F10-echo-agent-on-customer-line"
+# Before the echo path is known (about a second of the agent's first words) the echo is
+# still heard as the customer: what that may add to the customer's talk time and overlap.
+ACQUISITION_S = 1.5
+
+
+def customer_lines(call: RenderedCall) -> list[tuple[float, float]]:
+    return [(u.start_s, u.end_s) for u in call.utterances if u.who == "customer"]
+
+
+def customer_finals(result: ReplayResult) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in result.events
+        if e["type"] == "transcript" and e["channel"] == "customer" and e["final"]
+    ]
+
+
+def assert_echo_metrics(metrics: dict[str, Any], delay_ms: float, level_db: float, tol_db: float):
+    echo = metrics["echo"]
+    assert echo["detected"], echo
+    assert abs(echo["delay_ms"] - delay_ms) <= 3, echo
+    assert abs(echo["return_loss_db"] + level_db) <= tol_db, echo
+    assert echo["echo_s"] > 5.0, echo
+
+
+@pytest.mark.asr
+async def test_agent_monologue_with_echo_is_a_monologue_and_no_customer_speech(server_factory):
+    """An agent monologue echoed on the customer line (-22 dB, 180 ms, dispersive path),
+    mu-law on the wire, transcribed and judged by the text models: exactly the nudges of the
+    same call without the echo (the monologue at its moment; text cues on what was really
+    said); customer talk time and overlap as without the echo (within the acquisition);
+    every customer transcript is a line the customer really said; the echo path in the
+    scorecard."""
+    settings = make_settings(asr={"enabled": True, "stale_after_s": 600, "max_queue": 512})
+    running = await server_factory(settings)
+    call = synthesized_call("echo_monologue")
+    assert call.script.echo is not None
+    clean = render(call.script.model_copy(update={"echo": None}))
+    result = await stream_rendered(running.ws, call, "echo-mono-1", encoding="mulaw", speed=0)
+    plain = await stream_rendered(running.ws, clean, "echo-mono-0", encoding="mulaw", speed=0)
+    assert result.error is None and plain.error is None, (result.error, plain.error)
+    assert "monologue" in [n["kind"] for n in plain.nudges]
+    got = sorted((n["kind"], n["media_time_s"]) for n in result.nudges)
+    want = sorted((n["kind"], n["media_time_s"]) for n in plain.nudges)
+    assert [k for k, _ in got] == [k for k, _ in want], (got, want)
+    assert all(abs(a - b) <= 0.3 for (_, a), (_, b) in zip(got, want, strict=True)), (got, want)
+    assert_nudges_match(
+        ReplayResult("", None, [n for n in result.nudges if n["kind"] == "monologue"]),
+        truth(call),
+    )
+    assert result.scorecard is not None and plain.scorecard is not None
+    metrics, before = result.scorecard["metrics"], plain.scorecard["metrics"]
+    assert metrics["talk_s"]["customer"] <= before["talk_s"]["customer"] + ACQUISITION_S
+    assert metrics["overlap_s"] <= before["overlap_s"] + ACQUISITION_S
+    assert metrics["interruptions"] == 0 and metrics["monologues"] == 1
+    # A dispersive path colours the echo: its speech-weighted loss is not the mix level.
+    assert_echo_metrics(metrics, 180, -22, tol_db=5.0)
+    finals = customer_finals(result)
+    assert len(finals) == len(customer_finals(plain))  # the customer's own lines, no more
+    for final in finals:
+        assert any(
+            final["start_s"] < end + 0.5 and start - 0.5 < final["end_s"]
+            for start, end in customer_lines(call)
+        ), f"customer transcript of the agent's echo: {final['text']!r}"
+
+
+async def test_customer_talking_over_the_agent_during_echo_is_still_an_interruption(server):
+    """The echo is on the line all call long (-18 dB, 90 ms); the agent talks over the
+    customer: the interruption fires at its moment, and only it; the customer barging in on
+    the agent later is speech too (an overlap, not an interruption)."""
+    call = synthesized_call("echo_interruption")
+    result = await stream_rendered(server.ws, call, "echo-int-1")
+    assert result.error is None, result.error
+    assert_nudges_match(result, truth(call))
+    assert [n["kind"] for n in result.nudges] == ["interruption"]
+    assert result.scorecard is not None
+    metrics = result.scorecard["metrics"]
+    spoken = sum(end - start for start, end in customer_lines(call))
+    assert spoken - 1.0 <= metrics["talk_s"]["customer"] <= spoken + ACQUISITION_S
+    assert metrics["overlap_s"] >= 2.0  # the interruption and the barge-in are real overlaps
+    assert_echo_metrics(metrics, 90, -18, tol_db=1.5)
+
+
+async def test_echo_can_be_switched_off(server_factory):
+    """``[echo] enabled = false``: the echo counts as the customer again (what every call
+    did before): a second speaker all along, and no echo metrics."""
+    running = await server_factory(make_settings(echo={"enabled": False}))
+    call = synthesized_call("echo_interruption")
+    result = await stream_rendered(running.ws, call, "echo-off-1")
+    assert result.scorecard is not None
+    metrics = result.scorecard["metrics"]
+    assert "echo" not in metrics
+    spoken = sum(end - start for start, end in customer_lines(call))
+    assert metrics["talk_s"]["customer"] > spoken + 10
+
+
+@pytest.mark.asr
+async def test_field_f10_echo_of_the_agent_on_the_customer_line(server_factory):
+    """Field case F10 (a ~62 s agent monologue with its echo on the customer line at -24 dB,
+    +120 ms), transcribed and judged by the text models: the monologue nudge at ~60.5 s and
+    nothing else; no customer transcript; the echo path measured."""
+    if not (F10 / "input.wav").exists():
+        pytest.skip(f"field recordings not found: {F10} (clone the shared folder beside the repo)")
+    settings = make_settings(asr={"enabled": True, "stale_after_s": 600, "max_queue": 512})
+    running = await server_factory(settings)
+    result = await replay_wav(F10 / "input.wav", running.ws, "a1", "field-F10", speed=0)
+    assert result.error is None, result.error
+    assert [n["kind"] for n in result.nudges] == ["monologue"]
+    assert abs(result.nudges[0]["media_time_s"] - 60.5) <= 0.3
+    assert customer_finals(result) == []
+    assert result.scorecard is not None
+    metrics = result.scorecard["metrics"]
+    assert metrics["talk_s"]["customer"] <= ACQUISITION_S
+    assert metrics["overlap_s"] <= ACQUISITION_S
+    assert metrics["customer_frustration_moments"] == 0
+    assert_echo_metrics(metrics, 120, -24, tol_db=1.0)

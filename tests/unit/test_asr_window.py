@@ -1,0 +1,118 @@
+"""The recognizer's pure parts: the encoder window of a step, the repetition guard, and the
+layout of a batch (where each utterance goes, and which result is whose). The same code
+runs on CPU and GPU; these need no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assist.asr.whisper import (
+    GAP_S,
+    BatchLayout,
+    full_window_reason,
+    repeats_itself,
+    window_frames,
+)
+from assist.metrics import ServiceMetrics
+
+
+@pytest.mark.parametrize(
+    ("durations", "floor", "frames"),
+    [
+        ([2.0], 8.0, 800),  # short utterance: the floor
+        ([7.4], 8.0, 800),  # 7.9 s with the margin: still the floor
+        ([7.6], 8.0, 900),  # 8.1 s: rounded up to whole seconds
+        ([1.0, 9.2, 3.0], 8.0, 1000),  # a batch: the longest decides
+        ([3.0], 1.0, 400),  # 3.5 s -> 4 s
+        ([3.5], 1.0, 400),  # exactly 4 s stays 4 s
+        ([14.9], 8.0, 1600),
+        ([29.6], 8.0, None),  # 30.1 s: the full window
+        ([2.0], 30.0, None),  # floor 30: always the full window
+    ],
+)
+def test_the_window_fits_the_longest_utterance_of_the_step(durations, floor, frames):
+    assert window_frames(durations, floor) == frames
+
+
+def test_a_window_always_covers_faster_whispers_whole_second_clip():
+    # BatchedInferencePipeline aligns words over ceil(duration) seconds of each clip
+    for duration in np.arange(0.1, 29.0, 0.37):
+        frames = window_frames([float(duration)], 1.0)
+        assert frames is None or frames >= np.ceil(duration) * 100
+
+
+def test_an_empty_step_has_no_window():
+    with pytest.raises(ValueError, match="no utterances"):
+        window_frames([], 8.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "All circuits are busy now. All circuits are busy now.",
+        "Thank you for your patience. Thank you for your patience. Thank you for",
+        "Press 4 to remove the Hergeon Status. Press 4 to remove the urgent status.",
+        "the " * 40,  # a loop: compresses far too well
+    ],
+)
+def test_repeated_text_is_caught(text):
+    assert repeats_itself(text)
+    assert full_window_reason(text) == "repetition"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "No, no, no.",  # a word said thrice is speech, not a loop
+        "I want to go, I want to cancel the order.",  # 3 words again: speech
+        "That agent is already logged on. Please enter your agent number followed by "
+        "the pound key.",
+    ],
+)
+def test_ordinary_speech_is_not_a_repetition(text):
+    assert not repeats_itself(text)
+    assert full_window_reason(text) is None
+
+
+def test_a_batch_starts_each_utterance_on_a_frame_after_a_gap():
+    lengths = [16_000, 7_777, 40_001, 1]
+    layout = BatchLayout.of(lengths)
+    assert layout.starts[0] == 0
+    for start, nxt, n in zip(layout.starts, layout.starts[1:], lengths, strict=False):
+        assert nxt % 160 == 0  # a whole mel frame: seek * 160 is exactly the start
+        assert nxt - (start + n) >= GAP_S * 16_000  # a second of silence at least
+    assert layout.length >= layout.starts[-1] + lengths[-1]
+
+
+def test_a_batch_joins_the_audio_and_names_each_clip():
+    batch = [np.full(n, i + 1, dtype=np.float32) for i, n in enumerate([3_200, 800, 4_800])]
+    layout = BatchLayout.of([len(a) for a in batch])
+    joined = layout.join(batch)
+    assert joined.dtype == np.float32 and len(joined) == layout.length
+    for i, (start, audio) in enumerate(zip(layout.starts, batch, strict=True)):
+        assert np.all(joined[start : start + len(audio)] == i + 1)
+    assert np.count_nonzero(joined) == sum(len(a) for a in batch)  # silence elsewhere
+    clips = layout.clips()
+    assert [c["start"] for c in clips] == [s / 16_000 for s in layout.starts]
+    assert [c["end"] - c["start"] for c in clips] == pytest.approx([0.2, 0.05, 0.3])
+
+
+def test_results_map_back_to_their_utterance_by_the_clip_start_frame():
+    layout = BatchLayout.of([16_000, 32_000, 8_000])
+    for i, start in enumerate(layout.starts):
+        assert layout.index_of(start // 160) == i
+        # faster-whisper stores int(start_s * 100): a float error may lose one frame
+        assert layout.index_of(int((start / 16_000) * 100 - 1e-9)) == i
+    with pytest.raises(ValueError, match="no clip starts"):
+        layout.index_of(layout.starts[1] // 160 + 50)
+
+
+def test_full_window_retries_are_a_metric_by_reason():
+    metrics = ServiceMetrics()
+    metrics.asr_full_window_retries.inc(reason="repetition")
+    assert metrics.asr_full_window_retries.get(reason="repetition") == 1
+    assert 'assist_asr_full_window_retries_total{reason="repetition"} 1.0' in (
+        metrics.render().decode()
+    )
