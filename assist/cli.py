@@ -107,6 +107,7 @@ async def _replay(args: argparse.Namespace) -> int:
             args.encoding,
             _print_event,
             args.token,
+            args.ingest_token,
         )
     except (OSError, ValueError, wave.Error) as exc:
         print(f"assist replay: {exc}", file=sys.stderr)
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=float, default=1.0, help="1.0 real time, 0 no pacing")
     replay.add_argument("--encoding", choices=["pcm16", "mulaw"], default="pcm16")
     replay.add_argument("--token", help="access token for the agent's event stream")
+    replay.add_argument("--ingest-token", help="ingest token for the call (servers off loopback)")
 
     demo = sub.add_parser("demo", help="start a server and replay the bundled sample call")
     demo.add_argument("--config")

@@ -192,8 +192,8 @@ class AsrConfig(_Section):
     # instead of 30 s, repetitions redone with 30 s (bench/window_floor.py); 30 = always 30 s.
     window_floor_s: float = Field(8.0, ge=1, le=30)
     # A partial arriving while more than this many requests wait is not transcribed (no cue
-    # reads partials; finals get the time); max_queue or more = never.
-    partial_max_waiting: int = Field(2, ge=0)
+    # reads partials; finals get the time); 0 = only when nothing waits; max_queue = never.
+    partial_max_waiting: int = Field(0, ge=0)
 
 
 class TextConfig(_Section):
@@ -397,7 +397,7 @@ class AccessConfig(_Section):
     ingest_tokens: list[str] = []
     # ingest endpoints served (the others answer 404): native is /v1/calls
     ingest: list[IngestName] = ["native", "l16", "twilio", "exotel", "telnyx", "audiohook"]
-    # serve ingest without credentials on a non-loopback address (warned at start): never in production
+    # serve ingest without credentials on a non-loopback address (warned): development only
     insecure: bool = False
     snooze_s: float = Field(300.0, gt=0)
 

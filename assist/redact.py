@@ -89,6 +89,8 @@ _NOT_LOCAL = frozenset(
      "so", "um", "uh", "please", "reach", "write", "contact", "s", "just", "it’s", "hmm"]
 )  # fmt: skip
 _LOCAL_WORDS_BEFORE = 2  # words of a local part said with spaces ("john smith at ..."), at most
+_JOINED = re.compile(r"\s*[._+-]\s*")  # "jon.smith", "mary_jones": one local part
+_SPOKEN_SEPARATORS = frozenset(["dot", "period", "underscore", "dash", "hyphen"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,17 +321,20 @@ Cut = tuple[int, int, str]  # (start, end) in the original text, and the tag tha
 
 def _email_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the e-mail addresses in ``text``, written or spoken. A spoken
-    address's local part said with spaces ("john smith at gmail dot com") is taken back
-    over up to ``_LOCAL_WORDS_BEFORE`` words (letters spelled out count as none), stopping
-    at punctuation or a word like "is" / "email"."""
+    address's local part is taken back over words joined by "." / "_" / "-" or said
+    ("dot", "underscore"), letters spelled out, and up to ``_LOCAL_WORDS_BEFORE`` words said
+    with spaces ("john smith at gmail dot com"), stopping at other punctuation or a word
+    like "is" / "email"."""
     spans = [(m.start(), m.end()) for m in _EMAIL.finditer(text)]
     for m in _EMAIL_SPOKEN.finditer(text):
         start, words = m.start(), 0
         for prev in reversed(list(_TOKEN.finditer(text, 0, start))):
             gap = text[prev.end() : start]
-            if gap.strip() or prev[0].lower().replace("’", "'") in _NOT_LOCAL:
+            low = prev[0].lower().replace("’", "'")
+            joined = _JOINED.fullmatch(gap) is not None
+            if not (joined or not gap.strip()) or (low in _NOT_LOCAL and not joined):
                 break
-            if len(prev[0]) > 1:
+            if low not in _SPOKEN_SEPARATORS and len(low) > 1 and not joined:
                 words += 1
                 if words > _LOCAL_WORDS_BEFORE:
                     break
@@ -486,6 +491,7 @@ class _Heard:
     cuts: frozenset[Cut] = frozenset()  # only ever grows
     group: bool = False  # carried a digit group (cut, or said on its own)
     judged: bool = False
+    partial_cut: bool = False  # a partial of it had a number cut: its final is sensitive
 
     @property
     def topic(self) -> bool:
@@ -550,6 +556,10 @@ class RedactionContext:
         """Remember an utterance (a later text for the same key, e.g. its final, replaces
         it), judge it in context and judge again the earlier ones it makes sensitive;
         returns its redaction. Earlier finals that changed wait in ``take_corrections``."""
+        earlier = self._heard.get(key)  # its partial: what that hid, the final hides too
+        heard.partial_cut = earlier is not None and (
+            earlier.partial_cut or any(tag != "[email]" for _, _, tag in earlier.cuts)
+        )
         self._heard[key] = heard
         self._corrections.pop(key, None)  # it is being published now
         self._latest_s = max(self._latest_s, heard.end_s)
@@ -561,7 +571,7 @@ class RedactionContext:
         while pending:
             current = pending.pop()
             h = self._heard[current]
-            sensitive = h.topic or self.sensitive(current, h.start_s, h.end_s)
+            sensitive = h.topic or h.partial_cut or self.sensitive(current, h.start_s, h.end_s)
             cuts, group = h.analysis.judge(sensitive)
             first = not h.judged
             h.judged = True

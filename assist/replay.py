@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import numpy as np
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from assist.audio.codecs import mulaw_encode
 
@@ -87,9 +87,12 @@ async def stream_call(
     controls: dict[int, list[dict[str, Any]]] | None = None,
     on_event: Callable[[dict[str, Any], float], object] | None = None,
     token: str | None = None,
+    ingest_token: str | None = None,
 ) -> ReplayResult:
     """Send ``frames`` (20 ms each) as one call; ``controls[i]`` go before frame ``i``.
-    ``token`` opens the agent's event stream on a server that requires one."""
+    ``token`` opens the agent's event stream on a server that requires one;
+    ``ingest_token`` is sent as ``X-Assist-Token`` with the call. Raises
+    ``PermissionError`` when the server refuses the call's connection (401, 403, 404)."""
     call_id = start["call_id"]
     result = ReplayResult(call_id=call_id, scorecard=None)
     loop = asyncio.get_running_loop()
@@ -117,9 +120,17 @@ async def stream_call(
                 if event["type"] == "call_ended":
                     return
 
+        headers = {"X-Assist-Token": ingest_token} if ingest_token else None
+        try:
+            call_ws = await connect(
+                f"{base}/v1/calls", compression=None, additional_headers=headers
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise PermissionError(f"server refused the call: HTTP {status}") from None
         async with asyncio.TaskGroup() as group:
             collector = group.create_task(collect())
-            async with connect(f"{base}/v1/calls", compression=None) as ws:
+            async with call_ws as ws:
                 await ws.send(json.dumps(start))
                 reply = json.loads(await ws.recv())
                 if reply["type"] != "started":
@@ -155,6 +166,7 @@ async def replay_wav(
     encoding: str = "pcm16",
     on_event: Callable[[dict[str, Any], float], object] | None = None,
     token: str | None = None,
+    ingest_token: str | None = None,
 ) -> ReplayResult:
     """Stream the 16-bit stereo WAV at ``path`` (left customer, right agent, at its own rate:
     the server takes 8000 or 16000 Hz) to the server at ``base_url`` (``ws://host:port``) as
@@ -175,4 +187,4 @@ async def replay_wav(
         "channels": ["customer", "agent"],
     }
     frames = encode_frames(audio, rate, encoding)
-    return await stream_call(base_url, start, frames, speed, None, on_event, token)
+    return await stream_call(base_url, start, frames, speed, None, on_event, token, ingest_token)

@@ -14,6 +14,7 @@ import logging
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from assist.events import (
     CLIENT_MESSAGE,
@@ -148,7 +149,11 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
 
     async def started_then_media(session: CallSession) -> None:
         # Inside run_call: a client gone before it reads ``started`` still ends the call.
-        await ws.send(Started(call_id=spec.call_id).model_dump_json())
+        # A client that already sent its close is not told: with its unread frames queued,
+        # reading is paused and a send would wait out the close timeout (10 s), the call live
+        # all along. Its frames are still read (they came before the close).
+        if ws.state is State.OPEN:
+            await ws.send(Started(call_id=spec.call_id).model_dump_json())
         await _read_media(ws, session, service)
 
     scorecard, error = await run_call(service, session, started_then_media)

@@ -57,8 +57,9 @@ class TextBytes:
 
 Frame = Any  # dict | list (JSON, Raw inside) | str | TextBytes | bytes
 # close: a close frame after the last frame; abort: the TCP connection dropped; read: read
-# what the server answers until it closes or says goodbye, then close (the probes)
-Ending = Literal["close", "abort", "read"]
+# what the server answers until it closes or says goodbye, then close (the probes); burst:
+# every frame and the close frame in one TCP write, before the server has answered anything
+Ending = Literal["close", "abort", "read", "burst"]
 
 
 def to_json(value: Any) -> str:
@@ -672,7 +673,7 @@ class Session:
 @st.composite
 def mutated_sessions(draw: st.DrawFn, endpoint: str, family: Family) -> Session:
     """A recorded session of ``endpoint`` with one to three mutations of ``family``, cut
-    short (an abrupt disconnect) at any step or played to the end."""
+    short at any step or played to the end, then closed, dropped or sent in one burst."""
     recorded = draw(st.sampled_from(recorded_sessions(endpoint)))
     frames = list(recorded.frames)
     for _ in range(draw(st.integers(1, 3))):
@@ -688,7 +689,7 @@ def mutated_sessions(draw: st.DrawFn, endpoint: str, family: Family) -> Session:
         headers[name] = draw(st.sampled_from(HOSTILE_HEADERS))
     if draw(st.booleans()):
         frames = frames[: draw(st.integers(0, len(frames)))]
-    return Session(recorded, frames, draw(st.sampled_from(["close", "abort"])), headers)
+    return Session(recorded, frames, draw(st.sampled_from(["close", "abort", "burst"])), headers)
 
 
 HOSTILE_HEADERS: list[str | None] = [None, "", " ", "x" * 6000, NULL_UUID, "a b", "%00", "\t"]
@@ -1162,9 +1163,16 @@ class FuzzServer:
         except InvalidHandshake:
             return Outcome(None, None, self.trap.take(), 0)
         replies: list[str | bytes] = []
-        with contextlib.suppress(ConnectionClosed):
+        if session.ending == "burst":  # every frame and the close in one TCP write
             for frame in session.frames:
-                await _send(ws, frame)
+                _queue(ws, frame)
+            ws.protocol.send_close()
+            assert ws.transport is not None
+            ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        else:
+            with contextlib.suppress(ConnectionClosed):
+                for frame in session.frames:
+                    await _send(ws, frame)
         if session.ending == "abort":
             assert ws.transport is not None
             ws.transport.abort()
@@ -1213,6 +1221,18 @@ def _goodbye(message: str | bytes) -> bool:
         value = json.loads(message)
         return isinstance(value, dict) and value.get("type") in ("closed", "disconnect")
     return False
+
+
+def _queue(ws: ClientConnection, frame: Frame) -> None:
+    """Put ``frame`` in the client protocol's outgoing data without writing it."""
+    if isinstance(frame, bytes):
+        ws.protocol.send_binary(frame)
+    elif isinstance(frame, TextBytes):
+        ws.protocol.send_text(frame.data)
+    else:
+        text = frame_text(frame)
+        assert text is not None
+        ws.protocol.send_text(text.encode("utf-8", "surrogatepass"))
 
 
 async def _send(ws: ClientConnection, frame: Frame) -> None:

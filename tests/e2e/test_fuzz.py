@@ -9,7 +9,7 @@ the run: each canary call's nudges and scorecard equal those of the canary strea
 and no call is live or recorded ``live``.
 
 The run here is short and deterministic (hypothesis, derandomized, no example database):
-``FUZZ_EXAMPLES`` sessions per endpoint and mutation family (default 30). A long run::
+``FUZZ_EXAMPLES`` sessions per endpoint and mutation family (default 100). A long run::
 
     FUZZ_EXAMPLES=5000 FUZZ_SEED=1 .venv/bin/python -m pytest -p no:cacheprovider \\
         tests/e2e/test_fuzz.py -k mutated
@@ -60,7 +60,7 @@ from tests.e2e.fuzzing import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.speech]
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # per endpoint and mutation family
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))  # per endpoint and mutation family
 SEED = os.environ.get("FUZZ_SEED")
 
 
@@ -114,6 +114,19 @@ def _messages(session: Session) -> list[dict[str, Any]]:
     return out
 
 
+def _media(message: dict[str, Any]) -> dict[str, Any]:
+    media = message.get("media")
+    return media if isinstance(media, dict) else {}
+
+
+def _huge(value: Any) -> bool:
+    """A number (or a string of digits) past a float's range."""
+    if isinstance(value, str):
+        digits = value.strip().lstrip("+-")
+        return digits.isdigit() and len(digits) > 300
+    return isinstance(value, int) and abs(value) > 10**300
+
+
 OPEN: dict[str, OpenClass] = {
     c.name: c
     for c in [
@@ -141,7 +154,22 @@ OPEN: dict[str, OpenClass] = {
             "traceback",
             lambda s: (
                 s.recorded.endpoint == "twilio"
-                and any("payload" in t and not t.isascii() for t in _texts(s))
+                and (
+                    any("payload" in t and not t.isascii() for t in _texts(s))
+                    or any(not str(_media(m).get("payload", "")).isascii() for m in _messages(s))
+                )
+            ),
+        ),
+        OpenClass(
+            "twilio-huge-timestamp",
+            "class 2/3, assist/protocols/twilio.py _read_media (twilio.py:485) passes the gap "
+            "of a media timestamp with hundreds of digits (under Python's 4,300) to "
+            "session.push_gap, whose GapTooLong message divides it by the rate "
+            "(assist/session.py:110 `samples / self.spec.sample_rate`): OverflowError (int "
+            "too large for a float) out of the reader: 1011 and a traceback",
+            lambda s: (
+                s.recorded.endpoint == "twilio"
+                and any(_huge(_media(m).get("timestamp")) for m in _messages(s))
             ),
         ),
         OpenClass(
@@ -432,6 +460,13 @@ PROBES = [
     probe("native-start-then-close", N, [N_START], harmless_only, ending="close"),
     probe("native-start-then-garbage", N, [N_START, "{"], native_error("bad_json", 1007)),
     probe("native-audio-then-drop", N, [N_START, N_AUDIO, N_AUDIO], harmless_only, ending="abort"),
+    probe(
+        "native-everything-before-started",
+        N,
+        [N_START, *[N_AUDIO] * 30],
+        harmless_only,
+        ending="burst",
+    ),
     # slow close: frames pipelined past the one that ends the call
     probe(
         "native-pipelined-after-error",
@@ -513,6 +548,13 @@ PROBES = [
         T,
         twilio(media=replaced(T_MEDIA, ("media", "timestamp"), "36000000")),
         closes(1007, 1008),
+    ),
+    probe(
+        "twilio-timestamp-4000-digits",
+        T,
+        twilio(media=replaced(T_MEDIA, ("media", "timestamp"), "1" + "0" * 4000)),
+        closes(1007, 1008),
+        open_name="twilio-huge-timestamp",
     ),
     probe(
         "twilio-payload-non-ascii",

@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from assist.cli import demo_call_path
+from assist.events import Evidence, Nudge, Transcript
 from assist.replay import encode_frames, read_stereo_wav, replay_wav
 from tests.conftest import make_settings
 from tests.e2e.helpers import start_message
@@ -252,4 +253,71 @@ async def test_pages_pass_an_accessibility_audit(web, browser):
             for width in (1280, 390):
                 await page.set_viewport_size({"width": width, "height": 860})
                 assert await page.evaluate(AUDIT_JS) == [], (page.url, width)
+        await call.send(json.dumps({"type": "stop"}))
+
+
+def _said(utterance_id: int, text: str, start_s: float, **fields) -> Transcript:
+    return Transcript(
+        call_id="fix-call", channel="customer", utterance_id=utterance_id, text=text,
+        start_s=start_s, end_s=start_s + 2.0, final=True, words=[], **fields,
+    )  # fmt: skip
+
+
+def _frustration(quote: str, **fields) -> Nudge:
+    evidence = Evidence(
+        rule="cues.customer_frustration.min_score", threshold=0.5, measured=0.97, unit="score",
+        span_start_s=10.0, span_end_s=12.0, explanation=f'frustration 0.97 >= 0.50 on "{quote}"',
+        details={"quote": quote, "utterance_id": 4},
+    )  # fmt: skip
+    return Nudge(
+        id="fix-call-1", call_id="fix-call", agent_id="agent-web", kind="customer_frustration",
+        severity="warning", message="The customer sounds frustrated.", suggestion=None,
+        media_time_s=12.0, evidence=evidence, **fields,
+    )  # fmt: skip
+
+
+async def test_corrected_transcripts_and_nudges_replace_what_the_pages_show(web, browser):
+    """A transcript sent again with the same utterance id (a redaction correction) replaces
+    its line and its quote; a nudge sent again with the same id replaces it in place, its
+    feedback buttons kept; the floor's call detail does the same."""
+    agent, floor, frames = await open_both_pages(web, browser)
+    hub = web.service.hub
+    async with connect(f"{web.ws}/v1/calls") as call:
+        await call.send(json.dumps(start_message("fix-call", "agent-web")))
+        assert json.loads(await call.recv())["type"] == "started"
+        await call.send(frames[0])
+        await floor.locator('tr[data-call-id="fix-call"]').click()
+        await floor.wait_for_function(
+            "document.querySelector('#detail-title').textContent.includes('fix-call')"
+        )
+        for _ in range(100):  # the detail view opens its own agent stream: bounded wait
+            if web.service.hub.subscriber_counts()["agent"] >= 2:
+                break
+            await asyncio.sleep(0.02)
+        hub.to_agent("agent-web", _frustration("I think mine begins with 411"))
+        hub.to_agent("agent-web", _said(4, "I think mine begins with 411", 10.0))
+        hub.to_agent("agent-web", _said(5, "[number]", 14.0))
+        await agent.wait_for_selector('#transcript li[data-key="fix-call/customer/5"]')
+        await agent.wait_for_selector('blockquote.said p[data-key="customer/4"]')
+        await floor.wait_for_selector('#detail-transcript li[data-key="customer/5"]')
+        await agent.get_by_role("button", name="Got it").click()
+        hub.to_agent(
+            "agent-web", _said(4, "I think mine begins with [number]", 10.0, corrected=True)
+        )
+        hub.to_agent("agent-web", _frustration("I think mine begins with [number]", corrected=True))
+        for page in (agent, floor):
+            await page.wait_for_function("!document.body.innerText.includes('411')")
+        said = "els => els.map(e => e.lastChild.textContent)"  # after the "who" label
+        assert await agent.eval_on_selector_all("#transcript li", said) == [
+            "I think mine begins with [number]",
+            "[number]",
+        ]  # one line per utterance, in spoken order
+        assert await agent.locator(".nudge[data-nudge-id='fix-call-1']").count() == 1
+        pressed = agent.locator('.nudge button[data-action="got_it"][aria-pressed="true"]')
+        assert await pressed.count() == 1  # the agent's answer stays with the corrected nudge
+        quote = await agent.locator("blockquote.said").inner_text()
+        assert "[number]" in quote and "411" not in quote
+        detail = await floor.eval_on_selector_all("#detail-transcript li", said)
+        assert detail == ["I think mine begins with [number]", "[number]"]
+        assert await floor.locator('#detail-nudges li[data-nudge-id="fix-call-1"]').count() == 1
         await call.send(json.dumps({"type": "stop"}))

@@ -320,3 +320,195 @@ def test_no_three_digits_of_a_card_expiry_or_code_survive_any_split_or_spelling(
             for secret in (card, expiry, cvv):
                 assert not _leaked(secret, out), (case, secret, text, out)
                 assert not _leaked(secret, words), (case, secret, text, words)
+
+
+# -- PINs, international phone numbers, spoken e-mail addresses -----------------------
+
+
+@pytest.mark.parametrize(
+    ("said", "stored"),
+    [
+        # PINs and passcodes: any digits after the word
+        ("My PIN is 1 2 3 4.", "My PIN is [number]."),
+        ("The pin is four four seven one", "The pin is [number]"),
+        ("PIN 0 0 4 2", "PIN [number]"),
+        ("my pin code is 9 8", "my pin code is [number]"),
+        ("pin is double seven double one", "pin is [number]"),
+        ("my passcode is six seven eight nine", "my passcode is [number]"),
+        ("the password is 4 4 2 1", "the password is [number]"),
+        # phone numbers, international and national, written and spoken
+        ("call me on +44 20 7946 0958", "call me on [phone]"),
+        ("the number is +49 30 901820", "the number is [phone]"),
+        ("+61 2 9374 4000 is the office", "[phone] is the office"),
+        ("my cell is 415-555-2671", "my cell is [phone]"),
+        ("Call 1-800-555-0199", "Call [phone]"),
+        (
+            "call me on plus four four, two oh, seven nine four six, oh nine five eight",
+            "call me on [phone]",
+        ),
+        ("it's double oh four four two oh seven nine four six oh nine five eight", "it's [phone]"),
+        (
+            "the office is double oh three three, one, four two, six eight, five one, two three",
+            "the office is [phone]",
+        ),
+        (
+            "zero one one four four two zero seven nine four six zero nine five eight",
+            "[phone]",
+        ),
+        (
+            "my mobile is oh seven nine one one, one two three, four five six",
+            "my mobile is [phone]",
+        ),
+        ("you can reach me at 0 2 0 7 9 4 6 0 9 5 8", "you can reach me at [phone]"),
+        (
+            "reach me at plus one, two one two, five five five, one two three four",
+            "reach me at [phone]",
+        ),
+        (
+            "my mobile is oh seven seven double oh nine double zero one two three",
+            "my mobile is [number]",
+        ),
+        # e-mail addresses spoken, written, or both
+        ("it's john dot smith at gmail dot com", "it's [email]"),
+        ("my email is mary underscore jones at yahoo dot co dot uk", "my email is [email]"),
+        ("send it to j o h n smith at hotmail dot com please", "send it to [email] please"),
+        ("It's anna.lee at outlook.com", "It's [email]"),
+        ("email k dash patel at example dot org", "email [email]"),
+        ("That's bob at gmail", "That's [email]"),
+        ("jane at icloud dot com is my address", "[email] is my address"),
+        (
+            "my email address is sam dot o dot connor at gmail dot com",
+            "my email address is [email]",
+        ),
+        ("Write to JOHN.SMITH@GMAIL.COM today", "Write to [email] today"),
+        ("My email is jon.mit me at email.com", "My email is [email]"),  # as Whisper heard it
+        # expiry, security code, date of birth in more spoken forms
+        ("the expiry is oh nine slash twenty six", "the expiry is [number] slash [number]"),
+        ("expires December twenty twenty seven", "expires December [number]"),
+        ("valid thru 0 3 / 2 8", "valid thru [number]"),
+        (
+            "the three digits on the back are seven three seven",
+            "the three digits on the back are [number]",
+        ),
+        ("CVC is four four one", "CVC is [number]"),
+        ("security code, one two three four", "security code, [number]"),
+        (
+            "date of birth is the fourth of July nineteen eighty two",
+            "date of birth is the fourth of July [number]",
+        ),
+        # what must stay
+        ("Let me look at that for you", "Let me look at that for you"),
+        ("I'll pin that to the top of your account", "I'll pin that to the top of your account"),
+        ("We are open nine to five", "We are open nine to five"),
+        ("Press 0 for the operator", "Press 0 for the operator"),
+        ("It's about 2 weeks late", "It's about 2 weeks late"),
+        ("Meet me at noon dot", "Meet me at noon dot"),
+        ("Your plan costs $49 a month", "Your plan costs $49 a month"),
+        ("Call back in 5 minutes", "Call back in 5 minutes"),
+        ("I'm at home", "I'm at home"),
+        ("The first 3 months are free", "The first 3 months are free"),
+    ],
+)
+def test_redaction_of_pins_phones_and_emails(said, stored):
+    assert redact(said) == stored
+
+
+def test_the_words_of_a_spoken_address_go_even_without_digits():
+    redactor = SpokenNumberRedactor()
+    said = "my email is john dot smith at gmail dot com thanks"
+    words = [" my", " email", " is", " john", " dot", " smith", " at", " gmail", " dot", " com",
+             " thanks"]  # fmt: skip
+    out = redactor.redact_utterance(said, 0.0, 3.0, 0, True, words)
+    assert out.text == "my email is [email] thanks"
+    assert out.words == (" my", " email", " is", *["[redacted]"] * 7, " thanks")
+
+
+def test_words_without_a_cut_are_left_as_they_are():
+    out = SpokenNumberRedactor().redact_utterance("one moment please", words=[" one", " moment"])
+    assert (out.text, out.words) == ("one moment please", (" one", " moment"))
+
+
+# -- corrections: what was published before the context was known ----------------------
+
+
+def test_an_earlier_group_said_in_a_sentence_is_corrected_when_the_next_group_comes():
+    customer, agent = call()
+    words = [" I", " think", " mine", " begins", " with", " 411"]
+    first = customer.redact_utterance("I think mine begins with 411", 0.0, 2.0, 0, True, words)
+    assert first.text == "I think mine begins with 411"  # nothing says it is a card yet
+    assert customer.context.take_corrections() == []
+    assert agent.redact_utterance("Okay.", 2.5, 3.0, 0).text == "Okay."
+    assert customer.redact_utterance("1111 1111", 3.5, 5.0, 1).text == "[number]"
+    (fix,) = customer.context.take_corrections()
+    assert (fix.channel, fix.key) == ("customer", 0)
+    assert fix.text == "I think mine begins with [number]"
+    assert fix.words == (" I", " think", " mine", " begins", " with", "[redacted]")
+    assert customer.context.take_corrections() == []  # each correction once
+
+
+def test_a_group_that_came_back_before_the_question_is_corrected():
+    customer, agent = call()
+    assert customer.redact("yeah, so 42 I think", 5.0, 6.0, 3) == "yeah, so 42 I think"
+    agent.redact("What are the last digits of the card?", 2.0, 4.0, 1)
+    (fix,) = customer.context.take_corrections()
+    assert (fix.key, fix.text) == (3, "yeah, so [number] I think")
+
+
+def test_a_chain_of_groups_is_corrected_back_to_its_first():
+    customer, _ = call()
+    assert customer.redact("I have 41 here", 0.0, 1.0, 0) == "I have 41 here"
+    assert customer.redact("I see 12 next", 2.0, 3.0, 1) == "I see 12 next"
+    assert customer.redact("5555 5555 5555", 4.0, 6.0, 2) == "[number]"
+    fixes = customer.context.take_corrections()
+    assert [(f.key, f.text) for f in fixes] == [
+        (0, "I have [number] here"),
+        (1, "I see [number] next"),
+    ]
+
+
+def test_a_final_hides_what_its_partial_hid():
+    customer, _ = call()
+    assert customer.redact_utterance("so 12 34", 0.0, 1.0, 0, final=False).text == "so [number]"
+    final = customer.redact_utterance("so 12 34 right now I guess", 0.0, 2.0, 0)
+    assert final.text == "so [number] right now I guess"
+
+
+def test_partials_and_far_away_utterances_are_never_corrected():
+    customer, agent = call()
+    customer.redact_utterance("I have 41", 0.0, 1.0, 0, final=False)
+    customer.redact_utterance("I paid for 12 months", 100.0, 101.0, 7)  # far from any topic
+    agent.redact("Can I have the card number?", 170.0, 172.0, 0)  # 69 s later
+    assert customer.context.take_corrections() == []
+
+
+def test_a_correction_never_shows_what_was_hidden():
+    customer, _ = call()
+    assert customer.redact("it's 4111", 0.0, 1.0, 0) == "it's [number]"
+    # its final: judged afresh, cuts grow only from here
+    assert customer.redact("it's 4111 I think", 0.0, 1.5, 0) == "it's [number] I think"
+    customer.redact("1111", 2.0, 3.0, 1)
+    assert all("4111" not in f.text for f in customer.context.take_corrections())
+
+
+def test_no_three_digits_survive_once_corrections_are_applied():
+    """Random cards, the first group in an ordinary sentence before any topic: once the
+    corrections replace what was published, no three digits of the card are readable."""
+    rng = random.Random(99)
+    for case in range(200):
+        card = _luhn_card(rng)
+        customer, agent = call()
+        groups = [_spell(g, rng) for g in _split(card, rng)]
+        opening = rng.choice(["I think mine begins with {}", "Well I have {} here", "{} I guess"])
+        texts = [opening.format(groups[0])] + [rng.choice(_BARE).format(g) for g in groups[1:]]
+        shown: dict[int, str] = {}
+        t = 0.0
+        for key, text in enumerate(texts):
+            span = 0.3 * len(text.split()) + 0.5
+            shown[key] = customer.redact(text, t, t + span, key)
+            for fix in customer.context.take_corrections():
+                shown[fix.key] = fix.text
+            if rng.random() < 0.5:
+                agent.redact("Okay.", t + span + 0.2, t + span + 0.6, key)
+            t += span + rng.uniform(0.5, 2.0)
+        published = " ".join(shown[k] for k in sorted(shown))
+        assert not _leaked(card, published), (case, texts, shown)
