@@ -13,7 +13,7 @@ channel divided by the line rate; the VAD model comes in as a ``VadScorer``.
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +148,10 @@ class CallPipeline:
         self.findings: list[Finding] = []
         self.transcripts: list[Transcript] = []  # finals, in arrival order
         self._finalized: dict[str, int] = {}  # channel -> last final utterance id
+        # Finals in cutting order per channel (utterance ids), and the ones that came back
+        # (None: shed or failed) but wait for an earlier one: see expect_final.
+        self._awaiting: defaultdict[str, deque[int]] = defaultdict(deque)
+        self._arrived: dict[tuple[str, int], tuple[Transcript, float] | None] = {}
         self._redact = settings.redaction.enabled
         self._redactors = SpokenNumberRedactor.for_call(spec.channels)  # role -> redactor
         self._quoting: list[tuple[Finding, Nudge]] = []  # text-cue nudges and their findings
@@ -348,9 +352,43 @@ class CallPipeline:
             return out
         self._finalized[channel] = max(finalized, utterance.utterance_id)
         self.transcripts.append(transcript)
-        for detector in self._detectors:
-            self._decide(detector.on_final(transcript, utterance.speech_s), out)
+        self._arrived[(channel, utterance.utterance_id)] = (transcript, utterance.speech_s)
+        self._release_finals(channel, out)
         return out
+
+    def expect_final(self, utterance: UtteranceAudio) -> None:
+        """A final was sent to the recognizer: finals reach the detectors' ``on_final`` in
+        the order they were cut, whatever order the recognizer's workers answer in (pace
+        must not depend on which worker was faster)."""
+        self._awaiting[utterance.channel].append(utterance.utterance_id)
+
+    def on_transcript_lost(self, utterance: UtteranceAudio) -> PipelineOutput:
+        """The recognizer shed or failed this utterance: the finals after it go on."""
+        out = PipelineOutput()
+        if utterance.final:
+            self._arrived[(utterance.channel, utterance.utterance_id)] = None
+            self._release_finals(utterance.channel, out)
+        return out
+
+    def _release_finals(self, channel: str, out: PipelineOutput) -> None:
+        """Hand the detectors every final that is next in cutting order and has come back.
+        Finals nobody announced with ``expect_final`` (direct use, tests) go at once."""
+        waiting = self._awaiting[channel]
+        if not waiting:
+            for key in [k for k in self._arrived if k[0] == channel]:
+                self._final_to_detectors(self._arrived.pop(key), out)
+            return
+        while waiting and (channel, waiting[0]) in self._arrived:
+            self._final_to_detectors(self._arrived.pop((channel, waiting.popleft())), out)
+
+    def _final_to_detectors(
+        self, arrived: tuple[Transcript, float] | None, out: PipelineOutput
+    ) -> None:
+        if arrived is None:
+            return  # shed or failed: nothing to judge
+        transcript, speech_s = arrived
+        for detector in self._detectors:
+            self._decide(detector.on_final(transcript, speech_s), out)
 
     def _correct(self, correction: Correction, out: PipelineOutput) -> None:
         """An earlier final carried part of a number after all: replace it (text, words)

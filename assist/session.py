@@ -108,7 +108,9 @@ class CallSession:
         media time moves on, nothing to hear; O(1) however long. Raises ``GapTooLong`` past
         ``limits.max_gap_s`` (nothing queued: the adapter ends the call)."""
         if samples > self._max_gap_s * self.spec.sample_rate:
-            raise GapTooLong(samples / self.spec.sample_rate, self._max_gap_s)
+            # seconds for the message, clamped: a claim may be too big for a float
+            claimed_s = min(samples, 10**15) / self.spec.sample_rate
+            raise GapTooLong(claimed_s, self._max_gap_s)
         if samples > 0:
             self._queue.push(Gap(samples))
             self._wakeup.set()
@@ -233,9 +235,12 @@ class CallSession:
         if self._asr is None:
             return
         submitted = self._clock()
+        if utterance.final:
+            self.pipeline.expect_final(utterance)
 
         def transcribed(result: AsrResult) -> None:
             if result.status != "ok" or result.recognized is None:
+                self._publish(self.pipeline.on_transcript_lost(utterance))
                 return
             if utterance.final:
                 self._metrics.asr_final_seconds.observe(self._clock() - submitted)
@@ -245,7 +250,16 @@ class CallSession:
                 if not transcript.corrected and self.pipeline.judgeable(transcript):
                     self._judge(transcript)
 
-        self._follow(self._asr.submit(self.spec.call_id, utterance), transcribed, "a transcript")
+        future = self._asr.submit(self.spec.call_id, utterance)
+
+        def failed(f: asyncio.Future[AsrResult]) -> None:
+            # The pool answers every request; should it ever fail instead, the utterance
+            # must still not hold back the cues of the finals after it.
+            if f.cancelled() or f.exception() is not None:
+                self._publish(self.pipeline.on_transcript_lost(utterance))
+
+        future.add_done_callback(failed)
+        self._follow(future, transcribed, "a transcript")
 
     def _judge(self, transcript: Transcript) -> None:
         """Send a final transcript to the text models; their verdict comes back here."""

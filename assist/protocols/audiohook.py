@@ -293,6 +293,9 @@ class AudioHookConnection:
                     continue  # probes send zero-length frames
                 if call is None:
                     continue  # no media was selected: nothing to analyse
+                max_bytes = call.spec.frame_bytes_for(self.service.settings.limits.max_frame_ms)
+                if len(frame) > max_bytes:
+                    raise Fatal(f"audio frame of {len(frame)} bytes, over {max_bytes}")
                 try:
                     call.push_audio(frame)
                 except AudioFormatError as exc:
@@ -300,7 +303,9 @@ class AudioHookConnection:
                 continue
             message = self._parse(frame)
             kind = message["type"]
-            params = message.get("parameters") or {}
+            params = message.get("parameters", {})
+            if not isinstance(params, dict):
+                raise Fatal(f"{kind} parameters must be an object")
             if kind == "ping":
                 await self.send("pong", {}, clientseq=message["seq"])
             elif kind == "update":
@@ -319,14 +324,32 @@ class AudioHookConnection:
             elif kind == "close":
                 if call is not None:
                     call.end_input()
-                await self.send("closed", {})
+                await self._send_draining("closed", {})
                 return
             else:
                 raise Fatal(f"unexpected message {kind!r}")
 
     async def _disconnect(self, reason: str, info: str) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await self.send("disconnect", {"reason": reason, "info": info[:200]})
+            await self._send_draining("disconnect", {"reason": reason, "info": info[:200]})
+
+    async def _send_draining(self, kind: str, parameters: dict[str, Any]) -> None:
+        """Send a session's last message while reading and dropping what the client still
+        sends: a client whose unread frames filled the receive queue would otherwise keep
+        its close from being seen until the close timeout (10 s), the call held that long."""
+
+        async def drain() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in self.ws:
+                    pass
+
+        drainer = asyncio.create_task(drain())
+        try:
+            await self.send(kind, parameters)
+        finally:
+            drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drainer
 
     async def _wait_for_client_close(self) -> None:
         """The client closes the socket; only if it doesn't, the server does."""

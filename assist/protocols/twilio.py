@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import heapq
 import hmac
@@ -148,7 +147,8 @@ class MediaChunk(_Incoming):
     absent: right after the track's latest frame), ``track`` (absent: ``inbound``)."""
 
     track: str = "inbound"
-    timestamp: int | None = Field(None, ge=0)
+    # At most 2**53 ms (exact in a float): larger claims are malformed, not gaps.
+    timestamp: int | None = Field(None, ge=0, le=2**53)
     payload: str
 
 
@@ -467,7 +467,7 @@ async def _read_media(ws: ServerConnection, session: CallSession, aligner: Track
             try:
                 media = MediaEvent.model_validate(message).media
                 payload = base64.b64decode(media.payload, validate=True)
-            except (ValidationError, binascii.Error):
+            except (ValidationError, ValueError):  # binascii.Error is a ValueError too
                 raise ProtocolError(
                     "bad_media", "media needs a base64 payload and a whole-ms timestamp"
                 ) from None

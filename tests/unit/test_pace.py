@@ -41,3 +41,62 @@ def test_pace_fires_again_only_after_slowing_down_and_forgets_old_speech():
     assert not any(slow)  # the fast stretch left the window
     again = [detector.feed_utterance(25, 4.0, t) for t in (118.0, 124.0)]
     assert any(again)
+
+
+class _SilentScorer:
+    """A VAD that hears nothing: these tests feed transcripts, not audio."""
+
+    def run(self, window, state):
+        return 0.0, state
+
+
+def _agent_utterance(utterance_id: int, start_s: float, end_s: float):
+    import numpy as np
+
+    from assist.vocabulary import UtteranceAudio
+
+    return UtteranceAudio("agent", utterance_id, start_s, end_s, np.zeros(0, np.float32), True,
+                          end_s - start_s)  # fmt: skip
+
+
+def _fast_words(count: int, speech_s: float):
+    from assist.vocabulary import Recognized, Word
+
+    step = speech_s / count
+    words = [Word(" word", i * step, (i + 1) * step, 0.9) for i in range(count)]
+    return Recognized(" ".join(["word"] * count), words)
+
+
+@pytest.mark.parametrize("arrival", [(1, 2), (2, 1)])
+def test_finals_reach_pace_in_cutting_order_whatever_order_the_recognizer_answers(arrival):
+    """Two ASR workers may answer out of order; pace must fire where it would in order."""
+    from assist.config import Settings
+    from assist.pipeline import CallPipeline
+    from assist.vocabulary import CallSpec
+
+    spec = CallSpec("c1", "a1", 8000, "pcm16", ("customer", "agent"))
+    pipeline = CallPipeline(Settings(), _SilentScorer(), spec, asr=True)
+    utterances = {1: _agent_utterance(1, 0.0, 5.0), 2: _agent_utterance(2, 6.0, 11.0)}
+    for utterance in utterances.values():
+        pipeline.expect_final(utterance)
+    fired = []
+    for utterance_id in arrival:
+        out = pipeline.on_transcript(utterances[utterance_id], _fast_words(30, 5.0))
+        fired += [(f.kind, f.at_s) for f in out.findings]
+    assert fired == [("pace", 5.0)]  # 30 words in 5 s: fast at the first utterance's end
+
+
+def test_a_shed_final_does_not_hold_back_the_ones_after_it():
+    from assist.config import Settings
+    from assist.pipeline import CallPipeline
+    from assist.vocabulary import CallSpec
+
+    spec = CallSpec("c1", "a1", 8000, "pcm16", ("customer", "agent"))
+    pipeline = CallPipeline(Settings(), _SilentScorer(), spec, asr=True)
+    first, second = _agent_utterance(1, 0.0, 5.0), _agent_utterance(2, 6.0, 11.0)
+    pipeline.expect_final(first)
+    pipeline.expect_final(second)
+    held = pipeline.on_transcript(second, _fast_words(30, 5.0))
+    assert held.findings == [] and [t.utterance_id for t in held.transcripts] == [2]
+    released = pipeline.on_transcript_lost(first)
+    assert [(f.kind, f.at_s) for f in released.findings] == [("pace", 11.0)]
