@@ -152,7 +152,7 @@ def windowed_model_class() -> type:
     """
     from faster_whisper import WhisperModel
 
-    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
+    class WindowedWhisperModel(WhisperModel):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._window = threading.local()  # .frames: this thread's window, None = 30 s
