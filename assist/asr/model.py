@@ -142,13 +142,14 @@ def _joined_base_model() -> Path:
 def windowed_model_class() -> type:
     """faster-whisper's ``WhisperModel`` with an encoder window chosen per thread.
 
-    ``model.window(frames)`` is a context manager: while it is open, every ``encode`` this
-    thread makes (single utterances in ``transcribe``, batches in
-    ``BatchedInferencePipeline``, each a (batch, n_mels, 3000) array padded by
-    faster-whisper) keeps only the first ``frames`` mel frames (100 per second). Other
-    threads sharing the model are not affected; outside the context the full 30 s is
-    encoded. ``frames`` must cover the longest utterance in the batch (the caller's job:
-    frames past the cut are never seen). Imports faster-whisper, hence built on first use.
+    ``model.window(frames)`` is a context manager: while it is open, the first ``encode``
+    this thread makes (of a single utterance in ``transcribe``, or of a batch in
+    ``BatchedInferencePipeline``: a (batch, n_mels, 3000) array padded by faster-whisper)
+    keeps only the first ``frames`` mel frames (100 per second); later ones in the same
+    context (faster-whisper's continuation after an early segment end) and all outside it
+    encode the full 30 s. Other threads sharing the model are not affected. ``frames``
+    must cover the longest utterance (the caller's job: frames past the cut are never
+    seen). Imports faster-whisper, hence built on first use.
     """
     from faster_whisper import WhisperModel
 
@@ -159,7 +160,8 @@ def windowed_model_class() -> type:
 
         @contextmanager
         def window(self, frames: int | None) -> Iterator[None]:
-            """Encode only the first ``frames`` mel frames in this thread (None: all)."""
+            """Encode only the first ``frames`` mel frames in this thread (None: all), in
+            the context's first ``encode``; later ones get the full window."""
             if frames is not None and not 2 <= frames <= FULL_WINDOW_FRAMES:
                 raise ValueError(f"window of {frames} frames: not in 2..{FULL_WINDOW_FRAMES}")
             previous = getattr(self._window, "frames", None)
@@ -171,8 +173,14 @@ def windowed_model_class() -> type:
 
         def encode(self, features: Any) -> Any:
             frames = getattr(self._window, "frames", None)
-            if frames is not None and features.shape[-1] > frames:
-                features = features[..., :frames]
+            if frames is not None:
+                # Once: faster-whisper encodes again only to go on after a segment that
+                # ended before the audio did. That rest (often the silence after the last
+                # word) in a short window makes the model loop on ". . ." for hundreds of
+                # tokens; in the full window it gets what it was trained on.
+                self._window.frames = None
+                if features.shape[-1] > frames:
+                    features = features[..., :frames]
             return super().encode(features)
 
     return WindowedWhisperModel

@@ -108,6 +108,23 @@ def test_a_batch_gives_each_utterance_its_own_text(recognizer):
         assert abs(len(batched.words) - len(single.words)) <= 2
 
 
+def test_the_window_cuts_only_the_first_encode_of_its_context(loaded):
+    """faster-whisper encodes again only to go on after a segment that ended early; that
+    continuation gets the full 30 s (in a short window it loops on ". . ."), and so does
+    everything outside the context."""
+    model = loaded.model
+    features = np.zeros((1, 80, 3000), dtype=np.float32)
+    with model.window(400):
+        first, again = model.encode(features), model.encode(features)
+    after = model.encode(features)
+    # the encoder halves the mel frames: 400 -> 200 positions, 3000 -> 1500
+    assert [first.shape[1], again.shape[1], after.shape[1]] == [200, 1500, 1500]
+    with model.window(None):
+        assert model.encode(features).shape[1] == 1500
+    with pytest.raises(ValueError, match=r"not in 2\.\.3000"), model.window(1):
+        pass
+
+
 def test_a_short_window_gives_the_full_windows_text(loaded, recognizer):
     """The default 8 s floor: a third of the encoder's work, the same words."""
     windowed = WhisperRecognizer(loaded, window_floor_s=8.0)
