@@ -369,12 +369,41 @@ class RedactionConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """Where call records go."""
+    """Where call records go: SQLite (one machine), memory, or PostgreSQL (a floor of
+    several workers: ``dsn`` names the database every worker shares)."""
 
-    backend: Literal["sqlite", "memory"] = "sqlite"
+    backend: Literal["sqlite", "memory", "postgresql"] = "sqlite"
     path: str = "~/.local/share/live-call-assist/calls.sqlite3"
+    dsn: str = ""  # postgresql://user:password@host:5432/dbname (backend = "postgresql")
     retention_days: int = Field(90, ge=0)
     checkpoint_every_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _dsn_for_postgresql(self) -> StoreConfig:
+        if self.backend == "postgresql" and not self.dsn.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError('backend "postgresql" needs dsn = "postgresql://..."')
+        return self
+
+
+class ClusterConfig(_Section):
+    """A floor bigger than one machine: workers sharing a NATS bus (live events, which worker
+    holds which call) and a PostgreSQL store. ``bus`` empty: embedded (one process)."""
+
+    bus: str = ""  # nats://host:4222 (comma-separated for a NATS cluster); empty = embedded
+    worker_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")  # empty: host name
+    heartbeat_s: float = Field(1.0, gt=0)  # each worker announces itself and its calls this often
+    dead_after_s: float = Field(5.0, gt=0)  # unheard this long: its calls become cut_off
+
+    @model_validator(mode="after")
+    def _bus_url(self) -> ClusterConfig:
+        for url in filter(None, (u.strip() for u in self.bus.split(","))):
+            if not url.startswith(("nats://", "tls://")):
+                raise ValueError(f"bus {url!r}: expected nats://host:port")
+        if self.bus and self.dead_after_s <= 2 * self.heartbeat_s:
+            raise ValueError("dead_after_s must exceed two heartbeats (heartbeat_s)")
+        return self
 
 
 IngestName = Literal["native", "l16", "twilio", "exotel", "telnyx", "audiohook"]
@@ -438,6 +467,7 @@ class Settings(BaseSettings):
     logging: LoggingConfig = LoggingConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
     store: StoreConfig = StoreConfig()
+    cluster: ClusterConfig = ClusterConfig()
     l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()
     text: TextConfig = TextConfig()

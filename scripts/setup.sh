@@ -4,7 +4,8 @@
 #   bash scripts/setup.sh --test   also test tools and the Debian packages the tests use:
 #                                  espeak-ng (synthetic voices), sox, hold music, and
 #                                  Asterisk's recorded prompts (real phone speech), and
-#                                  Chromium for the page tests (driven by Playwright)
+#                                  Chromium for the page tests (driven by Playwright),
+#                                  nats-server and PostgreSQL for the cluster tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ extras=""
 if [[ "${1:-}" == "--test" ]]; then
     extras="[dev]"
     packages=(espeak-ng sox asterisk-moh-opsound-wav asterisk-core-sounds-en-wav asterisk-core-sounds-en
-              chromium)
+              chromium nats-server postgresql)
     missing=()
     for p in "${packages[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
