@@ -194,6 +194,9 @@ class AsrConfig(_Section):
     # A partial arriving while more than this many requests wait is not transcribed (no cue
     # reads partials; finals get the time); 0 = only when nothing waits; max_queue = never.
     partial_max_waiting: int = Field(0, ge=0)
+    # A customer final with less voiced speech than this (s: "Yeah.", "Okay.") is a
+    # backchannel no cue needs: transcribed only under the same rule as partials; 0 = always.
+    backchannel_max_s: float = Field(1.0, ge=0)
 
 
 class TextConfig(_Section):

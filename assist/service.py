@@ -149,6 +149,7 @@ class AssistService:
             partial_stale_after_s=cfg.partial_stale_after_s,
             clock=self.clock,
             partial_max_waiting=cfg.partial_max_waiting,
+            backchannel_max_s=cfg.backchannel_max_s,
         )
         pool.start()
         self.asr_info = {

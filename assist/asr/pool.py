@@ -1,7 +1,9 @@
 """The process-wide ASR pool: one bounded queue and a few worker threads for all calls.
 
-Order of service: agent finals, then customer finals, then partials (each oldest first).
-Bounded with named overflow rules, each counted (``assist_asr_shed_total{reason}``):
+Order of service: agent finals, then customer finals, then customer backchannels (finals
+with less voiced speech than ``backchannel_max_s``: "Yeah.", "Okay."), then partials (each
+oldest first). Bounded with named overflow rules, each counted
+(``assist_asr_shed_total{reason}``):
 
 * ``superseded``: a newer partial of the same utterance, or its final, replaced it;
 * ``queue_full``: the queue was at ``max_queue``; the least urgent request goes
@@ -10,7 +12,15 @@ Bounded with named overflow rules, each counted (``assist_asr_shed_total{reason}
   partials) before a worker got to it: text that late no longer helps the agent;
 * ``busy``: a partial submitted while more than ``partial_max_waiting`` requests wait: no
   cue reads partials (they only preview text on the agent's screen), so under load the
-  recognizer's time goes to finals.
+  recognizer's time goes to finals;
+* ``backchannel``: the same for a customer backchannel: no cue needs it (the frustration
+  model judges sentences; the agent's short "I'm sorry." still counts as an
+  acknowledgement, so agent finals are never skipped), so it is transcribed only when
+  the recognizer has time for it.
+
+A worker takes up to ``max_batch`` requests, but no more than its share of what waits
+among the workers not in a step: two requests and two free workers are two steps at
+once, one per core, not one batch of two on one core while the other idles.
 
 Workers run the recognizer in their own threads (ctranslate2 releases the GIL), consume
 faster-whisper's lazy ``segments`` there, and hand each result back to the event loop
@@ -34,7 +44,7 @@ from assist.vocabulary import Recognized, UtteranceAudio
 
 log = logging.getLogger(__name__)
 
-AGENT_FINAL, CUSTOMER_FINAL, PARTIAL = 0, 1, 2
+AGENT_FINAL, CUSTOMER_FINAL, BACKCHANNEL, PARTIAL = 0, 1, 2, 3
 
 
 class Recognizer(Protocol):
@@ -52,8 +62,8 @@ class AsrResult:
     """The pool's answer to one utterance.
 
     ``ok`` carries ``recognized``; ``shed`` a ``reason`` (``superseded``, ``queue_full``,
-    ``stale``, ``busy``, ``shutdown``); ``error`` the recognizer's exception class name as
-    ``reason``.
+    ``stale``, ``busy``, ``backchannel``, ``shutdown``); ``error`` the recognizer's
+    exception class name as ``reason``.
     """
 
     status: Literal["ok", "shed", "error"]
@@ -85,8 +95,9 @@ class AsrPool:
     ``max_batch`` utterances go to the recognizer per step; ``max_queue`` requests may wait;
     ``stale_after_s`` / ``partial_stale_after_s`` are wall seconds a final / partial may
     wait for a worker; a partial finding more than ``partial_max_waiting`` requests waiting
-    is shed at once (None: never). ``clock`` is monotonic wall seconds, used only for
-    waiting times.
+    is shed at once (None: never), and so is a customer final with less than
+    ``backchannel_max_s`` of voiced speech (None or 0: no final is ever skipped).
+    ``clock`` is monotonic wall seconds, used only for waiting times.
     ``shed`` (reason -> count), ``done`` and ``batches`` (size -> count) are read by the
     metrics at scrape time.
     """
@@ -101,6 +112,7 @@ class AsrPool:
         partial_stale_after_s: float,
         clock: Callable[[], float],
         partial_max_waiting: int | None = None,
+        backchannel_max_s: float | None = None,
     ) -> None:
         self._recognizer = recognizer
         self._workers_wanted = workers
@@ -109,12 +121,14 @@ class AsrPool:
         self._stale_s = stale_after_s
         self._partial_stale_s = partial_stale_after_s
         self._partial_max_waiting = partial_max_waiting
+        self._backchannel_s = backchannel_max_s or 0.0
         self._clock = clock
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closing = False
         self._order = 0
+        self._stepping = 0  # workers in a recognition step
         self.shed: Counter[str] = Counter()  # reason -> count
         self.done = 0
         self.batches: Counter[int] = Counter()  # batch size -> count
@@ -156,8 +170,9 @@ class AsrPool:
         The future resolves on that loop with an ``AsrResult`` when the utterance is
         recognized, shed or failed; queued partials of the same utterance are superseded by it,
         a partial finding more than ``partial_max_waiting`` requests waiting is shed (``busy``),
-        and a full queue sheds its least urgent request (possibly this one). A request submitted
-        after ``stop`` is never answered. Raises ``RuntimeError`` outside a running event loop.
+        so is a customer backchannel (``backchannel``), and a full queue sheds its least
+        urgent request (possibly this one). A request submitted after ``stop`` is never
+        answered. Raises ``RuntimeError`` outside a running event loop.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AsrResult] = loop.create_future()
@@ -166,17 +181,22 @@ class AsrPool:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                 loop.call_soon_threadsafe(_resolve, future, result)
 
-        if utterance.final:
-            rank = AGENT_FINAL if utterance.channel == "agent" else CUSTOMER_FINAL
-        else:
+        if not utterance.final:
             rank = PARTIAL
+        elif utterance.channel == "agent":
+            rank = AGENT_FINAL
+        elif utterance.speech_s < self._backchannel_s:
+            rank = BACKCHANNEL
+        else:
+            rank = CUSTOMER_FINAL
         with self._cond:
             self._order += 1
             request = _Request(call_id, utterance, rank, self._clock(), self._order, deliver)
             busy = self._partial_max_waiting
-            if rank == PARTIAL and busy is not None and len(self._pending) > busy:
-                self.shed["busy"] += 1
-                self._finish(request, AsrResult("shed", reason="busy"))
+            if rank >= BACKCHANNEL and busy is not None and len(self._pending) > busy:
+                reason = "busy" if rank == PARTIAL else "backchannel"
+                self.shed[reason] += 1
+                self._finish(request, AsrResult("shed", reason=reason))
                 return future
             for old in [r for r in self._pending if r.key == request.key and r.rank == PARTIAL]:
                 self._drop(old, "superseded")
@@ -197,6 +217,7 @@ class AsrPool:
                 if self._closing:
                     return
                 batch = self._take_batch()
+                self._stepping += bool(batch)
             if not batch:
                 continue
             started = self._clock()
@@ -204,11 +225,14 @@ class AsrPool:
                 results = self._recognizer.recognize([r.utterance.audio for r in batch])
             except Exception as exc:
                 log.exception("ASR batch of %d failed", len(batch))
+                with self._cond:
+                    self._stepping -= 1
                 for request in batch:
                     self._finish(request, AsrResult("error", reason=type(exc).__name__))
                 continue
             busy = self._clock() - started
             with self._cond:
+                self._stepping -= 1
                 self.batches[len(batch)] += 1
                 self.done += len(batch)
             for request, recognized in zip(batch, results, strict=True):
@@ -218,15 +242,22 @@ class AsrPool:
                 )
 
     def _take_batch(self) -> list[_Request]:
-        """Under the lock: shed stale requests, then take the most urgent ones."""
+        """Under the lock: shed stale requests, then take the most urgent ones: at most
+        ``max_batch``, and no more than this worker's share of what waits among the workers
+        not in a step (itself included); another one is woken for the rest."""
         now = self._clock()
         for request in list(self._pending):
             limit = self._partial_stale_s if request.rank == PARTIAL else self._stale_s
             if now - request.enqueued > limit:
                 self._drop(request, "stale")
         self._pending.sort(key=lambda r: (r.rank, r.order))
-        batch = self._pending[: self._max_batch]
-        del self._pending[: self._max_batch]
+        free = max(self._workers_wanted - self._stepping, 1)
+        share = -(-len(self._pending) // free)
+        size = min(self._max_batch, share)
+        batch = self._pending[:size]
+        del self._pending[:size]
+        if self._pending:
+            self._cond.notify()
         return batch
 
     def _drop(self, request: _Request, reason: str) -> None:

@@ -29,9 +29,11 @@ class SteppedRecognizer:
         return [Recognized(text=f"u{a[0]:g}", words=[]) for a in batch]
 
 
-def utterance(tag: float, channel: str = "agent", final: bool = True, uid: int = 0):
+def utterance(
+    tag: float, channel: str = "agent", final: bool = True, uid: int = 0, speech_s: float = 0.01
+):
     audio = np.full(160, tag, dtype=np.float32)
-    return UtteranceAudio(channel, uid, 0.0, 0.01, audio, final, 0.01)
+    return UtteranceAudio(channel, uid, 0.0, 0.01, audio, final, speech_s)
 
 
 def make_pool(recognizer, clock, **kw):
@@ -117,6 +119,60 @@ async def test_partials_are_shed_while_finals_queue_up(manual_clock):
         rec.release.release()
         assert (await later).status == "ok"
         assert pool.shed == {"busy": 1}
+    finally:
+        pool.close()
+
+
+async def test_customer_backchannels_are_transcribed_only_when_nothing_waits(manual_clock):
+    """A customer final with less voiced speech than ``backchannel_max_s`` ("Yeah.") is
+    served after the customer's sentences and shed (``backchannel``) when something already
+    waits; an agent's short final ("I'm sorry.", an acknowledgement) always queues."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, partial_max_waiting=0, backchannel_max_s=1.0)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0))
+        await _step(rec)  # the worker is busy; nothing waits
+        yeah = pool.submit("c", utterance(1, "customer", uid=1, speech_s=0.6))  # queued
+        sentence = pool.submit("c", utterance(2, "customer", uid=2, speech_s=2.5))
+        okay = pool.submit("d", utterance(3, "customer", uid=1, speech_s=0.4))  # 2 wait: shed
+        sorry = pool.submit("d", utterance(4, "agent", uid=1, speech_s=0.5))
+        r = await okay
+        assert (r.status, r.reason) == ("shed", "backchannel")
+        for _ in range(4):
+            rec.release.release()
+        results = await asyncio.gather(blocker, yeah, sentence, sorry)
+        assert [x.status for x in results] == ["ok"] * 4
+        assert [b[0] for b in rec.batches] == [0, 4, 2, 1]
+        assert pool.shed == {"backchannel": 1}
+    finally:
+        pool.close()
+
+
+async def test_waiting_requests_are_shared_among_the_free_workers(manual_clock):
+    """Four waiting and two free workers: two steps of two at once (one per core), not one
+    batch of four while the other worker idles; a worker alone free takes up to
+    ``max_batch``, and the rest goes to the next one free."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, workers=2, max_batch=4)
+    first = [pool.submit(f"c{i}", utterance(i)) for i in range(4)]  # before the workers start
+    pool.start()
+    try:
+        await _step(rec)
+        await _step(rec)
+        assert sorted(len(b) for b in rec.batches) == [2, 2]
+        later = [pool.submit(f"d{i}", utterance(10 + i)) for i in range(5)]  # both busy
+        rec.release.release()  # one worker free: 4 of the 5 (max_batch)
+        await _step(rec)
+        assert len(rec.batches[2]) == 4
+        rec.release.release()  # the next one free takes the last
+        await _step(rec)
+        assert len(rec.batches[3]) == 1
+        for _ in range(2):
+            rec.release.release()
+        results = await asyncio.gather(*first, *later)
+        assert [r.status for r in results] == ["ok"] * 9
+        assert pool.batches == {2: 2, 4: 1, 1: 1}
     finally:
         pool.close()
 
