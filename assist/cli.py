@@ -1,5 +1,5 @@
-"""Command line: ``assist serve | replay | demo | synth | export | erase | report | classify |
-train-text | schemas``."""
+"""Command line: ``assist serve | replay | demo | synth | export | erase | report | assess |
+classify | train-text | schemas``."""
 
 from __future__ import annotations
 
@@ -260,32 +260,96 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def verdict_json(scores: TextScores, cues: CuesConfig) -> dict[str, Any]:
-    """One sentence's scores and the detectors' decision on it, as ``assist classify``
-    prints it: the same decision functions the live cues use."""
+def _assess(args: argparse.Namespace) -> int:
+    """Recorded calls through the live pipeline into the store, and the baseline report."""
+    from assist.assess.agents import parse_date
+    from assist.assess.batch import AssessOptions, assess
+
+    settings = load_settings(args.config)
+    try:
+        since = parse_date(args.since) if args.since else None
+    except ValueError:
+        print(f"assist assess: --since {args.since!r} is not an ISO 8601 date", file=sys.stderr)
+        return 2
+    options = AssessOptions(
+        paths=[Path(p) for p in args.paths],
+        agent_rule=args.agent_from,
+        agents_csv=Path(args.agents) if args.agents else None,
+        workers=args.workers or 0,
+        since=since,
+        out_dir=Path(args.out) if args.out else None,
+        ledger=Path(args.ledger) if args.ledger else None,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    try:
+        summary = assess(options, settings)
+    except (ValueError, OSError) as exc:
+        print(f"assist assess: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("assist assess: interrupted; run it again to resume", file=sys.stderr)
+        return 130
+    speed = f", {summary.speed:.1f}x real time" if summary.speed else ""
+    print(
+        f"{summary.found} call(s) found: {len(summary.assessed)} assessed "
+        f"({summary.audio_s / 3600:.2f} h of audio in {summary.wall_s:.0f} s{speed}), "
+        f"{len(summary.already)} assessed before, {len(summary.problems)} skipped"
+    )
+    for problem in summary.problems:
+        print(f"  skipped: {problem}")
+    report = summary.report or {}
+    for rank, priority in enumerate(report.get("priorities", []), start=1):
+        print(f"train first {rank}: {priority['skill']}: {priority['why']}")
+    print(f"wrote {summary.report_json} and {summary.report_html}")
+    return 0
+
+
+def verdict_json(
+    scores: TextScores, cues: CuesConfig, previous: str | None = None
+) -> dict[str, Any]:
+    """One utterance's scores and the detectors' decision on it, as ``assist classify``
+    prints it: the same decision functions the live cues use, sentence by sentence, with
+    the other speaker's ``previous`` turn as context. ``kind`` is the cue that fires (or
+    None); ``quote`` and ``span`` (characters of the utterance) point at what fired;
+    ``line_problem`` says a sentence is about the connection (never a cue); ``sentences``
+    lists each sentence's score."""
     from assist.detectors.customer_frustration import (
         acknowledges,
+        frustrated_sentence,
         frustration_threshold,
-        is_frustrated,
     )
-    from assist.detectors.negative_phrasing import decide_phrasing, threshold_of
-    from assist.nudges import ACKNOWLEDGE_FEELINGS, rewrite
+    from assist.detectors.negative_phrasing import decide_utterance, quote_span, threshold_of
+    from assist.nudges import ACKNOWLEDGE_FEELINGS
+    from assist.text.context import line_problem
 
     out: dict[str, Any] = {"text": scores.text, "speaker": scores.speaker, "kind": None}
+    out["line_problem"] = any(line_problem(part.text) for part in scores.parts)
     if scores.speaker == "customer":
-        flagged = is_frustrated(scores, cues.customer_frustration)
+        threshold = frustration_threshold(scores, cues.customer_frustration)
+        sentence = frustrated_sentence(scores, threshold, previous)
+        quoted = None
+        if sentence is not None:
+            quoted = list(sentence.span) if sentence.span else [0, len(scores.text)]
         out.update(
-            kind="customer_frustration" if flagged else None,
+            kind="customer_frustration" if sentence else None,
             score=round(scores.frustration or 0.0, 4),
-            threshold=frustration_threshold(scores, cues.customer_frustration),
-            quote=scores.text if flagged else None,
-            suggestion=ACKNOWLEDGE_FEELINGS if flagged else None,
-            span=[0, len(scores.text)] if flagged else None,
+            threshold=threshold,
+            quote=sentence.text if sentence else None,
+            suggestion=ACKNOWLEDGE_FEELINGS if sentence else None,
+            span=quoted,
+            sentences=[
+                {
+                    "text": p.text,
+                    "span": list(p.span or (0, len(p.text))),
+                    "score": round(p.frustration or 0.0, 4),
+                }
+                for p in scores.parts
+            ],
         )
         return out
     threshold = threshold_of(scores, cues.negative_phrasing)
-    phrasing = scores.phrasing or {}
-    decision = decide_phrasing(scores.text, list(phrasing.values()), list(phrasing), threshold)
+    fired = decide_utterance(scores, threshold, previous)
     out.update(
         score=round(scores.phrasing_score, 4),
         threshold=threshold,
@@ -293,15 +357,25 @@ def verdict_json(scores: TextScores, cues: CuesConfig) -> dict[str, Any]:
         quote=None,
         suggestion=None,
         span=None,
+        sentences=[
+            {
+                "text": p.text,
+                "span": list(p.span or (0, len(p.text))),
+                "score": round(p.phrasing_score, 4),
+            }
+            for p in scores.parts
+        ],
     )
-    if decision is not None:
-        found = rewrite(scores.text, decision.category)
+    if fired is not None:
+        sentence, decision = fired
+        span, suggestion = quote_span(scores.text, sentence, decision.category)
         out.update(
             kind="negative_phrasing",
             category=decision.category,
-            quote=scores.text[found.span[0] : found.span[1]],
-            suggestion=found.suggestion,
-            span=list(found.span),
+            score=round(decision.score, 4),
+            quote=scores.text[span[0] : span[1]],
+            suggestion=suggestion,
+            span=list(span),
         )
     out["empathy"] = None if scores.empathy is None else round(scores.empathy, 4)
     out["acknowledges"] = acknowledges(scores)
@@ -309,7 +383,8 @@ def verdict_json(scores: TextScores, cues: CuesConfig) -> dict[str, Any]:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    """One utterance per stdin line in, one JSON verdict per line out (blank lines skipped)."""
+    """One utterance per stdin line in, one JSON verdict per line out (blank lines skipped).
+    A line ``PREVIOUS<TAB>UTTERANCE`` gives the other speaker's previous turn as context."""
     from assist.text.classify import ModelsMissing, TextClassifier
 
     cues = load_settings(args.config).cues
@@ -319,11 +394,13 @@ def _classify(args: argparse.Namespace) -> int:
         print(f"assist classify: {exc}", file=sys.stderr)
         return 2
     for line in sys.stdin:
-        text = line.strip()
+        previous, _, text = line.rstrip("\n").rpartition("\t")
+        text = text.strip()
         if not text:
             continue
-        (scores,) = classifier.score(args.speaker, [text])
-        print(json.dumps(verdict_json(scores, cues)), flush=True)
+        scores = classifier.score_utterance(args.speaker, text)
+        verdict = verdict_json(scores, cues, previous.strip() or None)
+        print(json.dumps(verdict), flush=True)
     return 0
 
 
@@ -383,8 +460,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports")
     report.add_argument("--config")
 
+    assess = sub.add_parser(
+        "assess", help="score recorded calls (files or folders) and write a team baseline report"
+    )
+    assess.add_argument("paths", nargs="+", help="recordings or folders (searched recursively)")
+    who = assess.add_mutually_exclusive_group()
+    who.add_argument("--agent-from", metavar="REGEX", help="agent id from file names: group agent")
+    who.add_argument("--agents", metavar="CSV", help="CSV: file,agent_id[,call_date]")
+    assess.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    assess.add_argument("--since", metavar="DATE", help="report the change since this date")
+    assess.add_argument("--out", help="report folder (default [assess] report_dir)")
+    assess.add_argument("--ledger", help="resume ledger (default next to the store)")
+    assess.add_argument("--device", choices=["auto", "cpu", "cuda"], help="ASR device")
+    assess.add_argument("--no-progress", action="store_true", help="no progress bar")
+    assess.add_argument("--config")
+
     classify = sub.add_parser(
-        "classify", help="judge utterances (one per stdin line) with the text models"
+        "classify",
+        help="judge utterances (one per stdin line, or PREVIOUS<TAB>UTTERANCE with the other"
+        " speaker's previous turn) sentence by sentence with the text models",
     )
     classify.add_argument("--speaker", choices=["agent", "customer"], required=True)
     classify.add_argument("--config", help="TOML settings file ([cues.*] min_score)")
@@ -441,6 +535,8 @@ def _run(args: argparse.Namespace) -> int:
         return _erase(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "assess":
+        return _assess(args)
     if args.command == "classify":
         return _classify(args)
     return _schemas(args)

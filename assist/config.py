@@ -409,6 +409,20 @@ class ClusterConfig(_Section):
         return self
 
 
+class AssessConfig(_Section):
+    """``assist assess``: recorded calls through the live pipeline (README, "Assess recorded
+    calls")."""
+
+    customer_channel: Literal["left", "right"] = "left"  # of a stereo recording
+    # two mono files of one call: a regex on the file name without extension, groups call, role
+    pair_rule: str = r"^(?P<call>.+)[._-](?P<role>customer|agent)$"
+    # the agent id in a file name (without --agent-from / --agents): a regex with group agent
+    agent_rule: str = r"^(?P<agent>[A-Za-z0-9]+)[_-]"
+    workers: int = Field(0, ge=0)  # processes; 0 = one per core
+    ledger: str = ""  # resume ledger (JSON lines); "": assessed.jsonl next to store.path
+    report_dir: str = "reports"  # baseline.json and baseline.html go here
+
+
 IngestName = Literal["native", "l16", "twilio", "exotel", "telnyx", "audiohook"]
 
 
@@ -470,6 +484,7 @@ class Settings(BaseSettings):
     logging: LoggingConfig = LoggingConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
     store: StoreConfig = StoreConfig()
+    assess: AssessConfig = AssessConfig()
     cluster: ClusterConfig = ClusterConfig()
     l16: L16Config = L16Config()
     utterances: UtteranceConfig = UtteranceConfig()
