@@ -15,9 +15,12 @@ Per floor and rate, for the customer and agent sentences and the short utterance
 error rate with the repetition guard (what the service does) and of the windowed pass
 alone (no guard), the utterances redone with the full window and why, and milliseconds
 per utterance (mean, p50, p95). Floor 30 is Whisper's full window (the reference).
+Writes ``window_floor.json`` (every utterance's text too) and ``window_floor.png`` (WER
+and ms per utterance by floor; needs matplotlib, the ``[bench]`` extra).
 
     python bench/window_floor.py [--floors 30 15 10 8 6 5 4 3 2] [--rates 8000 16000]
                                  [--threads 1] [--limit N] [--out bench/results]
+    python bench/window_floor.py --plot-only [--out bench/results]   # table + plot again
 """
 
 from __future__ import annotations
@@ -143,7 +146,15 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N prompts (smoke runs)")
     parser.add_argument("--no-short", action="store_true", help="sentences only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="table and plot of OUT/window_floor.json"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        results = json.loads((args.out / "window_floor.json").read_text())
+        print(table(results))
+        plot(results, args.out / "window_floor.png")
+        return 0
     load_before = os.getloadavg()
     loaded = load_model(args.model, "cpu", cpu_threads=args.threads)
     retried: list[str] = []
@@ -214,7 +225,52 @@ def main() -> int:
     path.write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))
     print(f"wrote {path}")
+    plot(results, args.out / "window_floor.png")
     return 0
+
+
+def plot(results: dict[str, Any], out: Path) -> None:
+    """WER (with the guard) of the customer and agent sentences and the short utterances,
+    and ms per sentence, by floor, one column per call rate; skipped without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("plot skipped: matplotlib not installed (pip install -e '.[bench]')")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = list(results["floors"])
+    fig, axes = plt.subplots(2, len(rates), figsize=(5.5 * len(rates), 7), squeeze=False)
+    for col, rate in enumerate(rates):
+        floors = sorted(results["floors"][rate], key=float)
+        x = [float(f) for f in floors]
+        top, bottom = axes[0][col], axes[1][col]
+        for group in ("customer", "agent", "short"):
+            runs = [results["floors"][rate][f].get(group) for f in floors]
+            if all(r is not None for r in runs):
+                (line,) = top.plot(x, [100 * r["wer"] for r in runs], marker="o", label=group)
+                if x[-1] >= FULL_WINDOW_S and group != "short":  # the goal: full + 0.5
+                    top.axhline(100 * runs[-1]["wer"] + 0.5, linestyle=":", color=line.get_color())
+        top.set_title(f"{int(rate) // 1000} kHz calls: WER by window floor")
+        top.set_ylabel("word error rate (%)")
+        top.legend(title="dotted: full window + 0.5 point", fontsize=8, title_fontsize=8)
+        for group in ("all", "short"):
+            ms = [results["floors"][rate][f][group]["ms_per_utterance"]["mean"] for f in floors]
+            bottom.plot(x, ms, marker="o", label="sentences" if group == "all" else group)
+        bottom.set_xlabel("encoder window floor (s; 30 = Whisper's full window)")
+        bottom.set_ylabel("ms per utterance (mean)")
+        bottom.set_ylim(bottom=0)
+        bottom.legend(fontsize=8)
+    m = results["machine"]
+    fig.suptitle(
+        f"{results['model']} {results['compute_type']}, {results['cpu_threads']} thread, "
+        f"{m['cpu']} ({m['cores']} cores); load average {results['load_average_before'][0]}"
+        f" -> {results['load_average_after'][0]}"
+    )
+    fig.tight_layout()
+    fig.savefig(out)
+    print(f"wrote {out}")
 
 
 def table(results: dict[str, Any]) -> str:

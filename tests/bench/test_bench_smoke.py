@@ -72,3 +72,33 @@ def test_run_writes_results_summary_and_plots(tmp_path):
     assert "## Capacity" in summary and "negative_phrasing" in summary
     for png in ("delay_vs_calls.png", "cpu_per_call.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_window_floor_writes_the_table_json_and_plot(tmp_path):
+    """``bench/window_floor.py`` on one sentence and one short prompt, two floors: the
+    service's recognizer on real recorded speech, a row per floor, and the plot again from
+    the JSON alone (``--plot-only``)."""
+    command = [sys.executable, "bench/window_floor.py", "--floors", "30", "8"]
+    command += ["--rates", "8000", "--limit", "1", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| 30 s (full) | 8 kHz |" in done.stdout and "| 8 s | 8 kHz |" in done.stdout
+    results = json.loads((tmp_path / "window_floor.json").read_text())
+    for floor in ("30.0", "8.0"):
+        run = results["floors"]["8000"][floor]
+        assert {"customer", "all", "short"} <= set(run)
+        assert run["all"]["words"] > 0 and 0 <= run["all"]["wer"] <= 1
+        assert run["all"]["ms_per_utterance"]["mean"] > 0
+    assert len(results["rows"]["8000/8.0"]) == 2  # the sentence and the short prompt
+    png = tmp_path / "window_floor.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png.unlink()
+    again = subprocess.run(
+        [sys.executable, "bench/window_floor.py", "--plot-only", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert png.is_file() and "| 8 s | 8 kHz |" in again.stdout
