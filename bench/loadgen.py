@@ -139,10 +139,13 @@ async def stream_calls(
     n: int,
     seconds: float,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    id_prefix: str = "bench",
 ) -> list[StreamedCall]:
     """N slots, each streaming ``seconds`` of audio in real time; every call has its own
     agent event stream. A slot's next call starts when the previous one's audio ends (its
-    stop and the draining of its transcripts overlap the next call)."""
+    stop and the draining of its transcripts overlap the next call). Call ids start with
+    ``id_prefix`` (distinct per server sharing one store), and agent ids do for any other
+    prefix than the default."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
 
@@ -150,8 +153,10 @@ async def stream_calls(
         await asyncio.sleep(max(0.0, t0 + at_s - loop.time()))  # the call's start time
         start = {
             "type": "start",
-            "call_id": f"bench-{n}-{slot}-{j}",
-            "agent_id": f"agent-{n}-{slot}-{j}",
+            "call_id": f"{id_prefix}-{n}-{slot}-{j}",
+            "agent_id": f"agent-{n}-{slot}-{j}"
+            if id_prefix == "bench"
+            else f"{id_prefix}-agent-{n}-{slot}-{j}",
             "sample_rate": plan.call.sample_rate,
             "encoding": "mulaw",
             "channels": ["customer", "agent"],

@@ -122,6 +122,7 @@ class ClusterHub(Hub):
         self._tasks: list[asyncio.Task[None]] = []
         # set once the first connection is made and subscribed (tests, benchmarks wait on it)
         self.joined = asyncio.Event()
+        self._closing = False
         self.published = 0
         self.received = 0
         self.dropped = 0
@@ -139,6 +140,7 @@ class ClusterHub(Hub):
     async def close(self) -> None:
         """Say goodbye (the others end this worker's calls only when they time out, unless
         it ended them), stop publishing and close the connection."""
+        self._closing = True
         nc = self._nc
         if nc is not None and nc.is_connected:
             with contextlib.suppress(Exception):
@@ -202,6 +204,8 @@ class ClusterHub(Hub):
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="bus-heartbeat"))
 
     async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
         log.warning("bus lost: serving this worker's calls alone until it is back")
         self.registry.disconnected()
 
