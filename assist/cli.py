@@ -194,6 +194,12 @@ def _export(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         out = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
+        if args.feedback:
+            from assist.text.feedback import feedback_lines, write_feedback_tsv
+
+            count = write_feedback_tsv(feedback_lines(store.export()), out)
+            print(f"exported {count} line(s) marked not right", file=sys.stderr)
+            return 0
         for record in store.export():
             out.write(json.dumps(record) + "\n")
             count += 1
@@ -446,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write every stored call as JSON lines")
     export.add_argument("--config")
     export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument(
+        "--feedback",
+        action="store_true",
+        help="write the text nudges agents marked 'Not right' as training lines (TSV) instead",
+    )
 
     erase = sub.add_parser(
         "erase", help="delete a call's record and every copy of it (data-subject requests)"

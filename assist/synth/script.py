@@ -4,11 +4,14 @@
 duration_s = 40.0
 sample_rate = 8000
 noise_dbfs = -60.0          # line noise floor on both channels
+tts = "espeak"              # espeak (espeak-ng) | piper (neural: Piper with the joe voice)
 [[say]]
 who = "customer"            # customer | agent
 at = 1.0                    # seconds from call start
 text = "Hi, I'm calling about my bill."
 expect = "customer_frustration"   # optional: the text cue this line must raise (truth)
+words_per_minute = 150      # espeak only: its speed (-s)
+length_scale = 1.0          # piper only: < 1 speaks faster (0.7 = clearly fast), > 1 slower
 [[hold]]
 at = 20.0
 duration = 50.0
@@ -40,7 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Utterance(BaseModel):
     """One scripted line: who says it, when (``at``, seconds from the call's start), the text,
-    the espeak-ng voice and speed, and the text cue it must raise."""
+    the espeak-ng voice and speed (or Piper's ``length_scale``), and the text cue it must
+    raise."""
 
     model_config = ConfigDict(extra="forbid")
     who: Literal["customer", "agent"]
@@ -48,6 +52,7 @@ class Utterance(BaseModel):
     text: str = Field(min_length=1)
     voice: str | None = None
     words_per_minute: int = Field(150, ge=80, le=400)  # espeak -s
+    length_scale: float = Field(1.0, ge=0.5, le=2.0)  # piper: phoneme length, < 1 is faster
     # The text cue this line must raise when the text models run (ground truth, labelled
     # by the script's author): negative phrasing on agent lines, frustration on customer
     # lines the agent hasn't acknowledged yet.
@@ -104,7 +109,7 @@ class Echo(BaseModel):
 
 class CallScript(BaseModel):
     """A whole call (TOML format in the module docstring): length (s), rate (Hz), noise
-    floor (dBFS) and seed, the lines, the holds and the agent's mutes."""
+    floor (dBFS) and seed, the speech engine, the lines, the holds and the agent's mutes."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = "call"
@@ -112,6 +117,7 @@ class CallScript(BaseModel):
     sample_rate: Literal[8000, 16000] = 8000
     noise_dbfs: float = -60.0
     seed: int = 7
+    tts: Literal["espeak", "piper"] = "espeak"  # the voices of the lines (not announcements)
     say: list[Utterance] = []
     hold: list[Hold] = []
     mute: list[Mute] = []

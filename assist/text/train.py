@@ -28,6 +28,7 @@ import numpy as np
 from assist.detectors.negative_phrasing import decide_phrasing
 from assist.nudges import rewrite
 from assist.text.encoder import FEATURE_RECIPE, SentenceEncoder
+from assist.text.feedback import read_extra
 from assist.text.heads import Head, HeadFit, export_onnx, fit_softmax_regression, predict
 from assist.text.phrases import CATEGORIES
 
@@ -303,12 +304,18 @@ def score_heldout(
 
 
 def train_task(
-    task: Task, encoder: SentenceEncoder, data: Path, shared: Path, out: Path
+    task: Task,
+    encoder: SentenceEncoder,
+    data: Path,
+    shared: Path,
+    out: Path,
+    extra: Path | None = None,
 ) -> dict[str, Any]:
     """Train one head end to end (module docstring) from ``data`` (our TSVs) and ``shared``
-    (public data sets): writes ``<out>/<task>.onnx`` and returns its report (threshold,
-    sources, cross-validation and held-out metrics, probes, file hash and size), which
-    becomes the metrics file and the model card."""
+    (public data sets), plus the head's lines of ``extra`` (reviewed agent feedback,
+    ``assist.text.feedback``): writes ``<out>/<task>.onnx`` and returns its report
+    (threshold, sources, cross-validation and held-out metrics, probes, file hash and
+    size), which becomes the metrics file and the model card."""
     heldout_rows = read_tsv(data / f"{task.name}.heldout.tsv")
     dataset = Dataset({normalized(t) for t, _ in heldout_rows})
     dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")
@@ -318,6 +325,8 @@ def train_task(
         dataset.add(PUBLIC_SOURCES[source](shared), task, source)
     log.info("%s: %d training texts %s", task.name, len(dataset.texts), dataset.sources)
     features = encoder.encode_many(dataset.texts)
+    if extra is not None:
+        dataset.add(read_extra(extra, task.name), task, f"extra:{extra.name}")
     labels = np.array(dataset.labels)
     oof = cross_validated_probabilities(features, labels, task)
 
@@ -385,11 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    parser.add_argument(
+        "--extra", type=Path, help="more labelled lines (a reviewed `assist export --feedback`)"
+    )
     encoder = SentenceEncoder(threads=1)
     for task in TASKS:
         if args.only and task.name not in args.only:
             continue
-        report = train_task(task, encoder, args.data, args.shared, args.out)
+        report = train_task(task, encoder, args.data, args.shared, args.out, args.extra)
         (args.out / f"{task.name}.metrics.json").write_text(json.dumps(report, indent=2) + "\n")
         (args.out / f"{task.name}.md").write_text(model_card(report, report["probes"]))
     return 0
@@ -439,7 +451,8 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
     ]
     for source, count in training["sources"].items():
         if source != own:
-            lines.append(f"- {SOURCE_NOTES[source]}: {count}.")
+            note = SOURCE_NOTES.get(source, f"`{source}`: reviewed agent feedback (`--extra`)")
+            lines.append(f"- {note}: {count}.")
     lines += [
         f"- {training['dropped_as_heldout']} training lines equal to a held-out line (ignoring"
         " case and punctuation) were dropped.",

@@ -54,8 +54,20 @@ async def test_fast_talking_agent_gets_a_pace_nudge(server_factory, tmp_path):
     kinds = [n["kind"] for n in result.nudges]
     assert kinds.count("pace") == 1
     pace = next(n for n in result.nudges if n["kind"] == "pace")
-    assert pace["evidence"]["measured"] > 190 and pace["evidence"]["unit"] == "wpm"
+    assert pace["evidence"]["measured"] > 270 and pace["evidence"]["unit"] == "wpm"
     assert pace["evidence"]["details"]["words"] >= 25
+
+
+async def test_a_natural_voice_at_its_normal_rate_gets_no_pace_nudge(server_factory):
+    """The same lines in Piper's voice at its normal rate (about 250 words a minute of
+    voiced time, 0.8 s between sentences): the speaking rate stays under the threshold."""
+    running = await server_factory(asr_settings())
+    call = synthesized_call("natural_agent")
+    result = await stream_rendered(running.ws, call, "pace-2", speed=0)
+    assert "pace" not in [n["kind"] for n in result.nudges]
+    finals = [e for e in result.events if e["type"] == "transcript" and e["final"]]
+    agent_words = sum(len(e["text"].split()) for e in finals if e["channel"] == "agent")
+    assert agent_words >= 60  # the agent's lines were heard: there was a rate to judge
 
 
 async def test_partials_show_text_while_the_customer_is_still_talking(server_factory):

@@ -13,8 +13,8 @@ from assist.detectors.pace import PaceDetector
     [
         ([(20, 4.0)] * 2, True),  # 40 words in 8 s = 300 wpm
         ([(10, 4.0)] * 3, False),  # 150 wpm
-        ([(16, 5.0)] * 2, True),  # 192 wpm, just over
-        ([(15, 5.0)] * 2, False),  # 180 wpm
+        ([(23, 5.0)] * 2, True),  # 276 wpm, just over 270
+        ([(22, 5.0)] * 2, False),  # 264 wpm
         ([(20, 4.0)], False),  # fast but under min_words
         ([(3, 0.5)] * 20, False),  # "Thank you." many times: too short to count
     ],
@@ -29,18 +29,18 @@ def test_pace_threshold(utterances, fires):
     assert bool(findings) == fires
     if fires:
         (f,) = findings
-        assert f.kind == "pace" and f.unit == "wpm" and f.measured > 190
+        assert f.kind == "pace" and f.unit == "wpm" and f.measured > 270
 
 
 def test_pace_fires_again_only_after_slowing_down_and_forgets_old_speech():
     detector = PaceDetector(PaceConfig(window_s=30.0))
     fast = [detector.feed_utterance(20, 4.0, t) for t in (5.0, 10.0, 15.0)]
     assert [bool(f) for f in fast] == [False, True, False]
-    detector.feed_utterance(10, 5.0, 20.0)  # 50 words / 17 s still fast
+    assert not detector.feed_utterance(20, 4.0, 20.0)  # still fast: no second finding
     slow = [detector.feed_utterance(10, 5.0, t) for t in (100.0, 106.0, 112.0)]
     assert not any(slow)  # the fast stretch left the window
-    again = [detector.feed_utterance(25, 4.0, t) for t in (118.0, 124.0)]
-    assert any(again)
+    again = [detector.feed_utterance(40, 4.0, t) for t in (118.0, 124.0)]
+    assert [bool(f) for f in again] == [False, True]  # 110 words in 23 s
 
 
 class _SilentScorer:
@@ -100,3 +100,44 @@ def test_a_shed_final_does_not_hold_back_the_ones_after_it():
     assert held.findings == [] and [t.utterance_id for t in held.transcripts] == [2]
     released = pipeline.on_transcript_lost(first)
     assert [(f.kind, f.at_s) for f in released.findings] == [("pace", 11.0)]
+
+
+def _tick(t_s: float, edges=(), customer_speaking: bool = False):
+    """A conversation tick with only what the pace detector reads: gates, hold, edges."""
+    from types import SimpleNamespace
+
+    from assist.conversation import Tick
+    from assist.vad.gate import SpeechEdge
+
+    gates = {"agent": SimpleNamespace(in_speech=False),
+             "customer": SimpleNamespace(in_speech=customer_speaking)}  # fmt: skip
+    return Tick(t_s, gates, SimpleNamespace(on=False),  # type: ignore[arg-type]
+                [("agent", SpeechEdge(start, at)) for start, at in edges])  # fmt: skip
+
+
+def _two_sentences(pause_s: float, customer_in_pause: bool) -> list:
+    """Two agent utterances of 23 words, 5 s voiced each (276 wpm of voiced time), with a
+    pause of ``pause_s`` between them, the customer talking in it or not."""
+    detector = PaceDetector(PaceConfig())
+    second_start = 5.5 + pause_s
+    detector.on_tick(_tick(0.5, [(True, 0.5)]))
+    detector.on_tick(_tick(5.5, [(False, 5.5)]))
+    detector.on_tick(_tick(5.5 + pause_s / 2, customer_speaking=customer_in_pause))
+    detector.on_tick(_tick(second_start, [(True, second_start)]))
+    detector.on_tick(_tick(second_start + 5.0, [(False, second_start + 5.0)]))
+    findings = detector.feed_utterance(23, 5.0, 5.65, start_s=0.2)
+    findings += detector.feed_utterance(23, 5.0, second_start + 5.15, start_s=second_start - 0.3)
+    return findings
+
+
+def test_pauses_inside_the_agents_turn_are_speaking_time():
+    """46 words in 10 s voiced is 276 wpm; with the agent's 1 s pause between the sentences
+    it is 46 words in 11 s of turn time, 251 wpm: the speaking rate, no nudge."""
+    assert _two_sentences(1.0, customer_in_pause=False) == []
+
+
+def test_a_pause_the_customer_speaks_in_or_a_long_one_is_not_the_agents_turn():
+    (filled,) = _two_sentences(1.0, customer_in_pause=True)
+    assert filled.measured == pytest.approx(276.0) and filled.details["turn_s"] == 10.0
+    (long,) = _two_sentences(3.5, customer_in_pause=False)  # over max_pause_s
+    assert long.measured == pytest.approx(276.0)
