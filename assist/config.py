@@ -382,6 +382,7 @@ class StoreConfig(_Section):
     dsn: str = ""  # postgresql://user:password@host:5432/dbname (backend = "postgresql")
     retention_days: int = Field(90, ge=0)
     checkpoint_every_s: float = Field(30.0, gt=0)
+    queue: int = Field(1000, ge=1)  # writes waiting for the writer thread; full: writers wait
 
     @model_validator(mode="after")
     def _dsn_for_postgresql(self) -> StoreConfig:

@@ -239,6 +239,14 @@ class ServiceMetrics:
             "Agents' feedback on nudges, by kind and action.",
             ["kind", "action"],
         )
+        self.store_queue = Gauge(
+            r, "assist_store_queue", "Store writes waiting for the store's writer thread."
+        )
+        self.store_queue_waits = Counter(
+            r,
+            "assist_store_queue_waits_total",
+            "Store writes that found the store's queue full and waited (nothing is dropped).",
+        )
         self.processing_lag = Histogram(
             r,
             "assist_processing_lag_seconds",

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from assist.asr.pool import AsrPool
 from assist.config import Settings
@@ -25,8 +25,9 @@ from assist.hub import Hub
 from assist.legs import CallSoFar, stored_transcripts
 from assist.metrics import ServiceMetrics
 from assist.session import CallSession
-from assist.store import CallStore, MemoryStore
+from assist.store import CallStore, MemoryStore, RecordBackend
 from assist.store.sqlite import SqliteStore
+from assist.store.threaded import ThreadedStore
 from assist.text.classify import LiveTextJudge, TextClassifier
 from assist.vad.silero import SileroModel
 from assist.vocabulary import CallSpec
@@ -48,10 +49,10 @@ class CallRefused(Exception):
         self.message = message
 
 
-def open_store(settings: Settings) -> CallStore:
-    """The call store ``[store] backend`` names: ``MemoryStore`` (the last
+def open_store(settings: Settings) -> RecordBackend:
+    """The blocking record backend ``[store] backend`` names: ``MemoryStore`` (the last
     ``limits.scorecards_kept`` calls) or ``SqliteStore`` at ``store.path`` (created, and
-    migrated, on open)."""
+    migrated, on open). For the command line; the service wraps it (``ThreadedStore``)."""
     if settings.store.backend == "memory":
         return MemoryStore(settings.limits.scorecards_kept)
     return SqliteStore(settings.store.path)
@@ -61,15 +62,17 @@ class AssistService:
     """The process: settings, models, hub, store, metrics and the live calls.
 
     ``clock`` is monotonic seconds (queue waits, processing lag), ``wall_clock`` epoch
-    seconds (records, signatures, retention); ``store`` replaces the one ``[store]`` names.
-    Record retention is applied on construction. Not ready for calls until ``load_models``.
+    seconds (records, signatures, retention); ``store`` replaces the one ``[store]`` names
+    (a ``CallStore``, or a blocking ``RecordBackend`` to run behind a ``ThreadedStore``).
+    The store is never used on the event loop's thread. Record retention is applied by
+    ``load_models`` and hourly as calls open. Not ready for calls until ``load_models``.
     """
 
     def __init__(
         self,
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
-        store: CallStore | None = None,
+        store: CallStore | RecordBackend | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -77,15 +80,23 @@ class AssistService:
         self.wall_clock = wall_clock  # epoch seconds: signed timestamps, records, retention
         self.hub = Hub(settings.limits.subscriber_queue)
         self.metrics = ServiceMetrics()
-        self.store: CallStore = store or open_store(settings)
+        store = open_store(settings) if store is None else store
+        # a blocking backend (it says whether its reads may run concurrently) runs threaded
+        self.store: CallStore = (
+            ThreadedStore(
+                cast(RecordBackend, store), settings.store.queue, self.metrics.store_queue_waits.inc
+            )
+            if hasattr(store, "concurrent_reads")
+            else cast(CallStore, store)
+        )
         self._pruned_at: float | None = None
-        self.apply_retention()
         self.vad_model: SileroModel | None = None
         self.asr_pool: AsrPool | None = None
         self.asr_info: dict[str, Any] = {"enabled": settings.asr.enabled}
         self.text_judge: LiveTextJudge | None = None
         self.text_info: dict[str, Any] = {"enabled": False}
         self.live: dict[str, CallSession] = {}
+        self._opening: set[str] = set()  # call ids between open_call's checks and live
         # call id -> agent id bound before the call started (oldest first, at most max_calls)
         self._pending_agents: OrderedDict[str, str] = OrderedDict()
 
@@ -95,7 +106,9 @@ class AssistService:
         return self.vad_model is not None
 
     async def load_models(self) -> None:
-        """Load every model from local files (off the event loop); then the service is ready."""
+        """Apply record retention, then load every model from local files (off the event
+        loop); then the service is ready."""
+        await self.apply_retention()
         started = time.perf_counter()
         vad_model = await asyncio.to_thread(SileroModel)
         if self.settings.asr.enabled:
@@ -165,7 +178,7 @@ class AssistService:
         }
         return pool
 
-    def apply_retention(self) -> None:
+    async def apply_retention(self) -> None:
         """Delete call records older than ``store.retention_days``: at start, then at most
         once an hour as calls open, so a server that runs for weeks keeps to it too."""
         days = self.settings.store.retention_days
@@ -173,18 +186,18 @@ class AssistService:
         if not days or (self._pruned_at is not None and now - self._pruned_at < 3600):
             return
         self._pruned_at = now
-        pruned = self.store.prune(now - days * 86400)
+        pruned = await self.store.prune(now - days * 86400)
         if pruned:
             log.info("deleted %d call record(s) older than %d days", pruned, days)
 
-    def close(self) -> None:
-        """Stop the ASR pool (waiting for its workers), the text models and the store.
-        Blocking: call it off the event loop."""
+    async def close(self) -> None:
+        """Finish the store's queued writes and close it, then stop the ASR pool (waiting for
+        its workers) and the text models, in worker threads."""
+        await self.store.close()
         if self.asr_pool is not None:
-            self.asr_pool.close()
+            await asyncio.to_thread(self.asr_pool.close)
         if self.text_judge is not None:
-            self.text_judge.close()
-        self.store.close()
+            await asyncio.to_thread(self.text_judge.close)
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` body: ``status`` (ok or loading), the VAD model path, the ASR and text
@@ -197,7 +210,13 @@ class AssistService:
             "calls_active": len(self.live),
         }
 
-    def open_call(self, spec: CallSpec, protocol: str, agent_known: bool = True) -> CallSession:
+    def in_use(self, call_id: str) -> bool:
+        """Whether ``call_id`` is live, or being opened (``open_call`` refuses it)."""
+        return call_id in self.live or call_id in self._opening
+
+    async def open_call(
+        self, spec: CallSpec, protocol: str, agent_known: bool = True
+    ) -> CallSession:
         """A new live call: its ``CallSession``, registered, and its record started in the store.
 
         ``protocol`` names the adapter (native, twilio, l16, audiohook) for the metrics and the
@@ -214,15 +233,26 @@ class AssistService:
         """
         if self.vad_model is None:
             raise CallRefused("not_ready", "models are still loading; retry shortly")
-        if spec.call_id in self.live:
+        if spec.call_id in self.live or spec.call_id in self._opening:
             raise CallRefused("call_id_in_use", f"call {spec.call_id} is already live")
-        if len(self.live) >= self.settings.limits.max_calls:
+        if len(self.live) + len(self._opening) >= self.settings.limits.max_calls:
             raise CallRefused("at_capacity", f"{len(self.live)} calls live, the configured maximum")
-        self.apply_retention()
         if not agent_known and spec.call_id in self._pending_agents:
             agent_id = self._pending_agents.pop(spec.call_id)
             spec = dataclasses.replace(spec, agent_id=agent_id)
             agent_known = True
+        # The id is taken before the first await: a second opening of it is refused, and
+        # the call counts towards max_calls while its record is read and started.
+        self._opening.add(spec.call_id)
+        try:
+            return await self._open(spec, protocol, agent_known)
+        finally:
+            self._opening.discard(spec.call_id)
+
+    async def _open(self, spec: CallSpec, protocol: str, agent_known: bool) -> CallSession:
+        assert self.vad_model is not None
+        await self.apply_retention()
+        so_far = await self._call_so_far(spec.call_id)
         session = CallSession(
             spec,
             self.settings,
@@ -234,10 +264,10 @@ class AssistService:
             self.store,
             self.text_judge,
             agent_known=agent_known,
-            so_far=(so_far := self._call_so_far(spec.call_id)),
+            so_far=so_far,
         )
         media_start_s = session.pipeline.leg_start_s
-        leg = self.store.call_started(
+        leg = await self.store.call_started(
             spec.call_id, spec.agent_id, protocol, self.wall_clock(), media_start_s
         )
         if so_far is not None:
@@ -256,10 +286,10 @@ class AssistService:
         )
         return session
 
-    def _call_so_far(self, call_id: str) -> CallSoFar | None:
+    async def _call_so_far(self, call_id: str) -> CallSoFar | None:
         """What the earlier legs of ``call_id`` left in the store, or None for a new call."""
-        state = self.store.call_state(call_id)
-        record = self.store.record(call_id)
+        state = await self.store.call_state(call_id)
+        record = await self.store.record(call_id)
         if record is None:
             return None
         if state is not None:
@@ -269,14 +299,20 @@ class AssistService:
                 log.warning("call %s: unreadable saved state (%s): from its record", call_id, exc)
         return CallSoFar.from_record(record)  # e.g. a record from before calls had legs
 
-    def close_call(self, session: CallSession, scorecard: dict[str, Any]) -> None:
+    async def close_call(self, session: CallSession, scorecard: dict[str, Any]) -> None:
         """The call's leg is over (any close path): keep its scorecard (covering every leg)
-        and the call so far for a next leg, forget the session."""
+        and the call so far for a next leg, forget the session. Returns once the record is
+        written; the session is forgotten even when the caller is cancelled meanwhile (the
+        write goes on)."""
         call_id = session.spec.call_id
         state = session.pipeline.call_so_far().to_json()
-        self.store.call_ended(call_id, scorecard, self.wall_clock(), state)
-        self.live.pop(call_id, None)
-        self.metrics.calls_active.set(len(self.live))
+        try:
+            await asyncio.shield(
+                self.store.call_ended(call_id, scorecard, self.wall_clock(), state)
+            )
+        finally:
+            self.live.pop(call_id, None)
+            self.metrics.calls_active.set(len(self.live))
         log.info(
             "call %s ended after %.1fs media, %d nudges, %.2fs audio lost",
             call_id,
@@ -285,7 +321,7 @@ class AssistService:
             session.pipeline.samples_lost / session.spec.sample_rate,
         )
 
-    def bind_agent(self, call_id: str, agent_id: str) -> AgentBound:
+    async def bind_agent(self, call_id: str, agent_id: str) -> AgentBound:
         """The call ``call_id`` belongs to agent ``agent_id`` (learnt after the fact, e.g. from
         CTI events). A live call is rebound at once (``CallSession.bind_agent``) and its record
         follows (its stored nudges too when its agent was unknown; after a transfer they stay
@@ -298,12 +334,11 @@ class AssistService:
             placeholder = not session.agent_known
             previous = session.bind_agent(agent_id)
             # a placeholder's stored nudges become the agent's; a transfer's stay the first's
-            self.store.set_agent(call_id, agent_id, previous if placeholder else None)
+            await self.store.set_agent(call_id, agent_id, previous if placeholder else None)
             status: Literal["bound", "recorded", "pending"] = "bound"
         else:
-            record = self.store.record(call_id)
-            previous = record["agent_id"] if record is not None else None
-            if record is not None and self.store.set_agent(call_id, agent_id, previous):
+            previous = await self.store.agent_of(call_id)
+            if previous is not None and await self.store.set_agent(call_id, agent_id, previous):
                 status = "recorded"
             else:
                 status = "pending"
@@ -316,23 +351,25 @@ class AssistService:
             call_id=call_id, agent_id=agent_id, status=status, previous_agent_id=previous
         )
 
-    def agent_of(self, call_id: str) -> str | None:
+    async def agent_of(self, call_id: str) -> str | None:
         """Whose call ``call_id`` is: the live call's agent, else its record's; None for a
         call the service doesn't know."""
         session = self.live.get(call_id)
-        return session.spec.agent_id if session is not None else self.store.agent_of(call_id)
+        if session is not None:
+            return session.spec.agent_id
+        return await self.store.agent_of(call_id)
 
-    def feedback(self, agent_id: str, message: FeedbackMessage) -> bool:
+    async def feedback(self, agent_id: str, message: FeedbackMessage) -> bool:
         """An agent's "got it" / "snooze" / "not right" on a nudge of one of their calls, live
         or ended; False (nothing stored or counted) for a call that is unknown or another
         agent's, or a nudge id that is not one of the call's (``<call_id>-<n>``)."""
-        if self.agent_of(message.call_id) != agent_id:
+        if await self.agent_of(message.call_id) != agent_id:
             return False  # unknown, or not this agent's call
         if not message.nudge_id.startswith(f"{message.call_id}-"):
             return False
         session = self.live.get(message.call_id)
         self.metrics.feedback.inc(kind=message.kind.value, action=message.action)
-        self.store.add_feedback(
+        await self.store.add_feedback(
             message.call_id, message.nudge_id, message.kind, message.action, self.wall_clock()
         )
         if message.action == "snooze" and session is not None:
@@ -340,42 +377,40 @@ class AssistService:
             session.pipeline.policy.snooze(message.kind, until)
         return True
 
-    def erase_call(self, call_id: str) -> Literal["erased", "unknown", "live"]:
+    async def erase_call(self, call_id: str) -> Literal["erased", "unknown", "live"]:
         """Delete a call's record and every derived copy (transcripts, nudges, feedback,
         legs, saved state, scorecard) for a data-subject request: ``erased``; ``unknown``
         when there is no record; ``live`` (nothing deleted) while the call is live: erase it
         once it has ended. Event loop only."""
-        if call_id in self.live:
+        if call_id in self.live or call_id in self._opening:
             return "live"
         self._pending_agents.pop(call_id, None)
-        erased = self.store.erase(call_id)
+        erased = await self.store.erase(call_id)
         log.info("call %s: record %s on request", call_id, "erased" if erased else "not found")
         return "erased" if erased else "unknown"
 
-    def today_totals(self) -> dict[str, Any]:
-        """Per agent since local midnight: calls and nudges (for the floor view)."""
+    async def today_totals(self) -> dict[str, Any]:
+        """Per agent since local midnight: calls and nudges (for the floor view), from the
+        calls' own columns (``CallStore.daily_totals``)."""
         midnight = datetime.fromtimestamp(self.wall_clock()).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
-        agents: dict[str, dict[str, int]] = {}
-        for record in self.store.export(since=midnight.timestamp()):
-            entry = agents.setdefault(record["agent_id"], {"calls": 0, "nudges": 0})
-            entry["calls"] += 1
-            entry["nudges"] += len(record["nudges"])
+        agents = await self.store.daily_totals(midnight.timestamp())
         return {"since": midnight.isoformat(), "agents": agents}
 
-    def records_since(self, days: float) -> list[dict[str, Any]]:
-        """Every stored call record started in the last ``days`` days (wall clock), oldest
-        first."""
-        since = self.wall_clock() - days * 86400
-        return list(self.store.export(since=since))
+    async def summaries_since(self, days: float) -> list[dict[str, Any]]:
+        """Every stored call started in the last ``days`` days (wall clock), oldest first, as
+        summaries (metadata and scorecard, ``CallStore.summaries``): what reports read."""
+        return await self.store.summaries(self.wall_clock() - days * 86400)
 
     def refresh_gauges(self) -> None:
-        """Bring the scrape-time metrics up to date: subscribers per stream, the ASR queue
-        length, and the ASR pool's shed and batch counts."""
+        """Bring the scrape-time metrics up to date: subscribers per stream, the store's
+        queue, the ASR queue length, and the ASR pool's shed and batch counts."""
         counts = self.hub.subscriber_counts()
         for stream, count in counts.items():
             self.metrics.subscribers.set(count, stream=stream)
+        # writes waiting for the store (ThreadedStore.queued; a store without a queue: 0)
+        self.metrics.store_queue.set(getattr(self.store, "queued", 0))
         pool = self.asr_pool
         if pool is not None:
             self.metrics.asr_queue.set(pool.queue_length)

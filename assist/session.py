@@ -11,6 +11,10 @@ comes back as a future callback on the loop and goes through ``pipeline.on_trans
 thread) and their scores through ``pipeline.on_scores`` (negative phrasing, frustration).
 ``run()`` waits for every outstanding utterance and verdict (the pool always answers, shed
 or not) before the scorecard is final.
+
+What goes to the store (nudges, finals, corrections, checkpoints) is queued on the session
+in order and handed to the (async) ``CallStore`` by ``run()`` between batches of input; the
+store's queue is bounded, so a slow disk makes this call wait, never the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from operator import methodcaller
 from typing import Any, TypeVar, cast
 
 from assist.asr.pool import AsrPool, AsrResult
@@ -77,6 +82,9 @@ class CallSession:
         self._asr = asr_pool
         self._text = text_judge if text else None
         self._store = store
+        # store writes in publishing order (a CallStore method and its arguments), handed to
+        # the store by run(), which may wait
+        self._writes: deque[Callable[[CallStore], Awaitable[None]]] = deque()
         self._debug_text = settings.logging.debug_text  # text in the log, at DEBUG only
         self._checkpoint_every_s = settings.store.checkpoint_every_s
         self._next_checkpoint_s = self._checkpoint_every_s
@@ -192,7 +200,8 @@ class CallSession:
     # the call's processing task ----------------------------------------------------
 
     async def run(self) -> dict[str, Any]:
-        """Process until the input has ended and the queue is empty; return the scorecard."""
+        """Process until the input has ended and the queue is empty; return the scorecard
+        (every store write of the call queued by then)."""
         self._hub.call_changed(self._state())
         try:
             while True:
@@ -201,6 +210,7 @@ class CallSession:
                     if item is None:
                         break
                     self._process(item)
+                await self._store_writes()
                 if len(self._queue):
                     await asyncio.sleep(0)  # a yield, not a timer
                     continue
@@ -210,14 +220,29 @@ class CallSession:
                     # verdict (added by its done callback, which runs before we resume).
                     while self._outstanding:
                         await asyncio.gather(*self._outstanding, return_exceptions=True)
+                    await self._store_writes()
                     break
                 self._wakeup.clear()
+                if self._writes:  # published by a transcript or verdict meanwhile
+                    continue
                 await self._wakeup.wait()
         finally:
             self._hub.call_ended(self.spec.call_id, self.spec.agent_id)
             for reason, count in self.pipeline.policy.suppressed.items():
                 self._metrics.nudges_suppressed.inc(count, reason=reason)
         return self.scorecard()
+
+    def _write(self, write: Callable[[CallStore], Awaitable[None]]) -> None:
+        """Queue a store write (in order) for ``run()`` to hand to the store."""
+        if self._store is not None:
+            self._writes.append(write)
+            self._wakeup.set()
+
+    async def _store_writes(self) -> None:
+        """Hand the queued writes to the store, in order; awaits while its queue is full."""
+        store = self._store
+        while store is not None and self._writes:
+            await self._writes.popleft()(store)
 
     def _process(self, item: Audio | Gap | Hold) -> None:
         pipeline = self.pipeline
@@ -297,11 +322,10 @@ class CallSession:
         metrics = self._metrics
         for finding in output.findings:
             metrics.findings.inc(kind=finding.kind)
-        store = self._store
+        call_id = self.spec.call_id
         for nudge in map(self._owned, output.nudges):
             metrics.nudges.inc(kind=nudge.kind, severity=nudge.severity)
-            if store is not None:
-                store.add_nudge(self.spec.call_id, nudge)
+            self._write(methodcaller("add_nudge", call_id, nudge))
             self._hub.to_agent(self.spec.agent_id, nudge)
             self._keep_unbound(nudge)
             # No explanation in the log: a text cue's quotes what was said (privacy).
@@ -318,14 +342,12 @@ class CallSession:
                 log.debug("call %s nudge %s: %s", self.spec.call_id, nudge.id, nudge.message)
         # A correction replaces the stored copy before anyone is told (and reads it back).
         for nudge in map(self._owned, output.corrected_nudges):
-            if store is not None:
-                store.replace_nudge(self.spec.call_id, nudge)
+            self._write(methodcaller("replace_nudge", call_id, nudge))
             self._hub.to_agent(self.spec.agent_id, nudge)
             self._keep_unbound(nudge)
         for transcript in output.transcripts:
             if transcript.corrected:
-                if store is not None:
-                    store.replace_transcript(self.spec.call_id, transcript)
+                self._write(methodcaller("replace_transcript", call_id, transcript))
             else:
                 metrics.transcripts.inc(
                     channel=transcript.channel, final=str(transcript.final).lower()
@@ -333,8 +355,8 @@ class CallSession:
             self._hub.to_agent(self.spec.agent_id, transcript)
             if transcript.final:
                 self._keep_unbound(transcript)
-            if transcript.final and not transcript.corrected and store is not None:
-                store.add_transcript(self.spec.call_id, transcript)
+            if transcript.final and not transcript.corrected:
+                self._write(methodcaller("add_transcript", call_id, transcript))
             if self._debug_text and transcript.final:
                 log.debug(
                     "call %s %s %d: %s",
@@ -350,13 +372,13 @@ class CallSession:
         if output.state_changed or output.nudges:
             self._hub.call_changed(self._state())
         corrected = any(t.corrected for t in output.transcripts)
-        if store is not None and (
+        if self._store is not None and (
             corrected or self.pipeline.media_time_s >= self._next_checkpoint_s
         ):
             # A crash keeps the call's record up to here (status cut_off); a correction
             # rewrites the saved call so far (findings quote what was said) at once.
             state = self.pipeline.call_so_far().to_json()
-            store.checkpoint(self.spec.call_id, self.scorecard(), state)
+            self._write(methodcaller("checkpoint", call_id, self.scorecard(), state))
             # the next multiple of checkpoint_every_s: once, even after a long gap
             every = self._checkpoint_every_s
             self._next_checkpoint_s = (self.pipeline.media_time_s // every + 1) * every

@@ -269,7 +269,7 @@ class AudioHookConnection:
         if agent_channel not in CHANNELS:
             raise Fatal(f"customConfig.{AGENT_CHANNEL_FIELD} must be internal or external")
         call_id = _ID.sub("_", conversation)[:128] or self.state.session_id
-        if call_id in self.service.live:
+        if self.service.in_use(call_id):
             call_id = f"{call_id}:{self.state.session_id[:8]}"
         spec = CallSpec(
             call_id=call_id,
@@ -281,7 +281,7 @@ class AudioHookConnection:
             ),
         )
         try:
-            self.state.call = self.service.open_call(spec, "audiohook", agent_id is not None)
+            self.state.call = await self.service.open_call(spec, "audiohook", agent_id is not None)
         except Exception as exc:  # capacity, not ready: Genesys will retry
             raise Fatal(str(exc)) from None
 

@@ -172,7 +172,7 @@ async def handle_l16(ws: ServerConnection, service: AssistService) -> None:
             raise ProtocolError("audio_before_start", "send the JSON preamble before audio")
         preamble = json_object(first, "the preamble")
         spec, agent_known = spec_from_preamble(preamble, query, service.settings.l16)
-        session = open_call(service, spec, "l16", agent_known)
+        session = await open_call(service, spec, "l16", agent_known)
     except ProtocolError as refused:
         await close_quietly(ws, service, refused)
         return

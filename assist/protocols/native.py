@@ -140,7 +140,7 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
             encoding=start.encoding,  # type: ignore[arg-type]  # checked in parse_text
             channels=tuple(start.channels),
         )
-        session = open_call(service, spec, protocol="native")
+        session = await open_call(service, spec, protocol="native")
     except ProtocolError as refused:
         await _send_error(ws, service, refused)
         return

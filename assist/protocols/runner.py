@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 Reader = Callable[[CallSession], Awaitable[None]]
 
 
-def open_call(
+async def open_call(
     service: AssistService, spec: CallSpec, protocol: str, agent_known: bool = True
 ) -> CallSession:
     """``service.open_call``, its refusal turned into this protocol layer's error."""
     try:
-        return service.open_call(spec, protocol, agent_known)
+        return await service.open_call(spec, protocol, agent_known)
     except CallRefused as refused:
         raise refusal(refused) from None
 
@@ -71,7 +71,7 @@ async def run_call(
     finally:
         if scorecard is None:
             scorecard = session.scorecard()
-        service.close_call(session, scorecard)
+        await service.close_call(session, scorecard)
     return scorecard, error
 
 

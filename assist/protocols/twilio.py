@@ -538,7 +538,7 @@ async def handle_twilio(ws: ServerConnection, service: AssistService) -> None:
     try:
         start = await _read_start(ws, service)
         plan = plan_stream(start, config, query)
-        session = open_call(service, plan.spec, plan.dialect, plan.agent_known)
+        session = await open_call(service, plan.spec, plan.dialect, plan.agent_known)
     except ProtocolError as refused:
         await close_quietly(ws, service, refused)
         return

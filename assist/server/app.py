@@ -154,7 +154,7 @@ class AssistServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        await asyncio.to_thread(self.service.close)
+        await self.service.close()
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
@@ -181,7 +181,7 @@ class AssistServer:
                 HTTPStatus.OK, asset.read_text("utf-8"), CONTENT_TYPES[match.group(2)]
             )
         if path.startswith("/v1/"):
-            return self._api(path, request)
+            return await self._api(path, request)
         return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
 
     async def _ingest_refused(self, ingest: str, request: Request) -> Response | None:
@@ -213,7 +213,7 @@ class AssistServer:
             return refused
         return None
 
-    def _api(self, path: str, request: Request) -> Response:
+    async def _api(self, path: str, request: Request) -> Response:
         """The JSON API: call records, scorecards, reports, erasure. Same tokens as the pages
         (header or query string): an agent sees their own calls and report, a supervisor
         everything; only a supervisor erases (``DELETE /v1/calls/{id}``)."""
@@ -227,11 +227,11 @@ class AssistServer:
                 return json_response(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"})
             if not grant.supervisor:
                 return refused
-            return self._bind_agent(match.group(1), query)
+            return await self._bind_agent(match.group(1), query)
         if path == "/v1/floor/today":
             if not grant.supervisor:
                 return refused
-            return json_response(HTTPStatus.OK, self.service.today_totals())
+            return json_response(HTTPStatus.OK, await self.service.today_totals())
         if match := REPORT.match(path):
             if not grant.may_see_agent(match.group(1)):
                 return refused
@@ -239,18 +239,18 @@ class AssistServer:
                 days = float(query.get("days", ["30"])[0])
             except ValueError:
                 return json_response(HTTPStatus.BAD_REQUEST, {"error": "days must be a number"})
-            records = self.service.records_since(days)
-            return json_response(HTTPStatus.OK, agent_report(match.group(1), records))
+            calls = await self.service.summaries_since(days)
+            return json_response(HTTPStatus.OK, agent_report(match.group(1), calls))
         match = SCORECARD.match(path) or RECORD.match(path)
         if match is None:
             return json_response(HTTPStatus.NOT_FOUND, {"error": f"no route for {path}"})
         unknown = json_response(HTTPStatus.NOT_FOUND, {"error": "unknown call"})
         if request.method == "DELETE" and match.re is RECORD:
-            return self._erase(match.group(1), grant)
+            return await self._erase(match.group(1), grant)
         # ownership first: another agent's call is not even read (and looks unknown)
-        if not grant.may_see_agent(self.service.store.agent_of(match.group(1))):
+        if not grant.may_see_agent(await self.service.store.agent_of(match.group(1))):
             return unknown
-        record = self.service.store.record(match.group(1))
+        record = await self.service.store.record(match.group(1))
         if record is None or not grant.may_see_agent(record["agent_id"]):
             return unknown
         if match.re is SCORECARD:
@@ -259,7 +259,7 @@ class AssistServer:
             return json_response(HTTPStatus.OK, record["scorecard"])
         return json_response(HTTPStatus.OK, record)
 
-    def _bind_agent(self, call_id: str, query: dict[str, list[str]]) -> Response:
+    async def _bind_agent(self, call_id: str, query: dict[str, list[str]]) -> Response:
         """``POST /v1/calls/{call_id}/agent?agent_id=A``: the call belongs to agent ``A``
         (``AssistService.bind_agent``). 200 bound or recorded, 202 pending, 400 bad ids.
         The agent id travels in the query string: this HTTP layer takes no request body."""
@@ -268,17 +268,17 @@ class AssistServer:
         except ValidationError as exc:
             detail = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
             return json_response(HTTPStatus.BAD_REQUEST, {"error": detail})
-        bound = self.service.bind_agent(binding.call_id, binding.agent_id)
+        bound = await self.service.bind_agent(binding.call_id, binding.agent_id)
         status = HTTPStatus.ACCEPTED if bound.status == "pending" else HTTPStatus.OK
         return json_response(status, bound.model_dump())
 
-    def _erase(self, call_id: str, grant: Grant) -> Response:
+    async def _erase(self, call_id: str, grant: Grant) -> Response:
         """``DELETE /v1/calls/{call_id}`` (supervisors): the call's record and everything
         derived from it, gone (``AssistService.erase_call``). 200 erased, 404 unknown, 409
         live (erase it once it has ended), 401 not a supervisor."""
         if not grant.supervisor:
             return json_response(HTTPStatus.UNAUTHORIZED, {"error": "unauthorized"})
-        outcome = self.service.erase_call(call_id)
+        outcome = await self.service.erase_call(call_id)
         if outcome == "live":
             return json_response(
                 HTTPStatus.CONFLICT, {"error": "the call is live; erase it once it has ended"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
@@ -46,9 +46,10 @@ async def _send_loop(ws: ServerConnection, sub: Subscription) -> None:
 
 
 async def _read_until_closed(
-    ws: ServerConnection, on_message: Callable[[dict[str, Any]], object] | None
+    ws: ServerConnection, on_message: Callable[[dict[str, Any]], Awaitable[object]] | None
 ) -> None:
-    """Read until the client leaves; JSON objects go to ``on_message``, the rest is ignored."""
+    """Read until the client leaves; JSON objects go to ``on_message`` (awaited, one at a
+    time), the rest is ignored."""
     with contextlib.suppress(ConnectionClosed):
         async for text in ws:
             if on_message is None or not isinstance(text, str):
@@ -58,14 +59,14 @@ async def _read_until_closed(
             with contextlib.suppress(WireJsonError):
                 message = load_wire_json(text)
                 if isinstance(message, dict):
-                    on_message(message)
+                    await on_message(message)
 
 
 async def pump(
     ws: ServerConnection,
     service: AssistService,
     sub: Subscription,
-    on_message: Callable[[dict[str, Any]], object] | None = None,
+    on_message: Callable[[dict[str, Any]], Awaitable[object]] | None = None,
 ) -> None:
     """Serve one event-stream connection: send ``sub``'s queue to ``ws`` while passing the
     client's JSON objects to ``on_message``, until either side ends.
@@ -108,7 +109,7 @@ async def agent_events(ws: ServerConnection, service: AssistService, agent_id: s
         service.metrics.protocol_errors.inc(code=code)
         sub.put(ErrorMessage(code=code, message=message).model_dump_json())
 
-    def on_message(message: dict[str, Any]) -> None:
+    async def on_message(message: dict[str, Any]) -> None:
         if message.get("type") != "feedback":
             return
         try:
@@ -118,7 +119,7 @@ async def agent_events(ws: ServerConnection, service: AssistService, agent_id: s
             fields = sorted({str(e["loc"][0])[:32] for e in exc.errors() if e["loc"]})
             refuse("bad_feedback", f"invalid feedback fields: {', '.join(fields[:5])}")
             return
-        if not service.feedback(agent_id, feedback):
+        if not await service.feedback(agent_id, feedback):
             log.info("agent %s: feedback on call %s refused", agent_id, feedback.call_id)
             refuse("unknown_call", "no such call or nudge of yours")
 

@@ -4,8 +4,12 @@ A call's row is written when it starts (status ``live``), its transcripts and nu
 they happen, a scorecard checkpoint every ``store.checkpoint_every_s`` of media time, and
 the final scorecard when it ends (``ended``). Calls still ``live`` when a new process
 opens the database were cut off by a crash: they become ``cut_off`` and keep everything
-written so far, their last checkpoint included. Used from the event loop thread only;
-each write is one short transaction (WAL, ``synchronous=NORMAL``).
+written so far, their last checkpoint included. Each write is one short transaction (WAL,
+``synchronous=NORMAL``). Writes go through one connection, reads through a second one
+(``concurrent_reads``): the service runs it behind ``ThreadedStore``, writes on its writer
+thread and reads on a reader thread, and WAL lets the reads go on while a write does.
+``calls.nudge_count`` is kept at write time, so floor totals and reports read one row per
+call (``daily_totals``, ``summaries``), never the transcripts.
 
 A call id that starts again after its call ended (a restarted stream, a reconnect, a
 transfer) is a new leg of the same call (``assist.legs``): a row in ``legs`` (numbered from
@@ -21,9 +25,10 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from assist.events import Nudge, Transcript
+from assist.store import SUMMARY_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,11 @@ MIGRATIONS: tuple[str, ...] = (
         FROM calls;
     ALTER TABLE calls ADD COLUMN state TEXT
     """,
+    """
+    ALTER TABLE calls ADD COLUMN nudge_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE calls SET nudge_count =
+        (SELECT COUNT(*) FROM nudges WHERE nudges.call_id = calls.call_id)
+    """,
 )
 
 
@@ -102,6 +112,8 @@ class SqliteStore:
     folders created) is migrated to the current schema on open, and calls it still shows
     ``live`` become ``cut_off``. Raises ``RuntimeError`` for a newer schema than this code
     knows."""
+
+    concurrent_reads: ClassVar[bool] = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
@@ -124,6 +136,9 @@ class SqliteStore:
             log.warning(
                 "%d call(s) were cut off by a restart; their records are kept", cut.rowcount
             )
+        # Reads: a connection of their own (another thread may write meanwhile).
+        self._r = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._r.execute("PRAGMA query_only=ON")
 
     def _migrate(self) -> int:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -204,18 +219,28 @@ class SqliteStore:
         )
 
     def add_nudge(self, call_id: str, nudge: Nudge) -> None:
-        """Insert a nudge (its whole JSON kept as ``body``)."""
-        self._db.execute(
-            "INSERT INTO nudges VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                call_id,
-                nudge.id,
-                nudge.kind,
-                nudge.severity,
-                nudge.media_time_s,
-                nudge.model_dump_json(),
-            ),
-        )
+        """Insert a nudge (its whole JSON kept as ``body``) and count it on its call's row
+        (one transaction)."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(
+                "INSERT INTO nudges VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    call_id,
+                    nudge.id,
+                    nudge.kind,
+                    nudge.severity,
+                    nudge.media_time_s,
+                    nudge.model_dump_json(),
+                ),
+            )
+            self._db.execute(
+                "UPDATE calls SET nudge_count = nudge_count + 1 WHERE call_id = ?", (call_id,)
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def add_feedback(self, call_id: str, nudge_id: str, kind: str, action: str, at: float) -> None:
         """Insert an agent's feedback on a nudge; nothing for a call without a record."""
@@ -333,19 +358,17 @@ class SqliteStore:
     def call_state(self, call_id: str) -> dict[str, Any] | None:
         """The call so far as last saved (``CallSoFar.to_json``), or None (unknown call, or
         a record from before calls had legs)."""
-        row = self._db.execute("SELECT state FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        row = self._r.execute("SELECT state FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     def agent_of(self, call_id: str) -> str | None:
         """The agent id of the call's record (one indexed read), or None."""
-        row = self._db.execute(
-            "SELECT agent_id FROM calls WHERE call_id = ?", (call_id,)
-        ).fetchone()
+        row = self._r.execute("SELECT agent_id FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         return row[0] if row else None
 
     def scorecard(self, call_id: str) -> dict[str, Any] | None:
         """The latest scorecard (final or checkpoint), or None (unknown call, or none yet)."""
-        row = self._db.execute(
+        row = self._r.execute(
             "SELECT scorecard FROM calls WHERE call_id = ?", (call_id,)
         ).fetchone()
         return json.loads(row[0]) if row and row[0] else None
@@ -355,21 +378,54 @@ class SqliteStore:
         (media-time order) and feedback, or None. Transcripts hold channel, utterance_id,
         times, text and words; a leg its number, agent, protocol, wall times, status and
         ``media_start_s``/``media_end_s`` on the call's timeline."""
-        row = self._db.execute(
-            f"SELECT {CALL_COLUMNS} FROM calls WHERE call_id = ?",
-            (call_id,),
-        ).fetchone()
-        return self._record(row) if row else None
+        self._r.execute("BEGIN")  # one snapshot for the call and its rows
+        try:
+            row = self._r.execute(
+                f"SELECT {CALL_COLUMNS} FROM calls WHERE call_id = ?",
+                (call_id,),
+            ).fetchone()
+            return self._record(row) if row else None
+        finally:
+            self._r.execute("COMMIT")
 
     def export(self, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Every record started at ``since`` (epoch s) or later, oldest first. The calls are read
         at once; each record's transcripts, nudges and feedback as it is yielded."""
-        rows = self._db.execute(  # calls_started index: a report reads only its days
+        rows = self._r.execute(  # calls_started index: a report reads only its days
             f"SELECT {CALL_COLUMNS} FROM calls WHERE started_at >= ? ORDER BY started_at",
             (float("-inf") if since is None else since,),
         ).fetchall()
         for row in rows:
             yield self._record(row)
+
+    def summaries(self, since: float) -> list[dict[str, Any]]:
+        """The calls started at ``since`` or later, oldest first (``calls_started`` index):
+        their own columns, the scorecard and the nudge count; nothing else is read."""
+        rows = self._r.execute(
+            f"SELECT {', '.join(SUMMARY_KEYS)}, scorecard, nudge_count FROM calls "
+            "WHERE started_at >= ? ORDER BY started_at",
+            (since,),
+        ).fetchall()
+        return [
+            {
+                **dict(zip(SUMMARY_KEYS, row[: len(SUMMARY_KEYS)], strict=True)),
+                "scorecard": json.loads(row[-2]) if row[-2] else None,
+                "nudges": row[-1],
+            }
+            for row in rows
+        ]
+
+    def daily_totals(self, since: float) -> dict[str, dict[str, int]]:
+        """Per agent: calls started at ``since`` or later and their nudges, one grouped
+        read of the calls' own columns."""
+        return {
+            agent: {"calls": calls, "nudges": nudges}
+            for agent, calls, nudges in self._r.execute(
+                "SELECT agent_id, COUNT(*), SUM(nudge_count) FROM calls "
+                "WHERE started_at >= ? GROUP BY agent_id",
+                (since,),
+            )
+        }
 
     def _record(self, row: tuple[Any, ...]) -> dict[str, Any]:
         call_id = row[0]
@@ -382,7 +438,7 @@ class SqliteStore:
                 "text": t,
                 "words": json.loads(w),
             }
-            for c, u, s, e, t, w in self._db.execute(
+            for c, u, s, e, t, w in self._r.execute(
                 "SELECT channel, utterance_id, start_s, end_s, text, words FROM transcripts "
                 "WHERE call_id = ? ORDER BY start_s",
                 (call_id,),
@@ -390,19 +446,19 @@ class SqliteStore:
         ]
         nudges = [
             json.loads(body)
-            for (body,) in self._db.execute(
+            for (body,) in self._r.execute(
                 "SELECT body FROM nudges WHERE call_id = ? ORDER BY media_time_s", (call_id,)
             )
         ]
         legs = [
             dict(zip(LEG_COLUMNS.split(", "), leg, strict=True))
-            for leg in self._db.execute(
+            for leg in self._r.execute(
                 f"SELECT {LEG_COLUMNS} FROM legs WHERE call_id = ? ORDER BY leg", (call_id,)
             )
         ]
         feedback = [
             {"nudge_id": n, "kind": k, "action": a, "at": t}
-            for n, k, a, t in self._db.execute(
+            for n, k, a, t in self._r.execute(
                 "SELECT nudge_id, kind, action, at FROM feedback WHERE call_id = ? ORDER BY at",
                 (call_id,),
             )
@@ -422,7 +478,8 @@ class SqliteStore:
         }
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close both database connections."""
+        self._r.close()
         self._db.close()
 
 

@@ -56,7 +56,7 @@ async def test_every_adapter_gives_the_same_nudges(server, protocol, name):
         )
     assert result.call_id == call_id
     assert_nudges_match(result, truth(call))
-    scorecard = server.service.store.scorecard(call_id)
+    scorecard = await server.service.store.scorecard(call_id)
     assert scorecard is not None and scorecard["agent_id"] == agent_id
 
 
@@ -169,7 +169,7 @@ async def test_l16_vonage_mono_stream_with_role_from_query(server):
 
     result = await collect_agent_events(server.ws, "vonage-agent", send)
     assert result.call_id == "vonage-1"
-    scorecard = server.service.store.scorecard("vonage-1")
+    scorecard = await server.service.store.scorecard("vonage-1")
     assert scorecard["metrics"]["talk_s"].keys() == {"agent"}
     assert scorecard["metrics"]["talk_s"]["agent"] > 3.0
 
@@ -243,7 +243,8 @@ async def test_twilio_agent_on_the_inbound_track_by_custom_parameter(server):
     calls = ("CAnormal", "CAswapped")
     assert_nudges_match(normal, truth(call))
     assert _moments(swapped) == _moments(normal)
-    talk = {c: server.service.store.record(c)["scorecard"]["metrics"]["talk_s"] for c in calls}
+    records = {c: await server.service.store.record(c) for c in calls}
+    talk = {c: r["scorecard"]["metrics"]["talk_s"] for c, r in records.items()}
     assert talk["CAswapped"] == talk["CAnormal"]
     # without the parameter the same audio is read the wrong way round
     unmarked = await run("CAunmarked", "inbound", {})
@@ -297,7 +298,7 @@ async def test_exotel_pcm_stream_in_and_out_of_order(server):
     assert metrics.media_frames.get(protocol="exotel", outcome="reordered") > 0
     assert metrics.media_frames.get(protocol="exotel", outcome="late") == 0
     assert metrics.media_lost_seconds.get(protocol="exotel") == 0
-    record = server.service.store.record("CAexo-shuffled")
+    record = await server.service.store.record("CAexo-shuffled")
     assert (record["protocol"], record["agent_id"]) == ("exotel", "CAexo-shuffled")
     assert record["scorecard"]["metrics"]["talk_s"].keys() == {"customer"}
     assert record["scorecard"]["metrics"]["duration_s"] == pytest.approx(
@@ -311,7 +312,7 @@ async def test_exotel_agent_leg_by_query_parameter(server):
     call = synthesized_call("dead_air")
     media = dialects.media_messages("exotel", call, frame_s=0.1, mono_role="agent")
     await _dialect_call(server, "exotel", call, "CAexo-agent", media, query="agent_track=inbound")
-    talk = server.service.store.record("CAexo-agent")["scorecard"]["metrics"]["talk_s"]
+    talk = (await server.service.store.record("CAexo-agent"))["scorecard"]["metrics"]["talk_s"]
     assert talk.keys() == {"agent"} and talk["agent"] > 3.0
 
 
@@ -330,7 +331,7 @@ async def test_telnyx_frames_shuffled_within_the_window_give_the_same_nudges(ser
     assert metrics.media_frames.get(protocol="telnyx", outcome="reordered") > 100
     assert metrics.media_frames.get(protocol="telnyx", outcome="late") == 0
     assert metrics.media_lost_seconds.get(protocol="telnyx") == 0
-    assert server.service.store.record("v3:shuffled")["protocol"] == "telnyx"
+    assert (await server.service.store.record("v3:shuffled"))["protocol"] == "telnyx"
 
 
 async def test_telnyx_frame_later_than_the_window_is_lost_not_reordered(server):
@@ -362,4 +363,4 @@ async def test_an_agent_bound_before_the_stream_starts(server):
     )
     assert result.call_id == "CApending"
     assert_nudges_match(result, truth(call))
-    assert server.service.store.record("CApending")["agent_id"] == "early-agent"
+    assert (await server.service.store.record("CApending"))["agent_id"] == "early-agent"

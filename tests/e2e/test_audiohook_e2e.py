@@ -186,7 +186,7 @@ async def test_paused_and_discarded_audio_counts_in_media_time(ah):
         await client.close_session()
 
     await collect_agent_events(ah.ws, "ah-7", send)  # until the call has ended
-    scorecard = ah.service.store.scorecard("conv-pause")
+    scorecard = await ah.service.store.scorecard("conv-pause")
     assert scorecard["agent_id"] == "ah-7"
     # 0.2 s heard + 9.8 s paused + 5.0 s discarded + 0.2 s heard
     assert scorecard["metrics"]["duration_s"] == pytest.approx(15.2, abs=0.05)
@@ -255,7 +255,7 @@ async def test_agent_id_from_the_participant_and_custom_config(ah, custom, agent
     )
     assert result.call_id == conversation
     assert_nudges_match(result, truth(call))
-    assert ah.service.store.record(conversation)["agent_id"] == agent_id
+    assert (await ah.service.store.record(conversation))["agent_id"] == agent_id
 
 
 @pytest.mark.speech
@@ -337,11 +337,11 @@ async def test_agent_bound_later_through_the_json_api(server_factory):
     result = ReplayResult(call_id=conversation, scorecard=None, events=nudges)
     assert_nudges_match(result, expected)
     assert {n["agent_id"] for n in nudges} == {"late-agent"}
-    record = running.service.store.record(conversation)
+    record = await running.service.store.record(conversation)
     assert record["agent_id"] == "late-agent"
     assert record["scorecard"]["agent_id"] == "late-agent"
     assert {n["agent_id"] for n in record["nudges"]} == {"late-agent"}
     # the call has ended: a later binding changes its record only
     status, body = await http_post(f"{bind}?agent_id=other-agent&token=sup")
     assert (status, body["status"], body["previous_agent_id"]) == (200, "recorded", "late-agent")
-    assert running.service.store.record(conversation)["agent_id"] == "other-agent"
+    assert (await running.service.store.record(conversation))["agent_id"] == "other-agent"

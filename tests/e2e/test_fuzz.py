@@ -207,7 +207,8 @@ def assert_canary_unchanged(fuzz: FuzzServer) -> None:
         assert run.error is None, f"canary run {i}: {run.error}"
         assert comparable(run) == comparable(_baseline[0]), f"canary run {i} changed"
     assert fuzz.service is not None and not fuzz.service.live
-    live_records = [r["call_id"] for r in fuzz.service.store.export() if r["status"] == "live"]
+    records = fuzz.thread.run(fuzz.service.store.export())
+    live_records = [r["call_id"] for r in records if r["status"] == "live"]
     assert live_records == []
 
 
@@ -675,9 +676,12 @@ def test_feedback_on_an_unknown_or_foreign_call_is_not_stored(probe_server: Fuzz
     assert_harmless(probe_server, "feedback", outcome)
     assert probe_server.service is not None
     store = probe_server.service.store
-    assert [f["nudge_id"] for f in store.record("fz-own")["feedback"]] == ["fz-own-1"]
-    assert store.record("fz-foreign")["feedback"] == []
-    assert store.record("fz-unknown") is None
+    own, foreign, unknown = (
+        probe_server.thread.run(store.record(c)) for c in ("fz-own", "fz-foreign", "fz-unknown")
+    )
+    assert [f["nudge_id"] for f in own["feedback"]] == ["fz-own-1"]
+    assert foreign["feedback"] == []
+    assert unknown is None
     assert FUZZ_AGENT in E.path
 
 

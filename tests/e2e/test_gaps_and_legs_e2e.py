@@ -97,7 +97,7 @@ async def test_a_two_hour_audiohook_pause_keeps_the_words_before_it_and_other_ca
     errors, words = word_error_rate(prompt.text, final["text"])
     assert errors / words <= 0.2, final["text"]
     assert final["end_s"] == pytest.approx(cut_s, abs=0.1)  # closed at the pause
-    scorecard = running.service.store.scorecard("conv-paused")
+    scorecard = await running.service.store.scorecard("conv-paused")
     assert scorecard["metrics"]["duration_s"] == pytest.approx(cut_s + 7200.0 + 1.0, abs=0.1)
     assert scorecard["metrics"]["dead_air_moments"] == 0  # the pause is not silence
 
@@ -130,7 +130,7 @@ async def test_a_twilio_timestamp_jump_of_an_hour_is_a_gap(server):
             assert ws.close_code == 1000
 
     await collect_agent_events(server.ws, "tw-jump", send)
-    scorecard = server.service.store.scorecard(call_sid)
+    scorecard = await server.service.store.scorecard(call_sid)
     assert scorecard["metrics"]["duration_s"] == pytest.approx(3604.0, abs=0.05)
     assert scorecard["metrics"]["dead_air_moments"] == 0  # 2 s + 2 s of silence, not 3604
     # the hour became a gap: no silence was made for it, no audio was processed for it
@@ -157,7 +157,7 @@ async def test_a_gap_past_max_gap_s_ends_the_call_with_the_protocols_error(serve
         await ws.wait_closed()
         assert (ws.close_code, ws.close_reason) == (1008, "gap_too_long")
     for call_id in ("conv-too-long", "CAlong"):
-        assert running.service.store.record(call_id)["status"] == "ended"  # scorecard kept
+        assert (await running.service.store.record(call_id))["status"] == "ended"  # scorecard kept
     assert not running.service.live
 
 
@@ -196,7 +196,7 @@ async def test_a_call_streamed_in_two_legs_is_one_record(server_factory, tmp_pat
         await collect_agent_events(
             running.ws, "a-legs", lambda: send_twilio(running.ws, call, "two-legs", "a-legs")
         )
-        scorecard = running.service.store.scorecard("two-legs")
+        scorecard = await running.service.store.scorecard("two-legs")
     assert scorecard is not None
 
     status, record = await http_get_json(f"{running.http}/v1/calls/two-legs")

@@ -177,7 +177,7 @@ async def test_a_public_address_needs_credentials_for_every_ingest_or_insecure(c
     server = AssistServer(service)
     with pytest.raises(ConfigError, match=r"native \(/v1/calls: \[access\] ingest_tokens\)"):
         await server.start("0.0.0.0", 0)
-    service.close()
+    await service.close()
     for settings, open_ingest in [
         (secured(twilio={"auth_token": "tw"}, audiohook={"api_key": "k"}), False),
         (make_settings(access={"insecure": True}), True),
@@ -256,11 +256,11 @@ async def test_feedback_only_on_the_agents_own_calls_and_refusals_keep_the_strea
             if metrics.feedback.get(kind="dead_air", action="not_right") == 1:
                 break
             await asyncio.sleep(0.01)
-    own = running.service.store.record("own-call")
-    other = running.service.store.record("other-call")
+    own = await running.service.store.record("own-call")
+    other = await running.service.store.record("other-call")
     assert own is not None and other is not None
     assert [f["action"] for f in own["feedback"]] == ["not_right"]
-    assert other["feedback"] == [] and running.service.store.record("never-was") is None
+    assert other["feedback"] == [] and (await running.service.store.record("never-was")) is None
     assert metrics.feedback.get(kind="dead_air", action="got_it") == 0
     assert metrics.protocol_errors.get(code="unknown_call") == 3
     assert metrics.protocol_errors.get(code="bad_feedback") == 2
@@ -308,12 +308,12 @@ async def test_a_supervisor_erases_a_call_and_every_copy_of_it(server_factory, t
     await short_call(running.ws, "erase-me", "agent-s")
     await short_call(running.ws, "keep-me", "agent-s")
     marker = "walrus-tangerine-marker"  # what a transcript of this call said
-    running.service.store.add_transcript(
+    await running.service.store.add_transcript(
         "erase-me",
         Transcript(call_id="erase-me", channel="customer", utterance_id=0, text=marker,
                    start_s=0.1, end_s=0.5, final=True, words=[]),
     )  # fmt: skip
-    running.service.store.add_feedback("erase-me", "erase-me-1", "dead_air", "got_it", 1.0)
+    await running.service.store.add_feedback("erase-me", "erase-me-1", "dead_air", "got_it", 1.0)
     base = f"{running.http}/v1/calls"
     supervisor = {"Authorization": f"Bearer {SUPERVISOR_T}"}
     assert (await http("DELETE", f"{base}/erase-me", {"X-Assist-Token": AGENT_T}))[0] == 401

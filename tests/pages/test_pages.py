@@ -81,7 +81,7 @@ async def test_agent_page_shows_nudges_with_evidence_and_takes_feedback(web, bro
             break
         await asyncio.sleep(0.02)
     assert web.service.metrics.feedback.get(kind="dead_air", action="got_it") == 1
-    assert web.service.store.record("web-call-1")["feedback"][0]["action"] == "got_it"
+    assert (await web.service.store.record("web-call-1"))["feedback"][0]["action"] == "got_it"
     await shoot(page, "agent")
 
 

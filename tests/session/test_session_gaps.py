@@ -13,6 +13,7 @@ from assist.ingest import GapTooLong
 from assist.metrics import ServiceMetrics
 from assist.session import CallSession
 from assist.store import MemoryStore
+from assist.store.threaded import ThreadedStore
 from assist.vocabulary import CallSpec
 from tests.conftest import make_settings
 from tests.unit.test_gaps import CountingScorer
@@ -57,13 +58,14 @@ async def test_a_gap_past_max_gap_s_is_refused_and_nothing_is_queued(manual_cloc
 async def test_a_long_gap_costs_one_checkpoint(manual_clock) -> None:
     store = CountingStore()
     store.call_started("sg-1", "agent-1", "native", 0.0)
-    call = session(manual_clock, store=store)
+    call = session(manual_clock, store=ThreadedStore(store))
     call.push_audio(second_of_quiet())
     call.push_gap(2 * 3600 * RATE)  # spans 240 checkpoint intervals of 30 s
     for _ in range(50):
         call.push_audio(second_of_quiet()[: 2 * RATE // 50 * 2])  # 1 s in 20 ms frames
     call.end_input()
     await call.run()
+    await call._store.flush()
     assert len(store.checkpoints) == 1
     assert store.checkpoints[0] == pytest.approx(7201.0, abs=0.05)
     assert store.call_state("sg-1")["media_s"] == pytest.approx(7201.0, abs=0.05)

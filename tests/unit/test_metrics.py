@@ -80,6 +80,12 @@ EXPECTED = {
         "Agents' feedback on nudges, by kind and action.",
         ("kind", "action"),
     ),
+    "assist_store_queue": ("gauge", "Store writes waiting for the store's writer thread.", ()),
+    "assist_store_queue_waits_total": (
+        "counter",
+        "Store writes that found the store's queue full and waited (nothing is dropped).",
+        (),
+    ),
     "assist_processing_lag_seconds": (
         "histogram",
         "Wall time from an audio frame's arrival to the end of its processing.",
@@ -241,8 +247,10 @@ def test_refresh_gauges_exposes_the_pool_and_hub_counts() -> None:
     m = ServiceMetrics()
     pool = SimpleNamespace(queue_length=2, shed=Counter(stale=1), batches=Counter({1: 5, 8: 2}))
     hub = SimpleNamespace(subscriber_counts=lambda: {"agent": 1, "floor": 0})
-    service = SimpleNamespace(metrics=m, hub=hub, asr_pool=pool)
+    store = SimpleNamespace(queued=3)
+    service = SimpleNamespace(metrics=m, hub=hub, asr_pool=pool, store=store)
     AssistService.refresh_gauges(service)  # type: ignore[arg-type]
+    assert samples(m, "assist_store_queue") == {(): 3.0}
     pool.shed["stale"] += 1  # counted after the refresh: still seen at the next scrape
     assert samples(m, "assist_asr_queue") == {(): 2.0}
     assert samples(m, "assist_asr_shed_total") == {(("reason", "stale"),): 2.0}

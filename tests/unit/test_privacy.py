@@ -22,7 +22,7 @@ from assist.server.access import (
 )
 from assist.server.app import TokenScrubber
 from assist.session import exception_summary
-from assist.store import CallStore, MemoryStore
+from assist.store import CallStore, MemoryStore, RecordBackend
 from assist.store.sqlite import SqliteStore
 from assist.vad.silero import SileroModel
 from assist.vocabulary import CallSpec, Recognized, TextScores, UtteranceAudio, Word
@@ -96,7 +96,7 @@ def test_corrections_are_not_judged_again_and_partials_are_not_corrected(vad_mod
 # -- the store -----------------------------------------------------------------------------
 
 
-def _stores(tmp_path: Path) -> list[CallStore]:
+def _stores(tmp_path: Path) -> list[RecordBackend]:
     return [MemoryStore(10), SqliteStore(tmp_path / "calls.sqlite3")]
 
 
@@ -283,14 +283,17 @@ async def test_a_correction_replaces_the_stored_copy_and_text_is_logged_only_whe
     from assist.pipeline import PipelineOutput
 
     caplog.set_level(logging.DEBUG)
-    store = MemoryStore(10)
-    store.call_started("c-1", "a-1", "native", 1000.0)
+    from assist.store.threaded import ThreadedStore
+
+    store = ThreadedStore(MemoryStore(10))
+    await store.call_started("c-1", "a-1", "native", 1000.0)
     session, hub = _session(vad_model, store, debug_text)
     stream = hub.subscribe_agent("a-1")
     session._publish(PipelineOutput(transcripts=[_transcript("mine begins with 41")]))
     fixed = _transcript("mine begins with [number]", corrected=True)
     session._publish(PipelineOutput(transcripts=[fixed]))
-    record = store.record("c-1")
+    await session._store_writes()
+    record = await store.record("c-1")
     assert record is not None
     assert [t["text"] for t in record["transcripts"]] == ["mine begins with [number]"]
     sent = [await stream.get() for _ in range(stream.pending())]  # subscribed, 2 transcripts

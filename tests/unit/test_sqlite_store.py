@@ -146,7 +146,7 @@ def test_schema_2_records_become_one_leg_calls(tmp_path):
     db.commit()
     db.close()
     store = SqliteStore(path)
-    assert store.schema_version == len(MIGRATIONS) == 3
+    assert store.schema_version == len(MIGRATIONS) == 4
     (leg,) = store.record("old")["legs"]
     assert leg == {
         "leg": 1, "agent_id": "a-1", "protocol": "twilio", "started_at": 500.0,
@@ -186,7 +186,7 @@ def test_export_since_reads_only_those_days(tmp_path):
     assert [r["call_id"] for r in store.export()] == ["c-1", "c-2", "c-0"]
 
 
-def test_a_long_running_service_keeps_to_its_retention(tmp_path):
+async def test_a_long_running_service_keeps_to_its_retention(tmp_path):
     from assist.config import Settings
     from assist.service import AssistService
     from assist.vad.silero import SileroModel
@@ -196,11 +196,59 @@ def test_a_long_running_service_keeps_to_its_retention(tmp_path):
     now = [100 * day]
     store = SqliteStore(tmp_path / "calls.sqlite3")
     store.call_started("old", "a", "native", now[0] - 95 * day)
-    service = AssistService(Settings(), store=store, wall_clock=lambda: now[0])
-    assert store.record("old") is None  # pruned at start (90 days)
     store.call_started("aging", "a", "native", now[0] - 89.9 * day)
+    service = AssistService(Settings(), store=store, wall_clock=lambda: now[0])
+    await service.apply_retention()  # at start (load_models)
+    assert await service.store.record("old") is None  # 95 days: pruned
+    assert await service.store.record("aging") is not None
     service.vad_model = SileroModel()
     spec = CallSpec("new", "a", 8000, "pcm16", ("customer", "agent"))
     now[0] += 0.5 * day  # "aging" is now 90.4 days old
-    service.open_call(spec, "native")
-    assert store.record("aging") is None and store.record("new") is not None
+    await service.open_call(spec, "native")
+    assert await service.store.record("aging") is None
+    assert await service.store.record("new") is not None
+    await service.store.close()
+
+
+def test_schema_3_calls_get_their_nudge_counts(tmp_path):
+    path = tmp_path / "calls.sqlite3"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        db.executescript(script)
+    db.execute("INSERT INTO calls (call_id, agent_id, protocol, started_at, status) "
+               "VALUES ('c-1', 'a-1', 'native', 500.0, 'ended')")  # fmt: skip
+    for at in (1.0, 2.0):
+        db.execute("INSERT INTO nudges VALUES ('c-1', ?, 'dead_air', 'info', ?, '{}')", (at, at))
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.daily_totals(0.0) == {"a-1": {"calls": 1, "nudges": 2}}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_floor_totals_and_report_summaries_come_from_the_calls_own_columns(tmp_path, kind):
+    store = SqliteStore(tmp_path / "calls.sqlite3") if kind == "sqlite" else MemoryStore(10)
+    store.call_started("yesterday", "a-1", "native", 50.0)
+    store.add_nudge("yesterday", nudge("dead_air", 1.0))
+    for call_id, agent in (("c-1", "a-1"), ("c-2", "a-2"), ("c-3", "a-1")):
+        store.call_started(call_id, agent, "native", 100.0 + len(call_id))
+    store.add_transcript("c-1", transcript("hello there", 1.0))
+    for at in (1.0, 2.0, 3.0):
+        store.add_nudge("c-1", nudge("dead_air", at))
+    store.add_nudge("c-2", nudge("monologue", 4.0))
+    store.replace_nudge("c-1", nudge("dead_air", 1.0))  # a correction: still three
+    store.call_ended("c-1", {"skills": {"empathy": 90}}, 200.0)
+    assert store.daily_totals(100.0) == {
+        "a-1": {"calls": 2, "nudges": 3},
+        "a-2": {"calls": 1, "nudges": 1},
+    }
+    summaries = store.summaries(100.0)
+    assert [s["call_id"] for s in summaries] == ["c-1", "c-2", "c-3"]
+    assert summaries[0] == {
+        "call_id": "c-1", "agent_id": "a-1", "protocol": "native", "started_at": 103.0,
+        "ended_at": 200.0, "status": "ended", "scorecard": {"skills": {"empathy": 90}},
+        "nudges": 3,
+    }  # fmt: skip
+    assert store.erase("c-1") and store.daily_totals(100.0)["a-1"] == {"calls": 1, "nudges": 0}
+    store.close()
