@@ -188,7 +188,15 @@ async def capacity_run(
     calls = [c for part in parts for c in part]
     cues = {k: v for k, v in cue_stats(calls).items() if k in AUDIO_CUES}
     failing = [k for k, v in cues.items() if v["p95_s"] is not None and v["p95_s"] > GOAL_S[k]]
-    return {"calls": n, "workers": workers, "cues": cues, "passed": not failing, "failing": failing}
+    return {
+        "calls": n,
+        "workers": workers,
+        "cues": cues,
+        "passed": not failing,
+        "failing": failing,
+        # other work on the machine competes for the same cores: this says how much
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def capacity_of(runs: list[dict[str, Any]]) -> int:
