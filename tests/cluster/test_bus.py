@@ -165,3 +165,20 @@ async def test_streams_resume_after_a_restart_of_the_bus(workers, nats_server: N
         update = await next_of(floor, "call_update")
     w2.to_agent("a-1", nudge("c1", "a-1", 5))
     assert (await next_of(agent, "nudge"))["id"] == "c1-5"
+
+
+async def test_a_worker_started_before_the_bus_serves_alone_then_joins():
+    server = NatsServer()  # not started yet
+    hub = ClusterHub(ClusterConfig(bus=server.url, heartbeat_s=0.2), "w1")
+    await hub.start()
+    try:
+        floor = hub.subscribe_floor()
+        hub.call_changed(state("c1"))  # served locally meanwhile
+        assert (await next_of(floor, "call_update"))["call"]["call_id"] == "c1"
+        assert hub.health()["state"] == "disconnected"
+        await asyncio.to_thread(server.start)
+        await asyncio.wait_for(hub.joined.wait(), WAIT_S)
+        assert hub.health()["state"] == "connected"
+    finally:
+        await hub.close()
+        server.stop()
