@@ -11,12 +11,13 @@ import asyncio
 import dataclasses
 import logging
 import os
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from assist.asr.pool import AsrPool
 from assist.config import Settings
@@ -30,7 +31,10 @@ from assist.store.sqlite import SqliteStore
 from assist.store.threaded import ThreadedStore
 from assist.text.classify import LiveTextJudge, TextClassifier
 from assist.vad.silero import SileroModel
-from assist.vocabulary import CallSpec
+from assist.vocabulary import CallSpec, CueKind
+
+if TYPE_CHECKING:
+    from assist.cluster.bus import ClusterHub
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +56,14 @@ class CallRefused(Exception):
 def open_store(settings: Settings) -> RecordBackend:
     """The blocking record backend ``[store] backend`` names: ``MemoryStore`` (the last
     ``limits.scorecards_kept`` calls) or ``SqliteStore`` at ``store.path`` (created, and
-    migrated, on open). For the command line; the service wraps it (``ThreadedStore``)."""
+    migrated, on open). For the command line; the service wraps it (``ThreadedStore``).
+    ``postgresql``: ``BlockingPostgres`` (the service itself uses ``PostgresStore``)."""
     if settings.store.backend == "memory":
         return MemoryStore(settings.limits.scorecards_kept)
+    if settings.store.backend == "postgresql":
+        from assist.store.postgresql import BlockingPostgres
+
+        return cast(RecordBackend, BlockingPostgres(settings.store.dsn))
     return SqliteStore(settings.store.path)
 
 
@@ -78,8 +87,32 @@ class AssistService:
         self.settings = settings
         self.clock = clock
         self.wall_clock = wall_clock  # epoch seconds: signed timestamps, records, retention
-        self.hub = Hub(settings.limits.subscriber_queue)
+        # cluster mode ([cluster] bus): this worker's name on the bus and in the store
+        self.worker_id = settings.cluster.worker_id or socket.gethostname()
+        self.cluster: ClusterHub | None = None
+        if settings.cluster.bus:
+            from assist.cluster.bus import ClusterHub
+
+            self.cluster = ClusterHub(
+                settings.cluster,
+                self.worker_id,
+                settings.limits.subscriber_queue,
+                clock,
+                on_snooze=self._snooze_here,
+                on_dead=self._worker_died,
+            )
+        self.hub: Hub = self.cluster or Hub(settings.limits.subscriber_queue)
+        self._background: set[asyncio.Task[Any]] = set()
         self.metrics = ServiceMetrics()
+        if store is None and settings.store.backend == "postgresql":
+            from assist.store.postgresql import PostgresStore
+
+            store = PostgresStore(
+                settings.store.dsn,
+                self.worker_id,
+                settings.store.queue,
+                self.metrics.store_queue_waits.inc,
+            )
         store = open_store(settings) if store is None else store
         # a blocking backend (it says whether its reads may run concurrently) runs threaded
         self.store: CallStore = (
@@ -106,8 +139,13 @@ class AssistService:
         return self.vad_model is not None
 
     async def load_models(self) -> None:
-        """Apply record retention, then load every model from local files (off the event
-        loop); then the service is ready."""
+        """Join the floor (cluster mode: the bus connects in the background, the PostgreSQL
+        store opens and migrates), apply record retention, then load every model from local
+        files (off the event loop); then the service is ready."""
+        if self.cluster is not None:
+            await self.cluster.start()
+        if (open_store_now := getattr(self.store, "open", None)) is not None:
+            await open_store_now()  # PostgreSQL: connect, migrate, cut off our own old calls
         await self.apply_retention()
         started = time.perf_counter()
         vad_model = await asyncio.to_thread(SileroModel)
@@ -192,7 +230,10 @@ class AssistService:
 
     async def close(self) -> None:
         """Finish the store's queued writes and close it, then stop the ASR pool (waiting for
-        its workers) and the text models, in worker threads."""
+        its workers) and the text models, in worker threads. Cluster mode: leaves the bus
+        first."""
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.store.close()
         if self.asr_pool is not None:
             await asyncio.to_thread(self.asr_pool.close)
@@ -201,14 +242,51 @@ class AssistService:
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` body: ``status`` (ok or loading), the VAD model path, the ASR and text
-        model details, and ``calls_active``."""
+        model details, ``calls_active``, the ``store`` (backend, writes queued, last error)
+        and the ``bus`` (``embedded``, or the cluster's state: connected or not, the other
+        workers heard, messages published, received and dropped)."""
+        store: dict[str, Any] = {
+            "backend": self.settings.store.backend,
+            "queued": getattr(self.store, "queued", None),
+        }
+        if (error := getattr(self.store, "error", None)) is not None:
+            store["error"] = error
         return {
             "status": "ok" if self.ready else "loading",
             "models": {"vad": str(self.vad_model.path) if self.vad_model else None},
             "asr": self.asr_info,
             "text": self.text_info,
             "calls_active": len(self.live),
+            "store": store,
+            "bus": self.cluster.health() if self.cluster is not None else {"state": "embedded"},
         }
+
+    def _snooze_here(self, call_id: str, kind: str) -> None:
+        """A snooze that reached another worker, for a call of this one (cluster mode)."""
+        session = self.live.get(call_id)
+        if session is not None and kind in CueKind.__members__.values():
+            until = session.pipeline.media_time_s + self.settings.access.snooze_s
+            session.pipeline.policy.snooze(CueKind(kind), until)
+
+    def _worker_died(self, worker_id: str, call_ids: list[str]) -> None:
+        """Another worker is gone (cluster mode): its calls still ``live`` in a shared store
+        become ``cut_off`` (whichever survivor gets there first; the others find none)."""
+        cut_off = getattr(self.store, "cut_off_worker", None)
+        if cut_off is None:
+            return
+
+        async def cut() -> None:
+            try:
+                ids = await cut_off(worker_id)
+            except Exception as exc:
+                log.error("worker %s: its calls could not be cut off: %s", worker_id, exc)
+                return
+            if ids:
+                log.warning("worker %s: %d call(s) cut off in the store", worker_id, len(ids))
+
+        task = asyncio.get_running_loop().create_task(cut())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def in_use(self, call_id: str) -> bool:
         """Whether ``call_id`` is live, or being opened (``open_call`` refuses it)."""
@@ -357,6 +435,8 @@ class AssistService:
         session = self.live.get(call_id)
         if session is not None:
             return session.spec.agent_id
+        if self.cluster is not None and (remote := self.cluster.live_calls.get(call_id)):
+            return remote.agent_id  # live on another worker of the floor
         return await self.store.agent_of(call_id)
 
     async def feedback(self, agent_id: str, message: FeedbackMessage) -> bool:
@@ -375,6 +455,8 @@ class AssistService:
         if message.action == "snooze" and session is not None:
             until = session.pipeline.media_time_s + self.settings.access.snooze_s
             session.pipeline.policy.snooze(message.kind, until)
+        elif message.action == "snooze" and self.cluster is not None:
+            self.cluster.forward_snooze(message.call_id, message.kind.value)  # its worker's
         return True
 
     async def erase_call(self, call_id: str) -> Literal["erased", "unknown", "live"]:
