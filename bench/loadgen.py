@@ -29,7 +29,7 @@ from bench.common import ROOT, percentiles
 SCRIPTS = [
     ROOT / "assist/synth/scripts/dispute.toml",  # negative phrasing, frustration
     ROOT / "tests/calls/interruptions.toml",  # three interruptions, a backchannel
-    ROOT / "tests/calls/fast_agent.toml",  # pace, dead air
+    ROOT / "tests/calls/fast_agent.toml",  # pace (Piper at length_scale 0.7)
     ROOT / "assist/synth/scripts/demo.toml",  # interruption, music hold, dead air
     ROOT / "tests/calls/dead_air.toml",  # two dead-air moments, one pause that isn't
     ROOT / "tests/calls/monologue.toml",  # a monologue, dead air
@@ -56,22 +56,33 @@ class Truth:
 
 def pace_truth(call: RenderedCall, cfg: PaceConfig) -> list[Truth]:
     """The pace rule on the script: agent utterances of ``min_utterance_s`` or more that
-    ended in the last ``window_s``, scripted words over their audible time. Rates within
-    ``PACE_MARGIN`` of the threshold are optional (Whisper's word count and the voice
-    gate's cut decide those)."""
+    ended in the last ``window_s``, scripted words over their turn time (audible time, plus
+    the pauses of up to ``max_pause_s`` between two of them that no customer line falls
+    in). Rates within ``PACE_MARGIN`` of the threshold are optional (Whisper's word count
+    and the voice gate's cut decide those)."""
     out: list[Truth] = []
-    window: list[tuple[int, float, float]] = []  # words, speech s, end s
+    window: list[tuple[int, float, float, float]] = []  # words, speech s, pause before, end s
     fast = False
+    customer = [(u.start_s, u.end_s) for u in call.utterances if u.who == "customer"]
+    previous_end: float | None = None
     for u in sorted((u for u in call.utterances if u.who == "agent"), key=lambda u: u.end_s):
         speech_s = u.end_s - u.start_s
         if speech_s < cfg.min_utterance_s:
+            previous_end = None  # a short line between two long ones breaks the chain
             continue
-        window.append((len(u.text.split()), speech_s, u.end_s))
-        window = [w for w in window if w[2] >= u.end_s - cfg.window_s]
+        pause = 0.0 if previous_end is None else u.start_s - previous_end
+        filled = any(previous_end is not None and s < u.start_s and e > previous_end
+                     for s, e in customer)  # fmt: skip
+        in_turn = previous_end is not None and 0.0 < pause <= cfg.max_pause_s and not filled
+        previous_end = u.end_s
+        window.append((len(u.text.split()), speech_s, pause if in_turn else 0.0, u.end_s))
+        window = [w for w in window if w[3] >= u.end_s - cfg.window_s]
         words = sum(w[0] for w in window)
         if words < cfg.min_words:
             continue
-        rate = 60.0 * words / sum(w[1] for w in window)  # words per minute
+        # the first line's pause leads from a line outside the window: not counted
+        turn_s = sum(w[1] for w in window) + sum(w[2] for w in window[1:])
+        rate = 60.0 * words / turn_s  # words per minute
         close = abs(rate / cfg.max_words_per_minute - 1.0) <= PACE_MARGIN
         if rate > cfg.max_words_per_minute and not fast:
             out.append(Truth("pace", u.end_s, optional=close))
