@@ -146,6 +146,8 @@ class AssistService:
             await self.cluster.start()
         if (open_store_now := getattr(self.store, "open", None)) is not None:
             await open_store_now()  # PostgreSQL: connect, migrate, cut off our own old calls
+        if self.cluster is not None and hasattr(self.store, "live_workers"):
+            self._in_background(self._cut_off_unheard_workers())
         await self.apply_retention()
         started = time.perf_counter()
         vad_model = await asyncio.to_thread(SileroModel)
@@ -232,6 +234,9 @@ class AssistService:
         """Finish the store's queued writes and close it, then stop the ASR pool (waiting for
         its workers) and the text models, in worker threads. Cluster mode: leaves the bus
         first."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.cluster is not None:
             await self.cluster.close()
         await self.store.close()
@@ -284,7 +289,27 @@ class AssistService:
             if ids:
                 log.warning("worker %s: %d call(s) cut off in the store", worker_id, len(ids))
 
-        task = asyncio.get_running_loop().create_task(cut())
+        self._in_background(cut())
+
+    async def _cut_off_unheard_workers(self) -> None:
+        """Once this worker has listened to the bus for ``dead_after_s``: the calls still
+        ``live`` in the store of workers nobody hears (they died while no worker was up to
+        notice) are cut off."""
+        assert self.cluster is not None
+        await self.cluster.joined.wait()
+        await asyncio.sleep(self.settings.cluster.dead_after_s)  # every live worker heard
+        heard = {self.worker_id, *self.cluster.registry.workers()}
+        try:
+            holding = await self.store.live_workers()  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.error("live calls of unheard workers not checked: %s", exc)
+            return
+        for worker_id in holding:
+            if worker_id not in heard and self.cluster.registry.listening:
+                self._worker_died(worker_id, [])
+
+    def _in_background(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

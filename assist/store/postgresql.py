@@ -13,7 +13,8 @@ scorecard, the call so far, words and nudge bodies), with versioned migrations a
 under an advisory lock (several workers may start at once). ``calls.worker_id`` says which
 worker holds a live call: a worker that starts again cuts off the calls it still shows
 ``live`` (it crashed), and the others cut off a dead worker's calls (``cut_off_worker``,
-told by the cluster bus). ``calls.nudge_count`` is kept at write time, so floor totals and
+told by the cluster bus, or finding ``live`` calls of a worker nobody hears:
+``live_workers``). ``calls.nudge_count`` is kept at write time, so floor totals and
 reports read one row per call.
 
 Opened lazily by the first method called (on the event loop that will use it).
@@ -472,6 +473,16 @@ class PostgresStore:
         first)."""
         rows = await self._done(lambda db: db.fetch(CUT_OFF, worker_id))
         return [row["call_id"] for row in rows]
+
+    async def live_workers(self) -> list[str]:
+        """The workers that hold a call ``live`` in the store, sorted (``calls_live_worker``
+        index)."""
+        rows = await self._read(
+            lambda db: db.fetch(
+                "SELECT DISTINCT worker_id FROM calls WHERE status = 'live' ORDER BY worker_id"
+            )
+        )
+        return [row["worker_id"] for row in rows]
 
     async def erase(self, call_id: str) -> bool:
         """Delete the call's row and, by cascade, its transcripts, nudges, feedback and legs

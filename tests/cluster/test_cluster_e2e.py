@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from assist.replay import encode_frames
+from assist.store.postgresql import PostgresStore
 from tests.cluster.servers import NatsServer, free_port
 from tests.conftest import synthesized_call
 from tests.e2e.helpers import http_get_json, start_message, stream_rendered
@@ -115,6 +117,10 @@ class Stream:
 
 @pytest.fixture
 async def floor_of_three(nats_server: NatsServer, pg_dsn: str) -> AsyncIterator[list[Worker]]:
+    # a worker that died while no worker was up left a live call behind
+    gone = PostgresStore(pg_dsn, "w9")
+    await gone.call_started("c-0", "a-9", "native", time.time() - 60)
+    await gone.close()
     workers = [Worker(f"w{i}", nats_server.url, pg_dsn) for i in (1, 2, 3)]
     try:
         for worker in workers:
@@ -207,6 +213,8 @@ async def test_a_floor_of_three_workers(floor_of_three: list[Worker], nats_serve
             return record.get("status") == "cut_off"
 
         await until(cut_off, "c-4 cut off in the store")
+        _, record = await http_get_json(f"{w2.http}/v1/calls/c-0")
+        assert record["status"] == "cut_off"  # found live with nobody holding it
 
         # restart the bus: the streams resume (an agent on w2, the floor on w1)
         nats_server.stop()

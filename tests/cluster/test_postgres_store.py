@@ -102,8 +102,10 @@ async def test_a_restarted_worker_cuts_off_its_own_live_calls_only(pg):
     assert record["legs"][0]["status"] == "cut_off" and record["legs"][0]["media_end_s"] == 42.0
     assert (await again.record("c-2"))["status"] == "live"  # w2's call goes on
     # w2 dies: a survivor cuts its calls off, once
+    assert await again.live_workers() == ["w2"]
     assert await again.cut_off_worker("w2") == ["c-2"]
     assert await again.cut_off_worker("w2") == []
+    assert await again.live_workers() == []
     assert (await w2.record("c-2"))["status"] == "cut_off"
 
 
