@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import os
+import sys
 from typing import Any
 
 import asyncpg
@@ -148,4 +151,29 @@ async def test_the_command_line_reads_and_erases_through_a_blocking_store(pg, pg
             blocking.close()
 
     assert await asyncio.to_thread(command_line) == (["c-1"], True, None)
+    assert await store.record("c-1") is None
+
+
+async def test_assist_export_and_erase_on_the_postgresql_store(pg, pg_dsn):
+    store = pg("w1")
+    await store.call_started("c-1", "a-1", "native", 1000.0)
+    await store.call_ended("c-1", {"metrics": {}}, 1010.0)
+    env = {**os.environ, "ASSIST_STORE__BACKEND": "postgresql", "ASSIST_STORE__DSN": pg_dsn}
+
+    async def assist(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "assist.cli", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode() + err.decode()
+
+    code, out = await assist("export")
+    assert code == 0, out
+    assert [json.loads(line)["call_id"] for line in out.splitlines() if line.startswith("{")] == [
+        "c-1"
+    ]
+    code, out = await assist("erase", "--call", "c-1")
+    assert code == 0, out
     assert await store.record("c-1") is None
