@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 from tests.conftest import make_settings, start_server, synthesized_call
 from tests.e2e.helpers import stream_rendered
 
-pytestmark = [pytest.mark.asr, pytest.mark.train]
+pytestmark = [pytest.mark.e2e, pytest.mark.asr, pytest.mark.train]
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "models" / "data"
