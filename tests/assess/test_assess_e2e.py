@@ -19,6 +19,8 @@ from tests.assess.recordings import write_broken, write_call, write_mono_wav
 from tests.conftest import synthesized_call
 from tests.e2e.helpers import TOLERANCE_S
 
+pytestmark = [pytest.mark.e2e, pytest.mark.speech, pytest.mark.asr]
+
 AGENT_RULE = r"^(?P<agent>a\d+)_(?P<date>\d{4}-\d{2}-\d{2})"
 AUDIO_KINDS = {"interruption", "long_hold", "dead_air", "monologue"}
 # (file stem, call script, format): every format a recorder may leave, three agents

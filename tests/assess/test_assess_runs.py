@@ -18,6 +18,8 @@ from assist.store.sqlite import SqliteStore
 from tests.assess.recordings import write_call
 from tests.conftest import synthesized_call
 
+pytestmark = [pytest.mark.e2e, pytest.mark.speech]
+
 RULE = r"^(?P<agent>a\d+)_(?P<date>\d{4}-\d{2}-\d{2})"
 
 

@@ -19,6 +19,8 @@ from tests.assess.recordings import write_call
 from tests.conftest import make_settings, start_server, synthesized_call
 from tests.e2e.helpers import stream_rendered
 
+pytestmark = [pytest.mark.e2e, pytest.mark.speech, pytest.mark.asr]
+
 AUDIO_KINDS = {"interruption", "long_hold", "dead_air", "monologue"}
 TEXT_METRICS = {
     "negative_phrasing",
