@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -165,17 +167,26 @@ async def run_load(url: str, plans: list[CallPlan], n: int, seconds: float, load
 async def sample_server(
     pid: int, metrics_url: str, every_s: float, samples: list[dict[str, Any]], t0: float
 ) -> None:
-    """Every ``every_s``: RSS, CPU and the /metrics counters of the server, and the load."""
+    """Every ``every_s``: RSS, CPU and the /metrics counters of the server, and the load. A
+    scrape that fails (a starved server) keeps the last counters and says so
+    (``scraped`` false); RSS and CPU come from /proc all the same."""
+    counters = dict.fromkeys(COUNTERS, 0.0)
     while True:
-        page = await asyncio.to_thread(http_get, metrics_url)
-        metrics = parse_metrics(page)
+        scraped = True
+        try:
+            page = await asyncio.to_thread(http_get, metrics_url, 30.0)
+            metrics = parse_metrics(page)
+            counters = {key: metric_sum(metrics, name) for key, name in COUNTERS.items()}
+        except OSError:  # urllib's errors and timeouts
+            scraped = False
         samples.append(
             {
                 "t_s": round(time.monotonic() - t0, 2),
                 "rss_mb": round(process_rss_mb(pid), 2),
                 "cpu_s": round(process_cpu_s(pid), 2),
                 "load_1m": round(os.getloadavg()[0], 2),
-                **{key: metric_sum(metrics, name) for key, name in COUNTERS.items()},
+                "scraped": scraped,
+                **counters,
             }
         )
         await asyncio.sleep(every_s)  # pacing the sampler, not logic
@@ -195,6 +206,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     }
     the_machine = machine()
     server, port = start_server(env)
+    atexit.register(stop_server, server)  # killed midway (SIGTERM): no orphan server
     url = f"ws://127.0.0.1:{port}"
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     load = Load()
@@ -226,7 +238,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(sampler, shower, return_exceptions=True)
         wall_s = time.monotonic() - t0
         ticks_after = machine_cpu_ticks()
-        final = parse_metrics(await asyncio.to_thread(http_get, metrics_url))
+        final = parse_metrics(await asyncio.to_thread(http_get, metrics_url, 120.0))
         stop_server(server)  # SIGTERM: a graceful stop exits 0
         progress.close(f"done: {load.calls_done} calls, exit code {server.returncode}")
     steady = [s for s in samples if s["t_s"] >= warmup_s]
@@ -265,6 +277,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             "failures": load.failures[:20],
             "max_active": max(s["calls_active"] for s in samples),
         },
+        "failed_scrapes": sum(1 for s in samples if not s["scraped"]),
         "audio": {
             "sent_s": round(load.sent_s, 1),
             "processed_s": round(metric_sum(final, "assist_audio_seconds_total"), 1),
@@ -342,6 +355,7 @@ def main() -> int:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # atexit stops the server
     if args.calls < 1 or args.minutes <= 0 or args.sample_s <= 0:
         parser.error("--calls, --minutes and --sample-s must be positive")
     results = asyncio.run(soak(args))
