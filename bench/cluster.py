@@ -10,8 +10,11 @@ adds to capacity. Real ``nats-server`` and PostgreSQL, started here on loopback 
 2. Capacity, 2 workers vs 1, audio cues only (ASR off): for each N of ``--calls``, N
    concurrent real-time calls over real sockets (the mix of ``bench/loadgen.py``) to one
    ``assist serve`` worker, then split between two workers, every worker on the bus and
-   the PostgreSQL store. Capacity: the largest N at which every audio cue's p95 delay
-   stayed under its goal (0.3 s), as in ``bench/run.py``, and every smaller N did too.
+   the PostgreSQL store; worker i is pinned to core i (``taskset``; ``--no-pin``: not), so
+   each worker has one core of its own, as on a machine of its own, while the load
+   generator, NATS and PostgreSQL share the machine. Capacity: the largest N at which
+   every audio cue's p95 delay stayed under its goal (0.3 s), as in ``bench/run.py``, and
+   every smaller N did too.
 
     python bench/cluster.py [--nudges 2000] [--rate 200] [--calls 8 16 32 48]
                             [--seconds 30] [--out bench/results]
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -160,12 +164,16 @@ def worker_env(bus: str, dsn: str, worker_id: str) -> dict[str, str]:
 
 
 async def capacity_run(
-    bus: str, dsn: str, workers: int, n: int, seconds: float, plans: list[Any]
+    bus: str, dsn: str, workers: int, n: int, seconds: float, plans: list[Any], pin: bool
 ) -> dict[str, Any]:
     """N calls split over ``workers`` fresh workers: audio cue stats and pass/fail."""
     servers = [
         start_server(worker_env(bus, dsn, f"cap-{workers}-{n}-{i}"))[0] for i in range(workers)
     ]
+    if pin:  # worker i on core i, all its threads: a worker is one core, as on its own box
+        for i, server in enumerate(servers):
+            cmd = ["taskset", "-a", "-cp", str(i % (os.cpu_count() or 1)), str(server.pid)]
+            await asyncio.to_thread(subprocess.run, cmd, check=True, capture_output=True)
     try:
         shares = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
         print(f"capacity: {n} calls on {workers} worker(s) {shares} ...", file=sys.stderr)
@@ -265,13 +273,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         runs: dict[str, list[dict[str, Any]]] = {"1": [], "2": []}
         for workers in (1, 2):
             for n in args.calls:
-                run = await capacity_run(nats.url, pg.database(), workers, n, args.seconds, plans)
+                run = await capacity_run(
+                    nats.url, pg.database(), workers, n, args.seconds, plans, args.pin
+                )
                 runs[str(workers)].append(run)
                 if not run["passed"]:
                     break  # past capacity: larger N only take longer
         results["capacity_runs"] = runs
         results["capacity"] = {w: capacity_of(r) for w, r in runs.items()}
         results["seconds_per_run"] = args.seconds
+        results["pinned"] = args.pin
         return results
     finally:
         pg.stop()
@@ -285,6 +296,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, nargs="+", default=[8, 16, 32, 48])
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per capacity run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let workers use every core (default: worker i pinned to core i with taskset)",
+    )
     parser.add_argument("--receiver", help=argparse.SUPPRESS)  # worker A's process
     args = parser.parse_args()
     if args.receiver:
