@@ -314,8 +314,10 @@ class AssistService:
         task.add_done_callback(self._background.discard)
 
     def in_use(self, call_id: str) -> bool:
-        """Whether ``call_id`` is live, or being opened (``open_call`` refuses it)."""
-        return call_id in self.live or call_id in self._opening
+        """Whether ``call_id`` is live, or being opened (``open_call`` refuses it); in
+        cluster mode also live on another worker of the floor."""
+        elsewhere = self.cluster is not None and self.cluster.registry.owner(call_id)
+        return call_id in self.live or call_id in self._opening or bool(elsewhere)
 
     async def open_call(
         self, spec: CallSpec, protocol: str, agent_known: bool = True
@@ -336,7 +338,7 @@ class AssistService:
         """
         if self.vad_model is None:
             raise CallRefused("not_ready", "models are still loading; retry shortly")
-        if spec.call_id in self.live or spec.call_id in self._opening:
+        if self.in_use(spec.call_id):
             raise CallRefused("call_id_in_use", f"call {spec.call_id} is already live")
         if len(self.live) + len(self._opening) >= self.settings.limits.max_calls:
             raise CallRefused("at_capacity", f"{len(self.live)} calls live, the configured maximum")

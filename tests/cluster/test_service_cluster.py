@@ -1,6 +1,6 @@
 """Two services of one floor in this process (real servers, real sockets, a real
-nats-server): feedback on a call another worker holds, its snooze applied there, and
-``/healthz`` naming the bus and the store."""
+nats-server): a call id live on another worker refused, feedback on a call another
+worker holds and its snooze applied there, ``/healthz`` naming the bus and the store."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from assist.vocabulary import CueKind
 from tests.cluster.servers import NatsServer
 from tests.conftest import make_settings, start_server
-from tests.e2e.helpers import http_get_json, start_message
+from tests.e2e.helpers import http_get_json, raw_call, start_message
 
 WAIT_S = 10.0
 
@@ -34,6 +34,9 @@ async def test_a_snooze_on_another_workers_call_reaches_it(nats_server: NatsServ
             async with asyncio.timeout(WAIT_S):
                 while w1.service.cluster.registry.owner("c-1") != "w2":  # noqa: ASYNC110
                     await asyncio.sleep(0.02)  # w2's call reaching w1 over the bus
+            # the id is live on w2: w1 refuses it as one worker would
+            replies = await raw_call(w1.ws, json.dumps(start_message("c-1", "a-1")))
+            assert [r["code"] for r in replies if r.get("type") == "error"] == ["call_id_in_use"]
             async with connect(f"{w1.ws}/v1/agents/a-1/events") as agent:
                 assert json.loads(await agent.recv())["type"] == "subscribed"
                 feedback = {
