@@ -110,15 +110,24 @@ def _skill_section(
 def _examples(
     skill: str, records: list[dict[str, Any]], count: int = EXAMPLES
 ) -> list[dict[str, Any]]:
-    """Moments of ``skill`` from the calls where it scored lowest, with what was said."""
+    """Moments of ``skill`` with what was said, from the calls where it scored lowest: one
+    per call first (different calls, often different agents), then the calls' next ones."""
     ranked = sorted(
         (r for r in records if skill in _scores(r)), key=lambda r: (_scores(r)[skill], r["call_id"])
     )
+    per_call = [
+        [
+            {"call_id": r["call_id"], "agent_id": r["agent_id"], **m}
+            for m in (r.get("scorecard") or {}).get("moments", [])
+            if _fits(m, skill)
+        ]
+        for r in ranked
+    ]
     out: list[dict[str, Any]] = []
-    for record in ranked:
-        for moment in (record.get("scorecard") or {}).get("moments", []):
-            if _fits(moment, skill):
-                out.append({"call_id": record["call_id"], "agent_id": record["agent_id"], **moment})
+    for depth in range(max(map(len, per_call), default=0)):
+        for moments in per_call:
+            if depth < len(moments):
+                out.append(moments[depth])
                 if len(out) == count:
                     return out
     return out
