@@ -120,6 +120,7 @@ class ClusterHub(Hub):
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[Any]] = set()  # agent subscriptions being made
         # set once the first connection is made and subscribed (tests, benchmarks wait on it)
         self.joined = asyncio.Event()
         self._closing = False
@@ -146,9 +147,10 @@ class ClusterHub(Hub):
             with contextlib.suppress(Exception):
                 await self._drain_outbox(nc)
                 await nc.flush(timeout=1)
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._pending]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -341,7 +343,7 @@ class ClusterHub(Hub):
         if gate is None:
             gate = self._gates[agent_id] = asyncio.Event()
             if self.connected:
-                asyncio.get_running_loop().create_task(self._listen_agent(agent_id))
+                self._spawn(self._listen_agent(agent_id))
             else:
                 gate.set()  # nothing to wait for: subscribed on (re)connection
         sub = _HeldSubscription(self._capacity, gate)
@@ -360,7 +362,14 @@ class ClusterHub(Hub):
             self._agent_of_token.pop(token(agent_id), None)
             bus_sub = self._agent_bus.pop(agent_id, None)
             if bus_sub is not None:
-                asyncio.get_running_loop().create_task(_quietly(bus_sub.unsubscribe()))
+                self._spawn(_quietly(bus_sub.unsubscribe()))
+
+    def _spawn(self, coroutine: Any) -> None:
+        """Run ``coroutine`` as a task kept until it is done (the loop keeps only weak
+        references)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _listen_agent(self, agent_id: str) -> None:
         nc = self._nc
