@@ -258,6 +258,13 @@ def assess(
                         }
                     )
                     summary.assessed.append(call_id)
+                    log.info(
+                        "assessed %s (agent %s): %.1f s of audio in %.1f s",
+                        call_id,
+                        outcome.job.agent_id,
+                        outcome.duration_s,
+                        outcome.wall_s,
+                    )
                     summary.audio_s += outcome.duration_s
                 summary.wall_s = time.perf_counter() - started
                 bar.update(1)

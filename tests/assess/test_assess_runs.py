@@ -5,6 +5,10 @@ date, and the command line."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +144,41 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert main([*args[:3], "(no agent group)", *args[4:]]) == 2
     assert "needs the named group (?P<agent>" in capsys.readouterr().err
     assert main([*args, "--since", "last week"]) == 2
+
+
+def test_ctrl_c_stops_the_worker_pool_and_the_next_run_resumes(tmp_path: Path) -> None:
+    """``assist assess`` as a user runs it, two worker processes, stopped by SIGINT once its
+    log says the first call is stored (read line by line: no timer)."""
+    folder = tmp_path / "calls"
+    for i, script in enumerate(["fuzz_canary", "smooth", "dead_air", "interruptions"]):
+        write_call(folder, f"a{i}_2026-01-0{i + 1}_x", synthesized_call(script), "wav")
+    env = {**os.environ, "ASSIST_ASR__ENABLED": "false",
+           "ASSIST_STORE__PATH": str(tmp_path / "calls.sqlite3")}  # fmt: skip
+    command = [sys.executable, "-m", "assist.cli", "-v", "assess", str(folder), "--agent-from",
+               RULE, "--workers", "2", "--out", str(tmp_path / "r"), "--no-progress"]  # fmt: skip
+    run = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert run.stderr is not None
+    for line in run.stderr:
+        if "assist.assess.batch: assessed " in line:
+            run.send_signal(signal.SIGINT)
+            break
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "interrupted; run it again to resume" in err
+    stored = {r["call_id"] for r in _records(tmp_path)}
+    ledger = [
+        json.loads(x)["call_id"] for x in (tmp_path / "assessed.jsonl").read_text().splitlines()
+    ]
+    assert set(ledger) == stored and 1 <= len(stored) < 4
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{4 - len(stored)} assessed" in again.stdout
+    assert f"{len(stored)} assessed before" in again.stdout
+    assert len(_records(tmp_path)) == 4
