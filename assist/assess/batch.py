@@ -181,6 +181,8 @@ def _jobs(
 
 def _outcomes(jobs: list[CallJob], settings: Settings, workers: int) -> Iterator[CallOutcome]:
     """Each job's outcome as it completes: in this process (one worker) or a spawned pool."""
+    if not jobs:
+        return  # no models to load
     if workers <= 1:
         assessor = CallAssessor(settings)
         try:
