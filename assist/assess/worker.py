@@ -127,8 +127,11 @@ class CallAssessor:
             record, state = self._loop.run_until_complete(self._run(job, audio, started_at))
         except Exception as exc:  # a failure is this call's, never the batch's
             log.error("call %s failed: %s", job.call_id, exception_summary(exc))
+            files = " + ".join(p for p in (job.stereo, job.customer, job.agent) if p)
             return CallOutcome(
-                job, error=f"{exception_summary(exc)}", wall_s=time.perf_counter() - started
+                job,
+                error=f"{files}: assessment failed ({exception_summary(exc)})",
+                wall_s=time.perf_counter() - started,
             )
         done = time.perf_counter()
         return CallOutcome(
