@@ -130,6 +130,11 @@ class AssistService:
         self.text_info: dict[str, Any] = {"enabled": False}
         self.live: dict[str, CallSession] = {}
         self._opening: set[str] = set()  # call ids between open_call's checks and live
+        # set by shutdown(): live calls end (run_call), new ones are refused
+        self.stopping = asyncio.Event()
+        self._closing = 0  # calls whose end is being written
+        self._no_calls = asyncio.Event()  # set while no call is live, opening or closing
+        self._no_calls.set()
         # call id -> agent id bound before the call started (oldest first, at most max_calls)
         self._pending_agents: OrderedDict[str, str] = OrderedDict()
 
@@ -313,6 +318,19 @@ class AssistService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _calls_changed(self) -> None:
+        if not self.live and not self._opening and not self._closing:
+            self._no_calls.set()
+
+    async def shutdown(self) -> None:
+        """Stop taking calls and end every live one as if its client had ended it (its
+        adapter says goodbye its protocol's way: ``run_call``); returns once every call's
+        record and scorecard are written. Then ``close`` releases the rest."""
+        if not self.stopping.is_set():
+            log.info("shutting down: ending %d live call(s)", len(self.live) + len(self._opening))
+        self.stopping.set()
+        await self._no_calls.wait()
+
     def in_use(self, call_id: str) -> bool:
         """Whether ``call_id`` is live, or being opened (``open_call`` refuses it); in
         cluster mode also live on another worker of the floor."""
@@ -338,6 +356,8 @@ class AssistService:
         """
         if self.vad_model is None:
             raise CallRefused("not_ready", "models are still loading; retry shortly")
+        if self.stopping.is_set():
+            raise CallRefused("not_ready", "the server is shutting down; retry elsewhere")
         if self.in_use(spec.call_id):
             raise CallRefused("call_id_in_use", f"call {spec.call_id} is already live")
         if len(self.live) + len(self._opening) >= self.settings.limits.max_calls:
@@ -349,10 +369,12 @@ class AssistService:
         # The id is taken before the first await: a second opening of it is refused, and
         # the call counts towards max_calls while its record is read and started.
         self._opening.add(spec.call_id)
+        self._no_calls.clear()
         try:
             return await self._open(spec, protocol, agent_known)
         finally:
             self._opening.discard(spec.call_id)
+            self._calls_changed()
 
     async def _open(self, spec: CallSpec, protocol: str, agent_known: bool) -> CallSession:
         assert self.vad_model is not None
@@ -408,16 +430,20 @@ class AssistService:
         """The call's leg is over (any close path): keep its scorecard (covering every leg)
         and the call so far for a next leg, forget the session. Returns once the record is
         written; the session is forgotten even when the caller is cancelled meanwhile (the
-        write goes on)."""
+        write goes on). The call stops being live first (its id is free again: a next leg's
+        reads queue after this write)."""
         call_id = session.spec.call_id
         state = session.pipeline.call_so_far().to_json()
+        self.live.pop(call_id, None)
+        self.metrics.calls_active.set(len(self.live))
+        self._closing += 1
         try:
             await asyncio.shield(
                 self.store.call_ended(call_id, scorecard, self.wall_clock(), state)
             )
         finally:
-            self.live.pop(call_id, None)
-            self.metrics.calls_active.set(len(self.live))
+            self._closing -= 1
+            self._calls_changed()
         log.info(
             "call %s ended after %.1fs media, %d nudges, %.2fs audio lost",
             call_id,

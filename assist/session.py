@@ -98,6 +98,7 @@ class CallSession:
         self._max_gap_s = settings.limits.max_gap_s
         self._wakeup = asyncio.Event()
         self._input_ended = False
+        self.ended_by_server = False  # the service shut down before the client ended the call
 
     # called by the adapter (never blocks) ----------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from assist.events import WireJsonError, load_wire_json
 from assist.ingest import GapTooLong
@@ -177,7 +178,16 @@ class AudioHookConnection:
         self, kind: str, parameters: dict[str, Any], clientseq: int | None = None
     ) -> None:
         """Send one server message of type ``kind`` with the next server ``seq``; ``clientseq``
-        is the last client seq seen unless given (``pong`` echoes its ``ping``'s)."""
+        is the last client seq seen unless given (``pong`` echoes its ``ping``'s).
+
+        Nothing is sent once the client's close frame is in (the connection is no longer
+        open): the client is leaving and our close went back already, and a send then would
+        wait for the connection to end, which it can't while frames the client sent before
+        its close are still unread here (websockets' close timeout, 10 s, with the call
+        live all along). Those frames are still read and handled."""
+        if self.ws.state is not State.OPEN:
+            log.debug("audiohook %s: %s not sent, client closing", self.state.session_id, kind)
+            return
         self.state.server_seq += 1
         message = {
             "version": "2",
@@ -194,8 +204,9 @@ class AudioHookConnection:
         only answer a probe / a session without usable media), then let the client close.
 
         A protocol violation is logged, counted and answered with ``disconnect`` (reason
-        error); a dropped connection or a timeout ends it quietly. An error inside the call's
-        processing is re-raised by ``run_call``.
+        error); the server shutting down with ``disconnect`` (reason completed) once the
+        call is stored; a dropped connection or a timeout ends it quietly. An error inside
+        the call's processing is re-raised by ``run_call``.
         """
         try:
             await self._until_open()
@@ -206,6 +217,8 @@ class AudioHookConnection:
                 _, error = await run_call(self.service, call, self._read)
                 if error is not None:
                     raise Fatal(error.message)
+                if call.ended_by_server:  # shutting down: the call is over and stored
+                    await self._disconnect("completed", "the server is shutting down")
         except Fatal as exc:
             log.info("audiohook %s: %s", self.state.session_id, exc)
             self.service.metrics.protocol_errors.inc(code="audiohook_error")

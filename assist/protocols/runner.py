@@ -45,9 +45,11 @@ async def run_call(
     """Run one call: the session's processing and ``reader(session)`` in one TaskGroup.
 
     However the reader stops (returns, ``ProtocolError``, dropped connection), the input is
-    ended, the queue drained and the call closed on the service with its scorecard. Returns
-    ``(scorecard, the ProtocolError that stopped the reader or None)``; any other exception
-    is logged and re-raised, the call still closed.
+    ended, the queue drained and the call closed on the service with its scorecard. When the
+    service shuts down (``AssistService.stopping``), the reader is stopped as if the client
+    had ended the call (``session.ended_by_server`` is then True: the adapter says goodbye
+    its protocol's way). Returns ``(scorecard, the ProtocolError that stopped the reader or
+    None)``; any other exception is logged and re-raised, the call still closed.
     """
     call_id = session.spec.call_id
     error: ProtocolError | None = None
@@ -56,7 +58,7 @@ async def run_call(
         async with asyncio.TaskGroup() as group:
             processing = group.create_task(session.run(), name=f"call-{call_id}")
             try:
-                await reader(session)
+                await _read_until_stopping(service, session, reader)
             except ProtocolError as exc:
                 error = exc
                 log.info("call %s: ended by bad input: %s (%s)", call_id, exc.code, exc.message)
@@ -73,6 +75,29 @@ async def run_call(
             scorecard = session.scorecard()
         await service.close_call(session, scorecard)
     return scorecard, error
+
+
+async def _read_until_stopping(
+    service: AssistService, session: CallSession, reader: Reader
+) -> None:
+    """``reader(session)``, unless the service starts shutting down first: then the reader
+    is cancelled and the call ends normally (``session.ended_by_server``)."""
+    reading = asyncio.ensure_future(reader(session))
+    stopping = asyncio.ensure_future(service.stopping.wait())
+    try:
+        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not reading.done():  # shutting down (or this task itself was cancelled)
+            reading.cancel()
+            # what the reader was doing when stopped no longer matters
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, ProtocolError):
+                await reading
+    if reading.cancelled():
+        session.ended_by_server = True
+        log.info("call %s: ended by the server's shutdown", session.spec.call_id)
+        return
+    reading.result()  # the reader's own end: ProtocolError, ConnectionClosed, or None
 
 
 async def close_draining(

@@ -100,6 +100,11 @@ def http_response(status: HTTPStatus, body: str, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, data)
 
 
+# Shutting down: how long live calls get to end (their last audio processed, records
+# written, clients told) before their connections are closed anyway.
+SHUTDOWN_TIMEOUT_S = 60.0
+
+
 def json_response(status: HTTPStatus, payload: Any) -> Response:
     """``payload`` as a one-line JSON HTTP response."""
     return http_response(status, json.dumps(payload) + "\n", "application/json")
@@ -149,9 +154,19 @@ class AssistServer:
         log.info("listening on ws://%s:%d", host, self.port)
 
     async def close(self) -> None:
-        """Stop listening, close the open connections and wait for their handlers, then close
-        the service (ASR pool, text models, store) in a worker thread."""
+        """Shut down gracefully (SIGTERM, SIGINT): stop accepting connections; end every live
+        call as if its client had ended it, its record and scorecard written (native:
+        ``stopped`` and a normal close; Twilio-style and L16: a normal close; AudioHook:
+        ``disconnect`` with reason ``completed``), at most ``SHUTDOWN_TIMEOUT_S``; then close
+        what is left open (event streams: 1001 going away), wait for every handler, and
+        close the service (store writes finished, ASR pool, text models)."""
         if self._server is not None:
+            self._server.server.close()  # no new connections (an opening one gets 503)
+            try:
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                    await self.service.shutdown()
+            except TimeoutError:
+                log.warning("calls still live after %.0f s: closing them", SHUTDOWN_TIMEOUT_S)
             self._server.close()
             await self._server.wait_closed()
         await self.service.close()

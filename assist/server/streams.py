@@ -45,11 +45,19 @@ async def _send_loop(ws: ServerConnection, sub: Subscription) -> None:
         await ws.send(await sub.get())
 
 
+def _closed(task: asyncio.Task[None]) -> bool:
+    """Whether ``task`` ended because the connection closed."""
+    return not task.cancelled() and isinstance(task.exception(), ConnectionClosed)
+
+
 async def _read_until_closed(
-    ws: ServerConnection, on_message: Callable[[dict[str, Any]], Awaitable[object]] | None
+    ws: ServerConnection,
+    on_message: Callable[[dict[str, Any]], Awaitable[object]] | None,
+    handling: set[asyncio.Future[object]],
 ) -> None:
     """Read until the client leaves; JSON objects go to ``on_message`` (awaited, one at a
-    time), the rest is ignored."""
+    time), the rest is ignored. A message being handled is finished even when this reader
+    is cancelled (the client left meanwhile): it is in ``handling`` until done."""
     with contextlib.suppress(ConnectionClosed):
         async for text in ws:
             if on_message is None or not isinstance(text, str):
@@ -59,7 +67,10 @@ async def _read_until_closed(
             with contextlib.suppress(WireJsonError):
                 message = load_wire_json(text)
                 if isinstance(message, dict):
-                    await on_message(message)
+                    handled = asyncio.ensure_future(on_message(message))
+                    handling.add(handled)
+                    handled.add_done_callback(handling.discard)
+                    await asyncio.shield(handled)
 
 
 async def pump(
@@ -76,10 +87,16 @@ async def pump(
     (``on_message`` included) is re-raised.
     """
     service.refresh_gauges()
+    handling: set[asyncio.Future[object]] = set()  # client messages being handled
     sender = asyncio.create_task(_send_loop(ws, sub))
-    reader = asyncio.create_task(_read_until_closed(ws, on_message))
+    reader = asyncio.create_task(_read_until_closed(ws, on_message, handling))
     try:
         done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if reader not in done and _closed(sender):
+            # The client left: what it sent before leaving (feedback) is still handled; the
+            # reader ends once it has read what was received.
+            await asyncio.wait({reader})
+            done = {sender, reader}
         for task in done:
             if not task.cancelled() and isinstance(task.exception(), Exception):
                 exc = task.exception()
@@ -89,6 +106,8 @@ async def pump(
         for task in (sender, reader):
             task.cancel()
         await asyncio.gather(sender, reader, return_exceptions=True)
+        # e.g. feedback read just before the client left: stored before the stream ends
+        await asyncio.gather(*handling, return_exceptions=True)
         service.hub.unsubscribe(sub)
         service.metrics.subscriber_dropped.inc(sub.dropped_total)
         service.refresh_gauges()
