@@ -286,7 +286,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return results
     finally:
         pg.stop()
-        nats.stop()
+        nats.remove()
 
 
 def main() -> int:

@@ -15,14 +15,22 @@ Subjects (ids escaped to NATS tokens by ``token``)::
     assist.worker.<worker>.snooze        {"call_id", "kind"}: feedback for the call's holder
 
 One subscription covers ``assist.floor.>`` (so one worker's messages keep their order);
-an agent's subject is subscribed while that agent has a stream on this worker. Messages
-are live events, not records: the records are in the shared store. Heartbeats carry each
-worker's calls, so a worker that missed messages (a bus outage, a restart of the bus)
-catches up within one heartbeat, and a worker unheard for ``dead_after_s`` is dead: its
-calls end on every floor and ``on_dead`` marks them ``cut_off`` in the store.
+an agent's subject is listened on while that agent has a stream on this worker. The
+records are in the shared store; the bus carries live events. Where a lost message would
+be missed, it is not lost:
+
+* agents' events (nudges, transcripts) are kept for ``AGENT_REPLAY_S`` in the JetStream
+  stream ``ASSIST_AGENTS`` (file storage, made by the first worker): each worker reads an
+  agent's subject through a consumer of its own and, after a bus outage or a restart of
+  the bus, resumes from the first event it has not delivered (each once, in order). A
+  bus without JetStream: live subscriptions, nothing replayed (logged, ``/healthz``);
+* call states are coalesced anyway: heartbeats carry each worker's calls, so a worker that
+  missed messages catches up within one heartbeat, and a worker unheard for
+  ``dead_after_s`` is dead: its calls end on every floor and ``on_dead`` marks them
+  ``cut_off`` in the store.
 
 A worker that loses the bus keeps serving its own calls and streams; what it publishes
-meanwhile is buffered by the client up to its limit, then dropped (counted).
+meanwhile is buffered by the client up to its limit (2 MiB), then dropped (counted).
 """
 
 from __future__ import annotations
@@ -40,6 +48,16 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
 from pydantic import BaseModel
 
 from assist.cluster.registry import Registry
@@ -54,6 +72,12 @@ WORKER_HEADER = "Assist-Worker"
 OUTBOX_LIMIT = 10_000
 # An agent stream opened while the bus is up waits at most this long for its subject.
 SUBSCRIBE_WAIT_S = 2
+# Agents' events are kept this long in a JetStream stream, so a worker that lost the bus
+# (or a restarted bus) resumes each agent's events where it left off.
+AGENT_STREAM = "ASSIST_AGENTS"
+AGENT_REPLAY_S = 60.0
+AGENT_STREAM_BYTES = 256 * 1024 * 1024
+RESUME_WAIT_S = 30.0
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -116,6 +140,8 @@ class ClusterHub(Hub):
         self._local: set[str] = set()  # call ids whose states this worker publishes
         self._agent_bus: dict[str, NatsSubscription | None] = {}  # agent -> its subject's sub
         self._agent_of_token: dict[str, str] = {}  # escaped agent id -> agent id
+        self._js: JetStreamContext | None = None  # None: no JetStream, live events only
+        self._agent_seq: dict[str, int] = {}  # agent -> last stream sequence delivered
         self._gates: dict[str, asyncio.Event] = {}
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
@@ -165,6 +191,7 @@ class ClusterHub(Hub):
         return {
             "bus": ", ".join(redacted_url(u) for u in self._servers),
             "state": "connected" if self.connected else "disconnected",
+            "agent_replay": self._js is not None,  # agents' events kept in JetStream
             "worker_id": self.worker_id,
             "workers": self.registry.workers(),
             "remote_calls": self.registry.calls(),
@@ -195,6 +222,7 @@ class ClusterHub(Hub):
                 log.warning("bus %s unreachable (%s); retrying", self._servers, exc)
                 await asyncio.sleep(1.0)
         self._nc = nc
+        self._js = await self._agent_stream(nc)
         await nc.subscribe("assist.floor.>", cb=self._on_floor)
         await nc.subscribe(f"assist.worker.{token(self.worker_id)}.>", cb=self._on_worker)
         for agent_id in list(self._agents):
@@ -215,6 +243,58 @@ class ClusterHub(Hub):
         log.info("bus back: catching up")
         self.registry.connected()
         self._heartbeat()  # the others learn this worker's calls at once
+        if self._nc is not None:
+            self._spawn(self._resume_agents(self._nc))
+
+    async def _agent_stream(self, nc: Client, quiet: bool = False) -> JetStreamContext | None:
+        """The JetStream stream of the agents' subjects (made, or its limits set, by
+        whichever worker comes first); None when the bus has no JetStream (now)."""
+        js = nc.jetstream(timeout=2)
+        config = StreamConfig(
+            name=AGENT_STREAM,
+            subjects=["assist.agent.>"],
+            max_age=AGENT_REPLAY_S,
+            max_bytes=AGENT_STREAM_BYTES,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+        )
+        try:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:  # made with other limits (another version): these
+                await js.update_stream(config)
+        except Exception as exc:
+            if not quiet:
+                log.warning("bus without JetStream (%s): agent events are not replayed", exc)
+            return None
+        return js
+
+    async def _resume_agents(self, nc: Client) -> None:
+        """After a reconnection: each agent's events from the agent stream, from the first
+        one this worker has not delivered. The old subscriptions go (their consumers may be
+        gone with a restarted bus); a restarted bus may take a moment to serve its stream
+        again (retried for ``RESUME_WAIT_S``, then the agents listen live only)."""
+        for agent_id, old in list(self._agent_bus.items()):
+            if old is not None:
+                del self._agent_bus[agent_id]
+                await _quietly(old.unsubscribe())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESUME_WAIT_S
+        state = None
+        while not self._closing:
+            js = await self._agent_stream(nc, quiet=loop.time() < deadline)
+            with contextlib.suppress(Exception):
+                state = (await js.stream_info(AGENT_STREAM)).state if js is not None else None
+            if state is not None or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.5)  # the bus's JetStream is recovering its storage
+        self._js = js if state is not None else None
+        for agent_id in list(self._agents):
+            start = None
+            if state is not None and agent_id in self._agent_seq:
+                last = self._agent_seq[agent_id]
+                start = (last if last <= state.last_seq else state.first_seq - 1) + 1
+            await self._listen_agent(agent_id, start)
 
     async def _on_error(self, exc: Exception) -> None:
         log.info("bus: %s", exc)
@@ -360,6 +440,7 @@ class ClusterHub(Hub):
         for agent_id in [a for a in self._gates if a not in self._agents]:
             del self._gates[agent_id]
             self._agent_of_token.pop(token(agent_id), None)
+            self._agent_seq.pop(agent_id, None)
             bus_sub = self._agent_bus.pop(agent_id, None)
             if bus_sub is not None:
                 self._spawn(_quietly(bus_sub.unsubscribe()))
@@ -371,14 +452,34 @@ class ClusterHub(Hub):
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _listen_agent(self, agent_id: str) -> None:
+    async def _listen_agent(self, agent_id: str, start_seq: int | None = None) -> None:
+        """Listen on the agent's subject: through the agent stream when there is one (from
+        ``start_seq``, else from now on), else a plain subscription."""
         nc = self._nc
         try:
             if nc is not None and agent_id in self._agents and agent_id not in self._agent_bus:
                 self._agent_bus[agent_id] = None  # being made
                 self._agent_of_token[token(agent_id)] = agent_id
                 subject = f"assist.agent.{token(agent_id)}"
-                sub = await nc.subscribe(subject, cb=self._on_agent)
+                if self._js is not None:
+                    if start_seq is None:
+                        state = (await self._js.stream_info(AGENT_STREAM)).state
+                        start_seq = state.last_seq + 1
+                    self._agent_seq[agent_id] = start_seq - 1
+                    config = ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=start_seq,
+                        ack_policy=AckPolicy.NONE,
+                        mem_storage=True,
+                        num_replicas=1,
+                        inactive_threshold=AGENT_REPLAY_S,
+                    )
+                    sub: NatsSubscription = await self._js.subscribe(
+                        subject, stream=AGENT_STREAM, cb=self._on_agent, config=config,
+                        manual_ack=True,
+                    )  # fmt: skip
+                else:
+                    sub = await nc.subscribe(subject, cb=self._on_agent)
                 if agent_id in self._agent_bus:
                     self._agent_bus[agent_id] = sub
                     await nc.flush(timeout=SUBSCRIBE_WAIT_S)
@@ -386,9 +487,18 @@ class ClusterHub(Hub):
                     await sub.unsubscribe()
         except Exception as exc:
             log.warning("bus: listening for agent %s failed: %s", agent_id, exc)
+            if self._agent_bus.get(agent_id, 0) is None:
+                del self._agent_bus[agent_id]  # not being made any more
+                if self.connected and not self._closing:  # else: made again on reconnection
+                    self._spawn(self._listen_again(agent_id))
         finally:
             if (gate := self._gates.get(agent_id)) is not None:
                 gate.set()
+
+    async def _listen_again(self, agent_id: str) -> None:
+        await asyncio.sleep(0.5)  # a moment for the bus (its JetStream) to recover
+        last = self._agent_seq.get(agent_id)
+        await self._listen_agent(agent_id, None if last is None else last + 1)
 
     # receiving ----------------------------------------------------------------------
 
@@ -430,11 +540,19 @@ class ClusterHub(Hub):
         self._deliver_state(state, data.decode())
 
     async def _on_agent(self, msg: Msg) -> None:
-        self.received += 1
+        if (msg.headers or {}).get(WORKER_HEADER) == self.worker_id:
+            return  # this worker's own, delivered here already (the stream echoes them)
         # the agent id is in the subject, escaped; the streams are found by it
         agent_id = self._agent_of_token.get(msg.subject.split(".", 2)[2])
-        if agent_id is not None:
-            self._deliver_agent(agent_id, msg.data.decode())
+        if agent_id is None:
+            return
+        if msg.reply.startswith("$JS.ACK."):  # from the agent stream: each once, in order
+            seq = msg.metadata.sequence.stream
+            if seq <= self._agent_seq.get(agent_id, 0):
+                return
+            self._agent_seq[agent_id] = seq
+        self.received += 1
+        self._deliver_agent(agent_id, msg.data.decode())
 
     async def _on_worker(self, msg: Msg) -> None:
         self.received += 1

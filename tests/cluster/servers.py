@@ -49,13 +49,16 @@ def missing(tool: str) -> None:
 
 
 class NatsServer:
-    """A ``nats-server`` on a loopback port; ``stop``/``start`` restart it on the same port."""
+    """A ``nats-server`` with JetStream (its storage in a temporary folder) on a loopback
+    port; ``stop``/``start`` restart it on the same port and storage; ``remove`` deletes
+    the storage."""
 
     def __init__(self) -> None:
         self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not os.path.exists(self.binary):
             missing("nats-server")
         self.port = free_port()
+        self.store_dir = tempfile.mkdtemp(prefix="assist-nats-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,7 +69,7 @@ class NatsServer:
     def start(self) -> None:
         """Start the server and wait for its port."""
         self.proc = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port)],
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store_dir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -78,6 +81,11 @@ class NatsServer:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+    def remove(self) -> None:
+        """Stop the server and delete its storage."""
+        self.stop()
+        shutil.rmtree(self.store_dir, ignore_errors=True)
 
 
 def _pg_bin() -> Path:

@@ -149,6 +149,7 @@ async def test_streams_resume_after_a_restart_of_the_bus(workers, nats_server: N
     w1, w2 = await workers("w1"), await workers("w2")
     floor = w1.subscribe_floor()
     agent = w1.subscribe_agent("a-1")
+    await next_of(agent, "subscribed")  # sent once the agent's subject is listened on
     w2.call_changed(state("c1", "a-1"))
     await next_of(floor, "call_update")
     nats_server.stop()
@@ -157,6 +158,7 @@ async def test_streams_resume_after_a_restart_of_the_bus(workers, nats_server: N
     own_floor = w2.subscribe_floor()
     w2.call_changed(state("c1", "a-1", media_time_s=30.0))
     assert (await next_of(own_floor, "call_update"))["call"]["media_time_s"] == 30.0
+    w2.to_agent("a-1", nudge("c1", "a-1", 4))  # while the bus is down
     nats_server.start()
     await until(lambda: w1.connected and w2.connected)
     # w1 catches up (w2's heartbeat), then live events flow again
@@ -164,7 +166,12 @@ async def test_streams_resume_after_a_restart_of_the_bus(workers, nats_server: N
     while update["call"]["media_time_s"] != 30.0:
         update = await next_of(floor, "call_update")
     w2.to_agent("a-1", nudge("c1", "a-1", 5))
+    # the agent's events resume where they left off (JetStream), in order, each once
+    assert (await next_of(agent, "nudge"))["id"] == "c1-4"
     assert (await next_of(agent, "nudge"))["id"] == "c1-5"
+    assert agent.pending() == 0 or all(
+        json.loads(t)["type"] != "nudge" for t in list(agent._items.values())
+    )
 
 
 async def test_a_worker_started_before_the_bus_serves_alone_then_joins():
@@ -181,4 +188,4 @@ async def test_a_worker_started_before_the_bus_serves_alone_then_joins():
         assert hub.health()["state"] == "connected"
     finally:
         await hub.close()
-        server.stop()
+        server.remove()
