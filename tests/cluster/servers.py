@@ -53,7 +53,8 @@ class NatsServer:
     port; ``stop``/``start`` restart it on the same port and storage; ``remove`` deletes
     the storage."""
 
-    def __init__(self) -> None:
+    def __init__(self, jetstream: bool = True) -> None:
+        self.jetstream = jetstream
         self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not os.path.exists(self.binary):
             missing("nats-server")
@@ -68,8 +69,9 @@ class NatsServer:
 
     def start(self) -> None:
         """Start the server and wait for its port."""
+        jetstream = ["-js", "-sd", self.store_dir] if self.jetstream else []
         self.proc = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store_dir],
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *jetstream],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -189,3 +189,23 @@ async def test_a_worker_started_before_the_bus_serves_alone_then_joins():
     finally:
         await hub.close()
         server.remove()
+
+
+async def test_without_jetstream_agents_events_are_live_only():
+    server = NatsServer(jetstream=False)
+    server.start()
+    config = ClusterConfig(bus=server.url, heartbeat_s=0.2)
+    w1, w2 = ClusterHub(config, "w1"), ClusterHub(config, "w2")
+    try:
+        for hub in (w1, w2):
+            await hub.start()
+            await asyncio.wait_for(hub.joined.wait(), WAIT_S)
+        agent = w1.subscribe_agent("a-1")
+        await next_of(agent, "subscribed")
+        w2.to_agent("a-1", nudge("c1", "a-1"))
+        assert (await next_of(agent, "nudge"))["id"] == "c1-1"
+        assert w1.health()["agent_replay"] is False
+    finally:
+        for hub in (w1, w2):
+            await hub.close()
+        server.remove()
