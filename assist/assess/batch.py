@@ -17,7 +17,10 @@ import logging
 import multiprocessing
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -191,20 +194,66 @@ def _outcomes(jobs: list[CallJob], settings: Settings, workers: int) -> Iterator
         finally:
             assessor.close()
         return
+    yield from _pool_outcomes(jobs, settings, workers)
+
+
+def _pool_outcomes(jobs: list[CallJob], settings: Settings, workers: int) -> Iterator[CallOutcome]:
+    """The jobs on ``workers`` spawned processes, outcomes as they complete.
+
+    A worker process that dies (killed, out of memory, a crash inside a decoder) breaks its
+    pool: the calls left unanswered run again in a fresh pool. Calls that break a second pool
+    too run one at a time, so the one whose worker dies every time is found, reported and
+    skipped while the others are assessed: no recording stops the batch.
+    """
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(
-        workers,
-        initializer=init_worker,
-        initargs=(settings.model_dump(), logging.getLogger("assist").getEffectiveLevel()),
-    )
-    try:
-        yield from pool.imap_unordered(assess_in_worker, jobs, chunksize=1)
-        pool.close()
-    except BaseException:
-        pool.terminate()  # Ctrl-C, or the caller stopped: the calls in flight are lost
-        raise
-    finally:
-        pool.join()
+    initargs = (settings.model_dump(), logging.getLogger("assist").getEffectiveLevel())
+
+    def pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            size, mp_context=context, initializer=init_worker, initargs=initargs
+        )
+
+    strikes: Counter[CallJob] = Counter()  # pools a job was unanswered in
+    queue = list(jobs)
+    while queue:
+        suspects = [job for job in queue if strikes[job] >= 2]
+        batch = suspects or queue
+        executor = pool(1 if suspects else min(workers, len(batch)))
+        try:
+            if suspects:  # one at a time: a dead worker names its call
+                for job in suspects:
+                    try:
+                        outcome = executor.submit(assess_in_worker, job).result()
+                    except BrokenProcessPool:
+                        files = " + ".join(p for p in (job.stereo, job.customer, job.agent) if p)
+                        outcome = CallOutcome(
+                            job, error=f"{files}: its worker process died assessing it", broken=True
+                        )
+                        executor.shutdown(wait=True)
+                        executor = pool(1)
+                    queue.remove(job)
+                    yield outcome
+                continue
+            futures = {executor.submit(assess_in_worker, job): job for job in batch}
+            unanswered: list[CallJob] = []
+            for future in as_completed(futures):
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    unanswered.append(futures[future])
+                    continue
+                yield outcome
+            strikes.update(unanswered)
+            queue = unanswered
+            if unanswered:
+                log.warning("a worker process died: %d call(s) run again", len(unanswered))
+        except BaseException:  # Ctrl-C, or the caller stopped: the calls in flight are lost
+            executor.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
+        finally:
+            executor.shutdown(wait=True)
 
 
 def assess(

@@ -182,3 +182,39 @@ def test_ctrl_c_stops_the_worker_pool_and_the_next_run_resumes(tmp_path: Path) -
     assert f"{4 - len(stored)} assessed" in again.stdout
     assert f"{len(stored)} assessed before" in again.stdout
     assert len(_records(tmp_path)) == 4
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes (multiprocessing spawn children) of process ``pid``."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_a_worker_that_dies_does_not_stop_the_batch(tmp_path: Path) -> None:
+    """A worker process killed mid-batch (as the OOM killer or a crashing decoder would):
+    the calls it left unanswered run again and every call is assessed."""
+    folder = tmp_path / "calls"
+    for i, script in enumerate(["fuzz_canary", "smooth", "dead_air", "interruptions"]):
+        write_call(folder, f"a{i}_2026-01-0{i + 1}_x", synthesized_call(script), "wav")
+    env = {**os.environ, "ASSIST_ASR__ENABLED": "false",
+           "ASSIST_STORE__PATH": str(tmp_path / "calls.sqlite3")}  # fmt: skip
+    command = [sys.executable, "-m", "assist.cli", "-v", "assess", str(folder), "--agent-from",
+               RULE, "--workers", "2", "--out", str(tmp_path / "r"), "--no-progress"]  # fmt: skip
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    assert run.stderr is not None
+    killed = False
+    for line in run.stderr:
+        if not killed and "assist.assess.batch: assessed " in line:
+            os.kill(_workers_of(run.pid)[0], signal.SIGKILL)
+            killed = True
+        if "a worker process died" in line:
+            break
+    else:
+        pytest.fail("no worker died")
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert "4 call(s) found: 4 assessed" in out, out
+    assert len(_records(tmp_path)) == 4
