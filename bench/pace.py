@@ -12,6 +12,8 @@ Calls:
 
 * ``recorded``: Debian's Asterisk prompts (a professional human voice, CC-BY-SA-3.0),
   alternating customer and agent (the prompts of ``bench/asr_quality.py``);
+* ``recorded-turns``: the same 24 prompts all on the agent line, 0.6 s apart (long turns
+  whose pauses count as turn time);
 * ``piper-normal`` / ``piper-brisk`` / ``piper-fast``: an agent explaining a billing issue in
   multi-sentence turns, Piper's ``en_US-joe-medium`` voice at ``length_scale`` 1.0, 0.85 and
   0.7 (0.7 speaks 1/0.7 = 1.43 times as fast as normal: clearly fast);
@@ -164,6 +166,7 @@ def main() -> int:
     calls_dir = ROOT / "tests" / "calls"
     calls = {
         "recorded": lambda: prompt_call(customer, agent),
+        "recorded-turns": lambda: prompt_call([], customer + agent, pause_s=0.6),
         "piper-normal": lambda: lay_out(explaining_call(1.0)),
         "piper-brisk": lambda: lay_out(explaining_call(0.85)),
         "piper-fast": lambda: lay_out(explaining_call(0.7)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assist.asr.wer import word_error_rate
+from assist.config import Settings
 from assist.synth.recorded import prompt_call
 from tests.conftest import make_settings, synthesized_call
 from tests.e2e.helpers import http_get, http_get_json, stream_rendered
@@ -68,6 +69,27 @@ async def test_a_natural_voice_at_its_normal_rate_gets_no_pace_nudge(server_fact
     finals = [e for e in result.events if e["type"] == "transcript" and e["final"]]
     agent_words = sum(len(e["text"].split()) for e in finals if e["channel"] == "agent")
     assert agent_words >= 60  # the agent's lines were heard: there was a rate to judge
+
+
+async def test_recorded_human_speech_reads_as_a_speaking_rate_with_its_pauses(server_factory):
+    """Real recorded speech (Asterisk prompts, one human voice) as one agent turn, prompts
+    0.6 s apart: the rate counts those pauses, so it reads like the ~150 words a minute
+    people mean, well under the default threshold. A threshold of 100 makes the cue show
+    the rate it measured."""
+    settings = asr_settings()
+    settings.cues.pace.max_words_per_minute = 100.0
+    running = await server_factory(settings)
+    prompts = ["conf-placeintoconf", "agent-alreadyon", "vm-mailboxfull", "conf-onlyperson",
+               "privacy-unident"]  # each over min_utterance_s  # fmt: skip
+    call = prompt_call([], prompts, pause_s=0.6)
+    result = await stream_rendered(running.ws, call, "pace-3", speed=0)
+    (pace,) = [n for n in result.nudges if n["kind"] == "pace"]
+    evidence = pace["evidence"]
+    # the turn runs from the first prompt to the last one in the window, the 0.6 s pauses
+    # between them included (voiced time alone would cover about 80 % of that span)
+    span_s = evidence["span_end_s"] - evidence["span_start_s"]
+    assert evidence["details"]["turn_s"] > 0.9 * span_s
+    assert 110 < evidence["measured"] < 200 < Settings().cues.pace.max_words_per_minute
 
 
 async def test_partials_show_text_while_the_customer_is_still_talking(server_factory):
