@@ -116,18 +116,20 @@ def summary(results: dict[str, Any]) -> str:
         "## Transcripts, ASR queue, CPU and memory",
         "",
         "| calls | final transcript delay p50 / p95 / p99 | ASR wait p95 | ASR queue max | "
-        "shed | audio dropped | server CPU per call | server cores | machine busy | "
-        "memory growth per call |",
+        "shed | audio dropped | server CPU per call | server cores | machine busy (load "
+        "average) | memory growth per call |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         t, a, cpu, mem = r["transcript_delay"], r["asr"], r["cpu"], r["memory"]
         shed = ", ".join(f"{k} {v:g}" for k, v in a["shed"].items() if v) or "0"
+        load = cpu.get("load_average_1m")  # start -> end of the calls (older runs: none)
+        busy = _pct(cpu["machine_busy_share"]) + (f" ({load[0]:g} -> {load[1]:g})" if load else "")
         lines.append(
             f"| {r['calls']} | {_s(t['p50_s'])} / {_s(t['p95_s'])} / {_s(t['p99_s'])} | "
             f"{_s(a['final_wait_p95_s'])} | {a['queue_max']:g} | {shed} | "
             f"{r['audio_dropped_s']:g} s | {_pct(cpu['server_core_share_per_call'])} of a core | "
-            f"{cpu['server_cores_used']:.2f} | {_pct(cpu['machine_busy_share'])} | "
+            f"{cpu['server_cores_used']:.2f} | {busy} | "
             f"{mem['per_call_mb']:g} MB |"
         )
     lines += [

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -165,9 +166,11 @@ def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[
         idle_rss = process_rss_mb(server.pid)
         cpu_before, own_before = process_cpu_s(server.pid), own_cpu_s()
         ticks_before = machine_cpu_ticks()
+        load_before = os.getloadavg()[0]
         wall_before = time.monotonic()
         raw = asyncio.run(measure(port, server.pid, plans, n, seconds))
         wall = time.monotonic() - wall_before
+        load_after = os.getloadavg()[0]
         server_cpu = process_cpu_s(server.pid) - cpu_before
         own_cpu = own_cpu_s() - own_before
         machine_busy = busy_share(ticks_before, machine_cpu_ticks())
@@ -226,6 +229,8 @@ def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[
             "server_core_share_per_call": round(server_cpu / media_s, 4),
             "loadgen_cores_used": round(own_cpu / wall, 3),
             "machine_busy_share": round(machine_busy, 3),  # all processes, all cores
+            # the 1-minute load average as the calls started and ended (others' work too)
+            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
         },
         "memory": {
             "server_warm_rss_mb": round(idle_rss, 1),  # models loaded, one call done
