@@ -37,6 +37,12 @@ class _Final:
     end_s: float
 
 
+# In-turn pauses are kept this much longer than ``window_s`` for the finals still on their way
+# (cut up to ``max_utterance_s`` after they started, then queued for the recognizer); older
+# ones go even if no final comes (ASR off or shedding), so a long call keeps O(1) of them.
+PAUSE_KEEP_S = 120.0
+
+
 class PaceDetector(CueDetector):
     """The agent speaking faster than ``max_words_per_minute`` over the last ``window_s`` of
     turn time -> an ``info`` finding (``unit`` wpm), again only once the rate has dropped back.
@@ -72,6 +78,8 @@ class PaceDetector(CueDetector):
                 if not self._pause_broken and pause[1] - pause[0] <= self._cfg.max_pause_s:
                     self._pauses.append(pause)
                 self._agent_end_s = None
+        while self._pauses and self._pauses[0][1] < tick.t_s - self._cfg.window_s - PAUSE_KEEP_S:
+            self._pauses.popleft()
         return []
 
     def on_final(self, transcript: Transcript, speech_s: float) -> list[Finding]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assist.config import PaceConfig
-from assist.detectors.pace import PaceDetector
+from assist.detectors.pace import PAUSE_KEEP_S, PaceDetector
 
 
 @pytest.mark.parametrize(
@@ -141,3 +141,13 @@ def test_a_pause_the_customer_speaks_in_or_a_long_one_is_not_the_agents_turn():
     assert filled.measured == pytest.approx(276.0) and filled.details["turn_s"] == 10.0
     (long,) = _two_sentences(3.5, customer_in_pause=False)  # over max_pause_s
     assert long.measured == pytest.approx(276.0)
+
+
+def test_pauses_are_forgotten_without_finals_so_a_long_call_keeps_few():
+    """With transcription off no final ever comes: the recorded pauses stay bounded."""
+    detector = PaceDetector(PaceConfig())
+    for i in range(2000):  # a 4-second sentence, then a 1-second pause, for 10 000 s
+        start = 5.0 * i
+        detector.on_tick(_tick(start, [(True, start)]))
+        detector.on_tick(_tick(start + 4.0, [(False, start + 4.0)]))
+    assert 20 < len(detector._pauses) <= (PaceConfig().window_s + PAUSE_KEEP_S) / 5 + 1
