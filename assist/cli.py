@@ -339,7 +339,7 @@ def verdict_json(
             quoted = list(sentence.span) if sentence.span else [0, len(scores.text)]
         out.update(
             kind="customer_frustration" if sentence else None,
-            score=round(scores.frustration or 0.0, 4),
+            score=round((sentence or scores).frustration or 0.0, 4),
             threshold=threshold,
             quote=sentence.text if sentence else None,
             suggestion=ACKNOWLEDGE_FEELINGS if sentence else None,
@@ -350,7 +350,7 @@ def verdict_json(
                     "span": list(p.span or (0, len(p.text))),
                     "score": round(p.frustration or 0.0, 4),
                 }
-                for p in scores.parts
+                for p in scores.sentences or (scores,)
             ],
         )
         return out
@@ -369,7 +369,7 @@ def verdict_json(
                 "span": list(p.span or (0, len(p.text))),
                 "score": round(p.phrasing_score, 4),
             }
-            for p in scores.parts
+            for p in scores.sentences or (scores,)
         ],
     )
     if fired is not None:

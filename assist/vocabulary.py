@@ -132,13 +132,18 @@ class Recognized:
 
 @dataclass(frozen=True, slots=True)
 class TextScores:
-    """What the text models make of one sentence: scores only, no decision.
+    """What the text models make of one sentence, or of an utterance: scores only, no
+    decision.
 
     Agent sentences carry the negative-phrasing class probabilities (``phrasing``, label ->
     probability, the label ``"none"`` first) and the empathy score; customer sentences the
     frustration score. Each ``*_model_threshold`` is the threshold stored with the model;
     the detectors decide (``assist/detectors/negative_phrasing.py``,
     ``customer_frustration.py``) and may replace it with ``[cues.*] min_score``.
+
+    An utterance's scores (``TextClassifier.score_utterance``) are those of the utterance as
+    a whole, with each of its sentences' scores in ``sentences`` when it has several (with
+    ``span``, the characters of the utterance each covers).
     """
 
     text: str
@@ -149,6 +154,13 @@ class TextScores:
     empathy_model_threshold: float | None = None
     frustration: float | None = None
     frustration_model_threshold: float | None = None
+    span: tuple[int, int] | None = None  # a sentence's characters in its utterance
+    sentences: tuple[TextScores, ...] = ()  # an utterance's sentences, in order
+
+    @property
+    def parts(self) -> tuple[TextScores, ...]:
+        """These scores and each of ``sentences``: everything a decision may look at."""
+        return (self, *self.sentences)
 
     @property
     def phrasing_score(self) -> float:

@@ -5,9 +5,13 @@ The sentence is negative phrasing when 1 - P(none) reaches the threshold
 (``[cues.negative_phrasing] min_score``, or the one stored with the model when that is 0);
 its category is the most probable non-"none" class. A sentence holding a benign idiom
 ("there's no charge", "I can't wait to help") and no phrase of its category is let go
-unless the score reaches ``STRONG_SCORE``. The finding is at the sentence's end, quotes
-the phrase that carries the category (placed in media time through the word
-timestamps) and carries the positive rewrite (worded in ``assist.nudges``). Pure.
+unless the score reaches ``STRONG_SCORE``. An utterance fires as a whole at the threshold,
+or through one of its sentences alone at ``SENTENCE_ALONE`` (so one negative sentence
+among neutral ones is not diluted), and the strongest of these is quoted; a line problem
+("I can't hear you") or "no problem" answering the customer's thanks is let go
+(``assist.text.context``). The finding is at the utterance's end, quotes the phrase that
+carries the category (placed in media time through the word timestamps) and carries the
+positive rewrite (worded in ``assist.nudges``). Pure.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from assist.config import NegativePhrasingConfig
 from assist.detectors import CueDetector
 from assist.events import Transcript
 from assist.nudges import rewrite
+from assist.text.context import PreviousTurns, answers_courtesy, line_problem
 from assist.text.phrases import benign_idiom, find_phrase
 from assist.vocabulary import CueKind, Finding, TextScores
 
 # A sentence with a benign idiom and no phrase of its category is flagged only when the
 # model is this sure.
 STRONG_SCORE = 0.9
+# One sentence of a longer utterance fires on its own at this score (decide_utterance).
+SENTENCE_ALONE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,49 @@ def decide_phrasing(
     if score < STRONG_SCORE and find_phrase(text, category) is None and benign_idiom(text):
         return None
     return PhrasingDecision(category, score)
+
+
+def decide_sentence(
+    scores: TextScores, threshold: float, previous: str | None = None
+) -> PhrasingDecision | None:
+    """The decision on one agent sentence's scores (``decide_phrasing``), knowing the
+    customer's previous turn: a line problem ("I can't hear you") and courtesy answering
+    thanks or an apology ("no problem") are never negative phrasing
+    (``assist.text.context``)."""
+    if not scores.phrasing or line_problem(scores.text) or answers_courtesy(previous, scores.text):
+        return None
+    phrasing = scores.phrasing
+    return decide_phrasing(scores.text, list(phrasing.values()), list(phrasing), threshold)
+
+
+def decide_utterance(
+    scores: TextScores, threshold: float, previous: str | None = None
+) -> tuple[TextScores, PhrasingDecision] | None:
+    """What of an agent utterance fires most strongly, with its decision: the utterance as
+    a whole at ``threshold``, or one of its ``sentences`` alone at ``SENTENCE_ALONE`` (or
+    ``threshold`` when higher), each through ``decide_sentence``. None when nothing fires.
+
+    A sentence judged without its neighbours loses what they say ("..., but here's what I
+    can do"), so alone it must be clearly negative; the utterance as a whole dilutes one
+    negative sentence among neutral ones, so that one is still caught."""
+    alone = max(threshold, SENTENCE_ALONE)
+    candidates = [(scores, threshold), *((s, alone) for s in scores.sentences)]
+    fired = [
+        (part, decision)
+        for part, at in candidates
+        if (decision := decide_sentence(part, at, previous)) is not None
+    ]
+    return max(fired, key=lambda f: f[1].score) if fired else None
+
+
+def quote_span(utterance: str, sentence: TextScores, category: str) -> tuple[tuple[int, int], str]:
+    """Where the phrase of ``category`` is in the utterance (characters) and its rewrite:
+    the sentence's phrase (``assist.nudges.rewrite``) moved by the sentence's offset."""
+    found = rewrite(sentence.text, category)
+    offset = sentence.span[0] if sentence.span is not None else 0
+    if sentence.span is None and sentence.text != utterance:
+        offset = max(0, utterance.find(sentence.text))
+    return (offset + found.span[0], offset + found.span[1]), found.suggestion
 
 
 def threshold_of(scores: TextScores, config: NegativePhrasingConfig) -> float:
@@ -92,20 +142,28 @@ class NegativePhrasingDetector(CueDetector):
 
     def __init__(self, config: NegativePhrasingConfig) -> None:
         self._cfg = config
+        self._turns = PreviousTurns()
+
+    def on_final(self, transcript: Transcript, speech_s: float) -> list[Finding]:
+        """Remember the final (the previous turn of the sentences after it)."""
+        self._turns.add(transcript.channel, transcript.start_s, transcript.end_s, transcript.text)
+        return []
 
     def on_scores(self, transcript: Transcript, scores: TextScores) -> list[Finding]:
-        """A finding at the end of an agent sentence the model flags (``decide_phrasing``):
-        ``measured`` = 1 - P(none); ``details`` carry the category, the quoted phrase and its
-        rewrite; the span is the quote's media time."""
+        """A finding at the end of an agent utterance one of whose sentences the model flags
+        (``decide_utterance``, with the customer's previous turn): ``measured`` = that
+        sentence's 1 - P(none); ``details`` carry the category, the quoted phrase, the
+        utterance and the rewrite; the span is the quote's media time."""
         if scores.speaker != "agent" or not scores.phrasing:
             return []
         threshold = threshold_of(scores, self._cfg)
-        labels = list(scores.phrasing)
-        decision = decide_phrasing(scores.text, list(scores.phrasing.values()), labels, threshold)
-        if decision is None:
+        previous = self._turns.before("agent", transcript.start_s)
+        fired = decide_utterance(scores, threshold, previous)
+        if fired is None:
             return []
-        found = rewrite(scores.text, decision.category)
-        start_s, end_s = quote_times(transcript, found.span)
+        sentence, decision = fired
+        span, suggestion = quote_span(scores.text, sentence, decision.category)
+        start_s, end_s = quote_times(transcript, span)
         return [
             Finding(
                 kind=self.kind,
@@ -118,9 +176,9 @@ class NegativePhrasingDetector(CueDetector):
                 unit="score",
                 details={
                     "category": decision.category,
-                    "quote": scores.text[found.span[0] : found.span[1]],
+                    "quote": scores.text[span[0] : span[1]],
                     "text": scores.text,
-                    "suggestion": found.suggestion,
+                    "suggestion": suggestion,
                     "utterance_id": transcript.utterance_id,
                 },
             )

@@ -1,6 +1,8 @@
 """Score sentences with the text models: negative phrasing and empathy for the agent,
 frustration for the customer. One encoder pass per batch feeds every head of that speaker.
 
+An utterance is judged sentence by sentence (``score_utterance``, cut by
+``assist.text.sentences``), so one negative sentence among neutral ones is not diluted.
 Scores only: each cue's decision and threshold live in its detector
 (``assist/detectors/negative_phrasing.py``, ``customer_frustration.py``). Used live (on
 final transcripts, off the event loop, through ``LiveTextJudge``) and by
@@ -10,6 +12,7 @@ final transcripts, off the event loop, through ``LiveTextJudge``) and by
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 
 from assist.text.encoder import SentenceEncoder
 from assist.text.heads import Head
+from assist.text.sentences import pieces_of
 from assist.vocabulary import Role, TextScores
 
 SPEAKERS: tuple[Role, ...] = ("agent", "customer")
@@ -83,6 +87,20 @@ class TextClassifier:
             for text, probs, ack in zip(texts, phrasing, empathy, strict=True)
         ]
 
+    def score_utterance(self, speaker: Role, text: str) -> TextScores:
+        """Scores of an utterance as a whole, with each of its sentences' scores
+        (``assist.text.sentences``, each with its span) in ``sentences`` when it has more
+        than one; one encoder pass for all. Raises ``ValueError`` for a speaker other than
+        agent / customer."""
+        spans = pieces_of(text)
+        whole, *parts = self.score(speaker, [text, *(text[a:b] for a, b in spans)])
+        return dataclasses.replace(
+            whole,
+            sentences=tuple(
+                dataclasses.replace(p, span=span) for p, span in zip(parts, spans, strict=True)
+            ),
+        )
+
 
 def _flag_scores(head: Head, features: np.ndarray) -> np.ndarray:
     """1 - P(nothing to flag) per text."""
@@ -98,12 +116,10 @@ class LiveTextJudge:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="text")
 
     def judge(self, speaker: Role, text: str) -> asyncio.Future[TextScores]:
-        """Score one sentence on the worker thread; the future resolves on the loop."""
+        """Score one utterance, sentence by sentence (``score_utterance``), on the worker
+        thread; the future resolves on the loop."""
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self._one, speaker, text)
-
-    def _one(self, speaker: Role, text: str) -> TextScores:
-        return self.classifier.score(speaker, [text])[0]
+        return loop.run_in_executor(self._executor, self.classifier.score_utterance, speaker, text)
 
     def close(self) -> None:
         """Stop the worker thread; pending sentences are dropped."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,12 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from assist.detectors.negative_phrasing import decide_phrasing
-from assist.nudges import rewrite
+from assist.asr.wer import word_error_rate
+from assist.detectors.customer_frustration import acknowledges, frustrated_sentence
+from assist.detectors.negative_phrasing import decide_phrasing, decide_utterance, quote_span
+from assist.text.context import LINE_PROBLEM
 from assist.text.encoder import FEATURE_RECIPE, SentenceEncoder
 from assist.text.feedback import read_extra
-from assist.text.heads import Head, HeadFit, export_onnx, fit_softmax_regression, predict
+from assist.text.heads import Head, export_onnx, fit_softmax_regression, predict
 from assist.text.phrases import CATEGORIES
+from assist.text.sentences import pieces_of
+from assist.vocabulary import TextScores
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,42 @@ def read_tsv(path: Path) -> list[tuple[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [(row["text"].strip(), row["label"].strip()) for row in reader if row["text"]]
+
+
+@dataclass(frozen=True)
+class Line:
+    """A labelled utterance to evaluate: its text, label (a task label, or
+    ``line_problem``: never flagged), the other speaker's previous turn and its class
+    (hard cases: negation, litotes, hedge, sarcasm, context)."""
+
+    text: str
+    label: str
+    previous: str | None = None
+    kind: str = ""
+
+
+HARD_CASES = "hard_cases"  # models/data/hard_cases.heldout.tsv: both speakers, by class
+HARD_CLASSES = ("negation", "litotes", "hedge", "sarcasm", "context")
+RECOGNIZERS = ("espeak", "piper")  # bench/text_asr.py --tts: whose speech Whisper heard
+
+
+def read_lines(path: Path, speaker: str | None = None, recognized: bool = False) -> list[Line]:
+    """The ``Line``s of a labelled TSV (``text``, ``label``, optionally ``speaker``,
+    ``previous``, ``class`` and, from ``bench/text_asr.py``, ``recognized``): only
+    ``speaker``'s rows when the file has a speaker column; with ``recognized``, the
+    recognizer's transcript instead of the written text."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [
+        Line(
+            (row["recognized"] if recognized else row["text"]).strip(),
+            row["label"].strip(),
+            (row.get("previous") or "").strip() or None,
+            (row.get("class") or "").strip(),
+        )
+        for row in rows
+        if row["text"] and (speaker is None or row.get("speaker", speaker) == speaker)
+    ]
 
 
 def _every_nth(items: Sequence[str], keep: int) -> list[str]:
@@ -251,38 +292,127 @@ def cross_validated_probabilities(
     return probabilities
 
 
+ProbabilitiesOf = Callable[[list[str]], np.ndarray]
+
+
+def _sentence_scores(
+    task: Task, text: str, probabilities: np.ndarray, threshold: float, span: tuple[int, int]
+) -> TextScores:
+    """One sentence's ``TextScores`` as ``TextClassifier.score`` fills them for the task."""
+    flag = float(1.0 - probabilities[0])
+    if task.name == "customer_frustration":
+        return TextScores(
+            text, "customer", frustration=flag, frustration_model_threshold=threshold, span=span
+        )
+    if task.binary:
+        return TextScores(text, "agent", empathy=flag, empathy_model_threshold=threshold, span=span)
+    phrasing = {label: float(p) for label, p in zip(task.labels, probabilities, strict=True)}
+    return TextScores(
+        text, "agent", phrasing=phrasing, phrasing_model_threshold=threshold, span=span
+    )
+
+
+@dataclass
+class Verdicts:
+    """The service's decisions on labelled lines: flagged or not, the predicted label index
+    (0 when not flagged), the strongest sentence's score (1 - P(nothing to flag)) and for
+    negative phrasing whether the quote is the phrase itself rather than the sentence."""
+
+    flagged: np.ndarray
+    predicted: np.ndarray
+    scores: np.ndarray
+    quotes_phrase: np.ndarray
+
+
+def judge_lines(
+    task: Task, lines: Sequence[Line], probabilities_of: ProbabilitiesOf, threshold: float
+) -> Verdicts:
+    """Decide ``lines`` as the live service does: each scored by ``probabilities_of`` as a
+    whole and sentence by sentence (``assist.text.sentences``), then the detectors'
+    decision functions on the utterance with its previous turn (``decide_utterance``,
+    ``frustrated_sentence``, ``acknowledges``)."""
+    cuts = [[(0, len(line.text)), *pieces_of(line.text)] for line in lines]
+    texts = [line.text[a:b] for line, cut in zip(lines, cuts, strict=True) for a, b in cut]
+    probabilities = probabilities_of(texts) if texts else np.zeros((0, len(task.labels)))
+    n = len(lines)
+    verdicts = Verdicts(np.zeros(n, bool), np.zeros(n, int), np.zeros(n), np.zeros(n, bool))
+    row = 0
+    for i, (line, cut) in enumerate(zip(lines, cuts, strict=True)):
+        parts = []
+        for span in cut:
+            sentence = line.text[span[0] : span[1]]
+            parts.append(_sentence_scores(task, sentence, probabilities[row], threshold, span))
+            row += 1
+        whole, *pieces = parts
+        utterance = dataclasses.replace(whole, span=None, sentences=tuple(pieces))
+        verdicts.scores[i] = float(flag_scores(probabilities[row - len(cut) : row]).max())
+        if task.name == "customer_frustration":
+            verdicts.flagged[i] = (
+                frustrated_sentence(utterance, threshold, line.previous) is not None
+            )
+        elif task.binary:
+            verdicts.flagged[i] = acknowledges(utterance)
+        else:
+            fired = decide_utterance(utterance, threshold, line.previous)
+            if fired is not None:
+                scores, decision = fired
+                verdicts.flagged[i] = True
+                verdicts.predicted[i] = task.labels.index(decision.category)
+                quoted, _ = quote_span(line.text, scores, decision.category)
+                verdicts.quotes_phrase[i] = quoted != (scores.span or (0, len(line.text)))
+        if task.binary and verdicts.flagged[i]:
+            verdicts.predicted[i] = 1
+    return verdicts
+
+
+def truth_of(task: Task, lines: Sequence[Line]) -> np.ndarray:
+    """Which lines should be flagged: neither the task's "nothing to flag" label nor a line
+    problem. Raises ``ValueError`` for a label the task doesn't know."""
+    for line in lines:
+        if line.label != LINE_PROBLEM and line.label not in task.labels:
+            raise ValueError(f"unknown label {line.label!r} for {task.name}: {line.text!r}")
+    return np.array([line.label not in (task.labels[0], LINE_PROBLEM) for line in lines])
+
+
 def evaluate(
-    task: Task, fit: HeadFit, threshold: float, rows: list[tuple[str, str]], features: np.ndarray
+    task: Task, threshold: float, lines: Sequence[Line], probabilities_of: ProbabilitiesOf
 ) -> dict[str, Any]:
-    """The held-out report of a fitted head: counts, the binary metrics of the service's
-    decision at ``threshold``, for negative phrasing the category accuracy and rewrite
-    counts, and every misjudged line. ``features`` are the encoded texts of ``rows``."""
-    probabilities = predict(fit, features)
-    truth_labels = [task.labels.index(label) for _, label in rows]
-    truth = np.array(truth_labels) != 0
-    flagged = decide(task, [text for text, _ in rows], probabilities, threshold)
-    result: dict[str, Any] = {"n": len(rows), "positives": int(truth.sum())}
+    """The report of a head on labelled ``lines``, decided as the service does
+    (``judge_lines``): counts, the binary metrics, for negative phrasing the category
+    accuracy and rewrite counts, and every misjudged line."""
+    verdicts = judge_lines(task, lines, probabilities_of, threshold)
+    truth = truth_of(task, lines)
+    flagged = verdicts.flagged
+    result: dict[str, Any] = {"n": len(lines), "positives": int(truth.sum())}
     result.update(binary_metrics(flagged, truth))
     if not task.binary:
         both = flagged & truth
-        predicted = probabilities[:, 1:].argmax(axis=1) + 1
-        correct = int(np.sum(predicted[both] == np.array(truth_labels)[both]))
-        result["category_accuracy"] = round(correct / max(1, int(both.sum())), 4)
-        specific = 0
-        for (text, _), is_flagged, category in zip(rows, flagged, predicted, strict=True):
-            if is_flagged:
-                found = rewrite(text, task.labels[category])
-                specific += found.span != (0, len(text))
-        result["rewrites"] = int(flagged.sum())  # every flagged line gets one
-        result["rewrites_quoting_the_phrase"] = specific
-    result["errors"] = [
-        {"text": text, "label": label, "score": round(float(score), 3)}
-        for (text, label), score, wrong in zip(
-            rows, flag_scores(probabilities), flagged != truth, strict=True
+        labels = np.array(
+            [task.labels.index(line.label) if truth[i] else 0 for i, line in enumerate(lines)]
         )
+        correct = int(np.sum(verdicts.predicted[both] == labels[both]))
+        result["category_accuracy"] = round(correct / max(1, int(both.sum())), 4)
+        result["rewrites"] = int(flagged.sum())  # every flagged line gets one
+        result["rewrites_quoting_the_phrase"] = int(verdicts.quotes_phrase.sum())
+    result["errors"] = [
+        {"text": line.text, "label": line.label, "score": round(float(score), 3)}
+        | ({"previous": line.previous} if line.previous else {})
+        for line, score, wrong in zip(lines, verdicts.scores, flagged != truth, strict=True)
         if wrong
     ]
     return result
+
+
+def evaluate_by_class(
+    task: Task, threshold: float, lines: Sequence[Line], probabilities_of: ProbabilitiesOf
+) -> dict[str, Any]:
+    """``evaluate`` on all ``lines`` (``all``) and on each hard-case class."""
+    report = {"all": evaluate(task, threshold, lines, probabilities_of)}
+    for kind in HARD_CLASSES:
+        chosen = [line for line in lines if line.kind == kind]
+        if chosen:
+            report[kind] = evaluate(task, threshold, chosen, probabilities_of)
+    return report
 
 
 def score_heldout(
@@ -290,17 +420,57 @@ def score_heldout(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Run an exported head, as the service does, over the task's held-out set.
 
-    Returns the texts of ``data/<task>.heldout.tsv``, each one's score (1 - P(nothing to
-    flag)) and its prediction: the index in ``task.labels`` of what the service flags (for
-    negative phrasing the category, after the phrase gate; 1 for a binary head), 0 when
-    not flagged. Used to compare a rebuilt head with the committed one
-    (``tests/text/test_training.py``); training never calls it.
+    Returns the texts of ``data/<task>.heldout.tsv``, each one's score (its strongest
+    sentence's 1 - P(nothing to flag)) and its prediction: the index in ``task.labels`` of
+    what the service flags (for negative phrasing the category), 0 when not flagged. Used
+    to compare a rebuilt head with the committed one (``tests/text/test_training.py``);
+    training never calls it.
     """
-    texts = [text for text, _ in read_tsv(data / f"{task.name}.heldout.tsv")]
-    probabilities = head.probabilities(encoder.encode_many(texts)).astype(np.float64)
-    flagged = decide(task, texts, probabilities, head.threshold)
-    category = probabilities[:, 1:].argmax(axis=1) + 1
-    return texts, flag_scores(probabilities), np.where(flagged, category, 0)
+    lines = read_lines(data / f"{task.name}.heldout.tsv")
+
+    def probabilities_of(texts: list[str]) -> np.ndarray:
+        return head.probabilities(encoder.encode_many(texts)).astype(np.float64)
+
+    verdicts = judge_lines(task, lines, probabilities_of, head.threshold)
+    return [line.text for line in lines], verdicts.scores, verdicts.predicted
+
+
+def recognizer_output(
+    task: Task, threshold: float, data: Path, probabilities_of: ProbabilitiesOf
+) -> dict[str, Any]:
+    """F1 on what Whisper heard of the held-out lines (``bench/text_asr.py``), per speech
+    engine: the task's held-out set and its hard cases (by class), each next to the same
+    lines as written. Sets not transcribed yet are left out."""
+    report: dict[str, Any] = {}
+    for engine in RECOGNIZERS:
+        sets: dict[str, Any] = {}
+        for name, speaker in ((task.name, None), (HARD_CASES, task.speaker)):
+            path = data / f"{name}.heldout.{engine}.tsv"
+            if not path.is_file():
+                continue
+            heard = read_lines(path, speaker, recognized=True)
+            if not heard:
+                continue
+            written = read_lines(path, speaker)
+            sets[name] = {
+                "clean": evaluate_by_class(task, threshold, written, probabilities_of),
+                "recognized": evaluate_by_class(task, threshold, heard, probabilities_of),
+                "word_error_rate": round(corpus_wer(written, heard), 4),
+            }
+        if sets:
+            report[engine] = sets
+    return report
+
+
+def corpus_wer(written: Sequence[Line], heard: Sequence[Line]) -> float:
+    """Word error rate of the recognizer's lines against the written ones, all together
+    (``assist.asr.wer``: case, punctuation and small numbers normalised)."""
+    errors = words = 0
+    for said, got in zip(written, heard, strict=True):
+        wrong, count = word_error_rate(said.text, got.text)
+        errors += wrong
+        words += count
+    return errors / max(1, words)
 
 
 def train_task(
@@ -316,17 +486,19 @@ def train_task(
     ``assist.text.feedback``): writes ``<out>/<task>.onnx`` and returns its report
     (threshold, sources, cross-validation and held-out metrics, probes, file hash and
     size), which becomes the metrics file and the model card."""
-    heldout_rows = read_tsv(data / f"{task.name}.heldout.tsv")
-    dataset = Dataset({normalized(t) for t, _ in heldout_rows})
+    heldout_lines = read_lines(data / f"{task.name}.heldout.tsv")
+    hard_lines = read_lines(data / f"{HARD_CASES}.heldout.tsv", task.speaker)
+    every_heldout = read_lines(data / f"{HARD_CASES}.heldout.tsv") + heldout_lines
+    dataset = Dataset({normalized(line.text) for line in every_heldout})
     dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")
     for source in task.own_extra:
         dataset.add(OWN_SOURCES[source](data), task, source)
     for source in task.public:
         dataset.add(PUBLIC_SOURCES[source](shared), task, source)
-    log.info("%s: %d training texts %s", task.name, len(dataset.texts), dataset.sources)
-    features = encoder.encode_many(dataset.texts)
     if extra is not None:
         dataset.add(read_extra(extra, task.name), task, f"extra:{extra.name}")
+    log.info("%s: %d training texts %s", task.name, len(dataset.texts), dataset.sources)
+    features = encoder.encode_many(dataset.texts)
     labels = np.array(dataset.labels)
     oof = cross_validated_probabilities(features, labels, task)
 
@@ -338,19 +510,18 @@ def train_task(
     fit = fit_softmax_regression(features, labels, len(task.labels), task.l2)
     model_path = out / f"{task.name}.onnx"
     export_onnx(fit, list(task.labels), threshold, model_path)
-    heldout = evaluate(
-        task, fit, threshold, heldout_rows, encoder.encode_many([t for t, _ in heldout_rows])
-    )
-    probe_texts = list(PROBES[task.name])
-    probe_probabilities = predict(fit, encoder.encode(probe_texts))
+
+    def probabilities_of(texts: list[str]) -> np.ndarray:
+        return predict(fit, encoder.encode_many(texts))
+
+    heldout = evaluate(task, threshold, heldout_lines, probabilities_of)
+    hard = evaluate_by_class(task, threshold, hard_lines, probabilities_of) if hard_lines else {}
+    recognized = recognizer_output(task, threshold, data, probabilities_of)
+    probe_lines = [Line(text, "") for text in PROBES[task.name]]
+    judged = judge_lines(task, probe_lines, probabilities_of, threshold)
     probes = [
-        {"text": text, "score": round(float(score), 3), "flagged": bool(flagged)}
-        for text, score, flagged in zip(
-            probe_texts,
-            flag_scores(probe_probabilities),
-            decide(task, probe_texts, probe_probabilities, threshold),
-            strict=True,
-        )
+        {"text": line.text, "score": round(float(score), 3), "flagged": bool(flagged)}
+        for line, score, flagged in zip(probe_lines, judged.scores, judged.flagged, strict=True)
     ]
     report = {
         "task": task.name,
@@ -367,6 +538,8 @@ def train_task(
         },
         "cross_validation": cv,
         "heldout": heldout,
+        "hard_cases": hard,
+        "recognized": recognized,
         "probes": probes,
         "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
         "bytes": model_path.stat().st_size,
@@ -391,12 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=ROOT / "assist" / "models")
     parser.add_argument("--only", choices=[t.name for t in TASKS], action="append")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args.out.mkdir(parents=True, exist_ok=True)
     parser.add_argument(
         "--extra", type=Path, help="more labelled lines (a reviewed `assist export --feedback`)"
     )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
     encoder = SentenceEncoder(threads=1)
     for task in TASKS:
         if args.only and task.name not in args.only:
@@ -488,14 +661,74 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
         ]
         lines += [f"| {p['text']} | {p['score']:.2f} | {p['flagged']} |" for p in probes]
         lines.append("")
+    lines += _hard_case_section(report) + _recognizer_section(report)
     lines += [
         "## Limits",
         "",
-        "- English only; trained on clean text, so recognition errors in live transcripts "
-        "cost some recall.",
-        "- One sentence at a time: no memory of the call (the live detector adds context "
-        "such as an earlier acknowledgement).",
-        f"- Errors on the held-out set are listed in `{task}.metrics.json`.",
+        "- English only. Recognition errors in live transcripts cost recall: see the "
+        "recognizer-output table (espeak-ng's robotic voice is the hard end, Piper's "
+        "natural voice the easy end of what Whisper `tiny.en` hears on a phone line).",
+        "- Context is the other speaker's previous turn only, through rules "
+        "(`assist/text/context.py`): line problems and courtesy answering thanks.",
+        f"- Errors on every set are listed in `{task}.metrics.json`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _row(name: str, m: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {m['n']} ({m['positives']}) | {m['precision']:.3f} | {m['recall']:.3f} "
+        f"| {m['f1']:.3f} |"
+    )
+
+
+def _hard_case_section(report: dict[str, Any]) -> list[str]:
+    """The card's table of the hard cases by class (``models/data/hard_cases.heldout.tsv``)."""
+    hard = report.get("hard_cases") or {}
+    if not hard:
+        return []
+    lines = [
+        "## Hard cases: negation, litotes, hedges, sarcasm, context",
+        "",
+        f"`models/data/{HARD_CASES}.heldout.tsv`: lines written for this project as a "
+        "contact-center QA reviewer would (both speakers; this head judges the "
+        f"{report['speaker']}'s), separately from every training line and never read by "
+        "training. Context lines carry the other speaker's previous turn; line problems "
+        '("I can\'t hear you") are labelled `line_problem` and must not fire. Decided as '
+        "the service decides: sentence by sentence, with the previous turn.",
+        "",
+        "| class | lines (positive) | precision | recall | F1 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [_row(kind, hard[kind]) for kind in HARD_CLASSES if kind in hard]
+    lines += [_row("**all hard cases**", hard["all"]), ""]
+    return lines
+
+
+def _recognizer_section(report: dict[str, Any]) -> list[str]:
+    """The card's table of F1 on clean text next to recognizer output."""
+    recognized = report.get("recognized") or {}
+    if not recognized:
+        return []
+    lines = [
+        "## Clean text and recognizer output",
+        "",
+        "The held-out lines spoken by a synthetic voice, put through the telephone band "
+        "(8 kHz, line noise, G.711 mu-law) and transcribed by Whisper `tiny.en` as the live "
+        "service does (`bench/text_asr.py`; transcripts in "
+        "`models/data/*.heldout.<engine>.tsv`), then judged like live finals. Same lines, "
+        "same decision: the gap is what recognition costs.",
+        "",
+        "| set | speech | word error rate | clean F1 | recognizer F1 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for engine, sets in recognized.items():
+        for name, result in sets.items():
+            lines.append(
+                f"| `{name}` | {engine} | {result['word_error_rate']:.1%} | "
+                f"{result['clean']['all']['f1']:.3f} | "
+                f"**{result['recognized']['all']['f1']:.3f}** |"
+            )
+    lines.append("")
+    return lines

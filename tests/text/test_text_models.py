@@ -31,7 +31,7 @@ def judge(
 ) -> list[SimpleNamespace]:
     """The models' scores and the detectors' decisions on them, as ``assist classify``
     prints them (the same decision functions as the live cues)."""
-    scores = classifier.score(speaker, texts)  # type: ignore[arg-type]
+    scores = [classifier.score_utterance(speaker, text) for text in texts]  # type: ignore[arg-type]
     return [SimpleNamespace(**verdict_json(s, cues or CuesConfig())) for s in scores]
 
 
@@ -104,7 +104,7 @@ def test_heldout_f1_meets_the_goal_and_matches_the_model_card(
     classifier: TextClassifier, task: str, speaker: str, goal: float
 ) -> None:
     rows = read_tsv(DATA / f"{task}.heldout.tsv")
-    verdicts = judge(classifier, speaker, [text for text, _ in rows])  # type: ignore[arg-type]
+    verdicts = judge(classifier, speaker, [text for text, _ in rows])
     truth = np.array([label not in ("none", "neutral") for _, label in rows])
     if task == "empathy":
         flagged = np.array([v.acknowledges for v in verdicts])

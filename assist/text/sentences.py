@@ -1,0 +1,100 @@
+"""Cut an utterance into the pieces the text models judge one by one.
+
+A whole utterance scored at once dilutes one negative sentence among neutral ones ("I
+can't see any double charge here. That's not something I can change. It's how it
+policy." scored 0.41 as one text, 0.94 for its second sentence alone), so each piece is
+judged and the one that fires is quoted.
+
+Pieces are sentences at ``.``, ``?``, ``!`` or ``;`` followed by a space (not after a
+title such as "Mr." or an initial). Whisper's punctuation can't be trusted alone: it
+often runs clauses together without a stop, so a piece still longer than ``MAX_WORDS``
+words is cut at its commas, and a clause still too long is judged in overlapping windows
+of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart (the last one ends with the piece), so
+every stretch of a long run-on is seen in a short enough text. Pure, character spans.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_WORDS = 30
+WINDOW_WORDS = 12
+WINDOW_STRIDE = 6
+
+_STOP = re.compile(r"[.?!;]+(?=\s)")
+_COMMA = re.compile(r",(?=\s)")
+_WORD = re.compile(r"\S+")
+_LETTER = re.compile(r"\w")
+_TITLES = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "no"}
+
+
+def _after_title(text: str, stop: int) -> bool:
+    """The full stop at ``stop`` ends a title ("Mr.") or an initial ("J."), not a sentence."""
+    if text[stop] != ".":
+        return False
+    word = re.search(r"(\w+)$", text[:stop])
+    if word is None:
+        return False
+    token = word.group(1)
+    return token.lower() in _TITLES or (len(token) == 1 and token.isalpha() and token.isupper())
+
+
+def _cut(text: str, start: int, end: int, boundary: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Spans of ``text[start:end]`` cut after each ``boundary`` match (stripped, non-empty)."""
+    spans: list[tuple[int, int]] = []
+    begin = start
+    for match in boundary.finditer(text, start, end):
+        if boundary is _STOP and _after_title(text, match.start()):
+            continue
+        spans.append((begin, match.end()))
+        begin = match.end()
+    spans.append((begin, end))
+    return [span for s, e in spans if (span := _strip(text, s, e))[0] < span[1]]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _windows(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Overlapping word windows over ``text[start:end]`` (module docstring)."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
+    if len(words) <= MAX_WORDS:
+        return [(start, end)]
+    firsts = list(range(0, len(words) - WINDOW_WORDS, WINDOW_STRIDE))
+    firsts.append(len(words) - WINDOW_WORDS)
+    return [(words[i][0], words[i + WINDOW_WORDS - 1][1]) for i in firsts]
+
+
+def word_count(text: str) -> int:
+    """Whitespace-separated words in ``text``."""
+    return len(_WORD.findall(text))
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the pieces of ``text`` to judge, in order (module docstring);
+    ``[]`` for a text without words. Windows of a long run-on overlap."""
+    pieces: list[tuple[int, int]] = []
+    for start, end in _cut(text, 0, len(text), _STOP):
+        if word_count(text[start:end]) <= MAX_WORDS:
+            pieces.append((start, end))
+            continue
+        for c_start, c_end in _cut(text, start, end, _COMMA):
+            pieces.extend(_windows(text, c_start, c_end))
+    return [span for span in pieces if _LETTER.search(text, span[0], span[1])]
+
+
+def sentences(text: str) -> list[str]:
+    """The texts of ``sentence_spans(text)``."""
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def pieces_of(text: str) -> list[tuple[int, int]]:
+    """The spans to judge on their own besides the whole utterance: ``sentence_spans``,
+    or none when the utterance is a single piece."""
+    spans = sentence_spans(text)
+    return spans if len(spans) > 1 else []
