@@ -14,10 +14,13 @@ adds to capacity. Real ``nats-server`` and PostgreSQL, started here on loopback 
    each worker has one core of its own, as on a machine of its own, while the load
    generator, NATS and PostgreSQL share the machine. Capacity: the largest N at which
    every audio cue's p95 delay stayed under its goal (0.3 s), as in ``bench/run.py``, and
-   every smaller N did too.
+   every smaller N did too. On a machine shared with other work (the load generator
+   included) that number moves with the other load, so each run also records every
+   worker's CPU per call (% of a core, all its threads): 100 / that is the calls one core
+   carries, the number that sizes a floor.
 
-    python bench/cluster.py [--nudges 2000] [--rate 200] [--calls 8 16 32 48]
-                            [--seconds 30] [--out bench/results]
+    python bench/cluster.py [--nudges 2000] [--rate 200] [--calls 8 16 24 32 48]
+                            [--seconds 20] [--out bench/results]
 
 Writes ``DIR/cluster.json`` and ``DIR/cluster.png``.
 """
@@ -43,7 +46,13 @@ sys.path.insert(0, str(ROOT))
 from assist.cluster.bus import ClusterHub  # noqa: E402
 from assist.config import ClusterConfig, Settings  # noqa: E402
 from assist.events import Evidence, Nudge  # noqa: E402
-from bench.common import machine, percentiles, start_server, stop_server  # noqa: E402
+from bench.common import (  # noqa: E402
+    machine,
+    percentiles,
+    process_cpu_s,
+    start_server,
+    stop_server,
+)
 from bench.loadgen import AUDIO_CUES, GOAL_S, cue_stats, load_calls, stream_calls  # noqa: E402
 
 # The servers the tests use (tests/cluster/servers.py): nats-server and PostgreSQL.
@@ -177,6 +186,8 @@ async def capacity_run(
     try:
         shares = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
         print(f"capacity: {n} calls on {workers} worker(s) {shares} ...", file=sys.stderr)
+        cpu_before = [process_cpu_s(server.pid) for server in servers]
+        wall_before = time.monotonic()
         parts = await asyncio.gather(
             *(
                 stream_calls(
@@ -190,10 +201,16 @@ async def capacity_run(
                 if share
             )
         )
+        wall_s = time.monotonic() - wall_before
+        cpu_s = [process_cpu_s(s.pid) - b for s, b in zip(servers, cpu_before, strict=True)]
     finally:
         for server in servers:
             stop_server(server)
     calls = [c for part in parts for c in part]
+    # each worker's CPU per call: the share of a core one call costs it (busy machine or not)
+    per_call = [
+        round(100 * cpu / wall_s / share, 2) for cpu, share in zip(cpu_s, shares, strict=True)
+    ]
     cues = {k: v for k, v in cue_stats(calls).items() if k in AUDIO_CUES}
     failing = [k for k, v in cues.items() if v["p95_s"] is not None and v["p95_s"] > GOAL_S[k]]
     return {
@@ -202,6 +219,7 @@ async def capacity_run(
         "cues": cues,
         "passed": not failing,
         "failing": failing,
+        "worker_cpu_pct_per_call": per_call,
         # other work on the machine competes for the same cores: this says how much
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
@@ -293,8 +311,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nudges", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0, help="nudges per second")
-    parser.add_argument("--calls", type=int, nargs="+", default=[8, 16, 32, 48])
-    parser.add_argument("--seconds", type=float, default=30.0, help="audio per capacity run")
+    parser.add_argument("--calls", type=int, nargs="+", default=[8, 16, 24, 32, 48])
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio per capacity run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--no-pin",

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -47,12 +48,13 @@ class Worker:
             "ASSIST_ASR__ENABLED": "false",
             "ASSIST_LIMITS__INGEST_QUEUE_S": "3600",  # the tests stream faster than real time
         }
+        # a file, not a pipe nobody reads (it could fill up); closed in stop()
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "assist.cli", "serve", "--port", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=self.log,
         )
 
     @property
@@ -78,7 +80,11 @@ class Worker:
             self.proc.wait(20)
         if self.proc.poll() is None:
             self.proc.kill()
-        return self.proc.communicate()[1] or ""
+            self.proc.wait()
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        return text
 
 
 async def until(check: Callable[[], Any], what: str) -> Any:
