@@ -252,14 +252,16 @@ class AssistService:
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` body: ``status`` (ok or loading), the VAD model path, the ASR and text
-        model details, ``calls_active``, the ``store`` (backend, writes queued, last error)
-        and the ``bus`` (``embedded``, or the cluster's state: connected or not, the other
-        workers heard, messages published, received and dropped)."""
+        model details, ``calls_active``, the ``store`` (backend, ok or failing, writes queued,
+        the last error) and the ``bus`` (``embedded``, or the cluster's state: connected or
+        not, the other workers heard, messages published, received and dropped)."""
+        error = getattr(self.store, "error", None)  # the last write or read that failed
         store: dict[str, Any] = {
             "backend": self.settings.store.backend,
+            "state": "ok" if error is None else "failing",
             "queued": getattr(self.store, "queued", None),
         }
-        if (error := getattr(self.store, "error", None)) is not None:
+        if error is not None:
             store["error"] = error
         return {
             "status": "ok" if self.ready else "loading",

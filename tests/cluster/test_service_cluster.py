@@ -58,7 +58,7 @@ async def test_a_snooze_on_another_workers_call_reaches_it(nats_server: NatsServ
         status, health = await http_get_json(f"{w1.http}/healthz")
         assert status == 200
         assert health["bus"]["state"] == "connected" and health["bus"]["workers"] == ["w2"]
-        assert health["store"]["backend"] == "memory"
+        assert health["store"]["backend"] == "memory" and health["store"]["state"] == "ok"
     finally:
         for running in servers:
             await running.server.close()
