@@ -16,6 +16,8 @@ SHELL_ONLY = (
     "faster_whisper",
     "websockets",
     "sqlite3",
+    "nats",
+    "asyncpg",
     "assist.asr.pool",
     "assist.asr.whisper",
     "assist.text.classify",
@@ -25,6 +27,7 @@ SHELL_ONLY = (
     "assist.session",
     "assist.service",
     "assist.store",
+    "assist.cluster",
 )
 
 CORE = (
