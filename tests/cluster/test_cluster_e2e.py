@@ -202,6 +202,12 @@ async def test_a_floor_of_three_workers(floor_of_three: list[Worker], nats_serve
             (first["id"], "got_it")
         ]
         assert not agent.of("error")
+        # the floor's totals and an agent's report on any worker cover every worker's calls
+        _, today = await http_get_json(f"{w3.http}/v1/floor/today")
+        for agent_id in ("a-1", "a-2", "a-3"):
+            assert today["agents"][agent_id] == {"calls": 1, "nudges": 3}, today
+        status, report = await http_get_json(f"{w1.http}/v1/agents/a-2/report?days=1")
+        assert status == 200 and report["calls"] == 1, report
 
         # kill -9 worker 3 mid-call: its call is cut off, the others carry on
         frames = encode_frames(call.audio, call.sample_rate, "pcm16")
