@@ -220,11 +220,13 @@ async def test_a_floor_of_three_workers(floor_of_three: list[Worker], nats_serve
             w3.proc.send_signal(signal.SIGKILL)
             await until(lambda: floor.of("call_ended", "c-4"), "c-4 ended on w1's floor")
 
-        async def cut_off() -> bool:
+        async def cut_off() -> dict[str, Any] | None:
             _, record = await http_get_json(f"{w1.http}/v1/calls/c-4")
-            return record.get("status") == "cut_off"
+            return record if record.get("status") == "cut_off" else None
 
-        await until(cut_off, "c-4 cut off in the store")
+        record = await until(cut_off, "c-4 cut off in the store")
+        assert [leg["status"] for leg in record["legs"]] == ["cut_off"]
+        assert record["agent_id"] == "a-4" and record["protocol"] == "native"
         _, record = await http_get_json(f"{w2.http}/v1/calls/c-0")
         assert record["status"] == "cut_off"  # found live with nobody holding it
 
