@@ -136,6 +136,7 @@ class ClusterHub(Hub):
         self.on_snooze = on_snooze
         self.on_dead = on_dead
         self._servers = [u.strip() for u in config.bus.split(",") if u.strip()]
+        self._shown = ", ".join(redacted_url(u) for u in self._servers)  # no credentials
         self._nc: Client | None = None
         self._local: set[str] = set()  # call ids whose states this worker publishes
         self._agent_bus: dict[str, NatsSubscription | None] = {}  # agent -> its subject's sub
@@ -189,7 +190,7 @@ class ClusterHub(Hub):
     def health(self) -> dict[str, Any]:
         """The bus part of ``/healthz``."""
         return {
-            "bus": ", ".join(redacted_url(u) for u in self._servers),
+            "bus": self._shown,
             "state": "connected" if self.connected else "disconnected",
             "agent_replay": self._js is not None,  # agents' events kept in JetStream
             "worker_id": self.worker_id,
@@ -219,7 +220,7 @@ class ClusterHub(Hub):
                 )
                 break
             except Exception as exc:
-                log.warning("bus %s unreachable (%s); retrying", self._servers, exc)
+                log.warning("bus %s unreachable (%s); retrying", self._shown, exc)
                 await asyncio.sleep(1.0)
         self._nc = nc
         self._js = await self._agent_stream(nc)
@@ -228,7 +229,7 @@ class ClusterHub(Hub):
         for agent_id in list(self._agents):
             await self._listen_agent(agent_id)
         await nc.flush()
-        log.info("bus connected: %s as worker %s", nc.connected_url, self.worker_id)
+        log.info("bus connected: %s as worker %s", self._shown, self.worker_id)
         self.registry.connected()
         self.joined.set()
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="bus-heartbeat"))

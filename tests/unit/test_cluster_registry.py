@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from assist.cluster.bus import redacted_url, token
+from assist.cluster.bus import ClusterHub, redacted_url, token
 from assist.cluster.registry import Registry
+from assist.config import ClusterConfig
 from assist.events import CallState
 from tests.conftest import ManualClock
 
@@ -101,3 +102,11 @@ def test_ids_become_single_subject_tokens():
     assert len({token(s) for s in ("a.b", "a~2eb", "a_2eb")}) == 3
     assert redacted_url("nats://user:secret@host:4222") == "nats://host:4222"
     assert redacted_url("nats://host:4222") == "nats://host:4222"
+
+
+def test_the_bus_credentials_never_show():
+    config = ClusterConfig(bus="nats://user:s3cret@10.0.0.1:4222, nats://10.0.0.2:4222")
+    health = ClusterHub(config, "w1").health()
+    assert health["bus"] == "nats://10.0.0.1:4222, nats://10.0.0.2:4222"
+    assert "s3cret" not in str(health)
+    assert health["state"] == "disconnected"
