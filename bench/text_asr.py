@@ -112,7 +112,7 @@ def recognize_set(
     started = time.perf_counter()
     for i, row in enumerate(rows, 1):
         speaker = row.get("speaker") or SET_SPEAKER[name]
-        row["recognized"] = transcribe(row["text"], speaker)
+        row["recognized"] = " ".join(transcribe(row["text"], speaker).split())  # one line
         if i % 25 == 0 or i == len(rows):
             log.info("%s: %d/%d lines (%.0f s)", name, i, len(rows), time.perf_counter() - started)
             transcribe.save()
@@ -120,7 +120,7 @@ def recognize_set(
     columns = [*rows[0].keys()] if rows else ["text", "label", "recognized"]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(
-            fh, columns, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n"
+            fh, columns, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n"
         )
         writer.writeheader()
         writer.writerows(rows)

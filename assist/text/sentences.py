@@ -6,7 +6,9 @@ policy." scored 0.41 as one text, 0.94 for its second sentence alone), so each p
 judged and the one that fires is quoted.
 
 Pieces are sentences at ``.``, ``?``, ``!`` or ``;`` followed by a space (not after a
-title such as "Mr." or an initial). Whisper's punctuation can't be trusted alone: it
+title such as "Mr." or an initial); a sentence of fewer than ``MIN_WORDS`` words joins
+the next one, because Whisper often ends a clause with a full stop where the writer put
+a comma ("It's not impossible. Let me see what I can do."). Whisper's punctuation can't be trusted alone: it
 often runs clauses together without a stop, so a piece still longer than ``MAX_WORDS``
 words is cut at its commas, and a clause still too long is judged in overlapping windows
 of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart (the last one ends with the piece), so
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 
 MAX_WORDS = 30
+MIN_WORDS = 4
 WINDOW_WORDS = 12
 WINDOW_STRIDE = 6
 
@@ -75,11 +78,32 @@ def word_count(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+def _merge_short(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences of fewer than ``MIN_WORDS`` words joined to the next one (the last to the
+    one before): "It's not impossible. Let me see." is one thought, however Whisper
+    punctuates it."""
+    merged: list[tuple[int, int]] = []
+    pending: int | None = None  # start of short sentences waiting for the next one
+    for start, end in spans:
+        begin = start if pending is None else pending
+        if word_count(text[begin:end]) < MIN_WORDS:
+            pending = begin
+            continue
+        merged.append((begin, end))
+        pending = None
+    if pending is not None:
+        if merged:
+            merged[-1] = (merged[-1][0], spans[-1][1])
+        else:
+            merged.append((pending, spans[-1][1]))
+    return merged
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the pieces of ``text`` to judge, in order (module docstring);
     ``[]`` for a text without words. Windows of a long run-on overlap."""
     pieces: list[tuple[int, int]] = []
-    for start, end in _cut(text, 0, len(text), _STOP):
+    for start, end in _merge_short(text, _cut(text, 0, len(text), _STOP)):
         if word_count(text[start:end]) <= MAX_WORDS:
             pieces.append((start, end))
             continue

@@ -444,7 +444,8 @@ def recognizer_output(
     report: dict[str, Any] = {}
     for engine in RECOGNIZERS:
         sets: dict[str, Any] = {}
-        for name, speaker in ((task.name, None), (HARD_CASES, task.speaker)):
+        names = ((task.name, None), (HARD_CASES, task.speaker)) if task.nudge_kind else ()
+        for name, speaker in names:
             path = data / f"{name}.heldout.{engine}.tsv"
             if not path.is_file():
                 continue
@@ -487,7 +488,9 @@ def train_task(
     (threshold, sources, cross-validation and held-out metrics, probes, file hash and
     size), which becomes the metrics file and the model card."""
     heldout_lines = read_lines(data / f"{task.name}.heldout.tsv")
+    # the hard cases are labelled for the cues (negative phrasing, frustration)
     hard_lines = read_lines(data / f"{HARD_CASES}.heldout.tsv", task.speaker)
+    hard_lines = hard_lines if task.nudge_kind else []
     every_heldout = read_lines(data / f"{HARD_CASES}.heldout.tsv") + heldout_lines
     dataset = Dataset({normalized(line.text) for line in every_heldout})
     dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")

@@ -37,12 +37,19 @@ def test_sentences_are_cut_at_stops_but_not_after_titles() -> None:
         "That's not something I can change.",
         "It's how it policy.",
     ]
-    assert sentences("Mr. Smith, I can help. Sure! Is that okay? Yes; fine") == [
-        "Mr. Smith, I can help.",
-        "Sure!",
-        "Is that okay?",
-        "Yes;",
-        "fine",
+    assert sentences(
+        "Mr. Smith, I can help today. Would Tuesday work for you? Yes; fine then."
+    ) == [
+        "Mr. Smith, I can help today.",
+        "Would Tuesday work for you? Yes; fine then.",
+    ]
+    # a short sentence joins the next one (the last the one before): one thought
+    assert sentences("It's not impossible. Let me see what I can do.") == [
+        "It's not impossible. Let me see what I can do."
+    ]
+    assert sentences("Sure! Is that okay? Yes. I can do that for you right now. Fine.") == [
+        "Sure! Is that okay?",
+        "Yes. I can do that for you right now. Fine.",
     ]
     assert sentences("") == [] and sentences(" ... ") == []
     assert sentences("Okay") == ["Okay"]
@@ -144,23 +151,26 @@ def test_one_negative_sentence_among_neutral_ones_fires_and_is_quoted() -> None:
 
 
 def test_the_strongest_firing_sentence_wins() -> None:
-    text = "I can't refund that. It's our policy."
+    text = "I can't refund that today. It's our company policy."
     scores = utterance(
         agent_scores(text, 0.7),
         [
-            agent_scores("I can't refund that.", 0.7),
-            agent_scores("It's our policy.", 0.95, "policy"),
+            agent_scores("I can't refund that today.", 0.7),
+            agent_scores("It's our company policy.", 0.95, "policy"),
         ],
     )
     fired = decide_utterance(scores, 0.5)
     assert fired is not None
     sentence, decision = fired
-    assert (sentence.text, decision.category) == ("It's our policy.", "policy")
+    assert (sentence.text, decision.category) == ("It's our company policy.", "policy")
     assert decide_utterance(scores, 0.96) is None
     # below SENTENCE_ALONE a sentence does not fire alone; the whole utterance may
     quiet = utterance(
         agent_scores(text, 0.3),
-        [agent_scores("I can't refund that.", 0.85), agent_scores("It's our policy.", 0.2)],
+        [
+            agent_scores("I can't refund that today.", 0.85),
+            agent_scores("It's our company policy.", 0.2),
+        ],
     )
     assert decide_utterance(quiet, 0.5) is None
     loud = dataclasses.replace(quiet, phrasing=agent_scores(text, 0.6).phrasing)
@@ -191,11 +201,13 @@ def test_a_line_problem_is_neither_negative_phrasing_nor_frustration() -> None:
 
 
 def test_a_frustrated_sentence_is_quoted_alone() -> None:
-    text = "Okay. This is the third time I've called about it. My number is four two."
+    text = (
+        "Okay, I see that now. This is the third time I've called about it. My number is four two."
+    )
     scores = utterance(
         customer_scores(text, 0.3),
         [
-            customer_scores("Okay.", 0.1),
+            customer_scores("Okay, I see that now.", 0.1),
             customer_scores("This is the third time I've called about it.", 0.93),
             customer_scores("My number is four two.", 0.05),
         ],

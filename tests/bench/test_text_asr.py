@@ -1,0 +1,52 @@
+"""The recognizer-output sets behind the text models' cards (``bench/text_asr.py``).
+
+The full sets take minutes of Whisper time, so they are committed
+(``models/data/*.heldout.<engine>.tsv``) and ``assist train-text`` reads them; here a
+small sample is redone for real (espeak-ng, the telephone band, Whisper ``tiny.en``) and
+must read like the committed transcripts, and the committed files must hold exactly the
+labelled lines they claim to.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from assist.asr.wer import word_error_rate
+from bench import text_asr
+
+pytestmark = [pytest.mark.asr, pytest.mark.speech]
+
+DATA = Path(__file__).resolve().parents[2] / "models" / "data"
+SETS = ("negative_phrasing", "customer_frustration", "hard_cases")
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_the_committed_transcripts_cover_their_labelled_set(name: str) -> None:
+    labelled = rows(DATA / f"{name}.heldout.tsv")
+    heard = rows(DATA / f"{name}.heldout.espeak.tsv")
+    assert [(r["text"], r["label"]) for r in heard] == [(r["text"], r["label"]) for r in labelled]
+    assert all(r["recognized"].strip() for r in heard)
+
+
+def test_a_sample_transcribed_again_reads_like_the_committed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSIST_SYNTH_CACHE", str(tmp_path))  # no cached transcripts
+    committed = rows(DATA / "hard_cases.heldout.espeak.tsv")
+    sample = [r for r in committed if r["class"] == "context"][:2] + committed[:1]
+    transcribe = text_asr.Transcriber(threads=2)
+    for row in sample:
+        again = transcribe(row["text"], row["speaker"])
+        errors, words = word_error_rate(row["recognized"], again)
+        # another CPU may take another SIMD path in Whisper: close, not always equal
+        assert errors <= max(1, words // 4), (row["recognized"], again)
+    transcribe.save()
+    assert (tmp_path / "recognized.json").is_file()
