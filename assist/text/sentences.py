@@ -6,13 +6,14 @@ policy." scored 0.41 as one text, 0.94 for its second sentence alone), so each p
 judged and the one that fires is quoted.
 
 Pieces are sentences at ``.``, ``?``, ``!`` or ``;`` followed by a space (not after a
-title such as "Mr." or an initial); a sentence of fewer than ``MIN_WORDS`` words joins
-the next one, because Whisper often ends a clause with a full stop where the writer put
-a comma ("It's not impossible. Let me see what I can do."). Whisper's punctuation can't be trusted alone: it
-often runs clauses together without a stop, so a piece still longer than ``MAX_WORDS``
-words is cut at its commas, and a clause still too long is judged in overlapping windows
-of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart (the last one ends with the piece), so
-every stretch of a long run-on is seen in a short enough text. Pure, character spans.
+title such as "Mr." or an initial); a sentence of fewer than ``MIN_WORDS`` words joins the
+next one, because Whisper often ends a clause with a full stop where the writer put a
+comma ("It's not impossible. Let me see what I can do."). Whisper's punctuation can't be
+trusted alone: it often runs clauses together without a stop, so a piece still longer than
+``MAX_WORDS`` words is cut at its commas, and a clause still too long is judged in
+overlapping windows of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart (the last one ends
+with the piece), so every stretch of a long run-on is seen in a short enough text. Pure,
+character spans.
 """
 
 from __future__ import annotations
