@@ -24,6 +24,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -148,16 +149,11 @@ class SqliteStore:
                 f"({len(MIGRATIONS)}): upgrade live-call-assist"
             )
         for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._db.execute("BEGIN")
-            try:
+            with _transaction(self._db):
                 for statement in script.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {target}")
-                self._db.execute("COMMIT")
-            except Exception:
-                self._db.execute("ROLLBACK")
-                raise
             log.info("store %s migrated to schema %d", self.path, target)
         return len(MIGRATIONS)
 
@@ -175,8 +171,7 @@ class SqliteStore:
         already recorded, the next leg of that record (its agent the new leg's, status
         ``live`` again; earlier legs and everything they stored kept). Returns the leg
         number; ``media_start_s`` is where the leg starts on the call's media timeline."""
-        self._db.execute("BEGIN")
-        try:
+        with _transaction(self._db):
             (legs,) = self._db.execute(
                 "SELECT COUNT(*) FROM legs WHERE call_id = ?", (call_id,)
             ).fetchone()
@@ -196,10 +191,6 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?, NULL, 'live', ?, NULL)",
                 (call_id, leg, agent_id, protocol, started_at, media_start_s),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return leg
 
     def add_transcript(self, call_id: str, transcript: Transcript) -> None:
@@ -221,8 +212,7 @@ class SqliteStore:
     def add_nudge(self, call_id: str, nudge: Nudge) -> None:
         """Insert a nudge (its whole JSON kept as ``body``) and count it on its call's row
         (one transaction)."""
-        self._db.execute("BEGIN")
-        try:
+        with _transaction(self._db):
             self._db.execute(
                 "INSERT INTO nudges VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -237,10 +227,6 @@ class SqliteStore:
             self._db.execute(
                 "UPDATE calls SET nudge_count = nudge_count + 1 WHERE call_id = ?", (call_id,)
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def add_feedback(self, call_id: str, nudge_id: str, kind: str, action: str, at: float) -> None:
         """Insert an agent's feedback on a nudge; nothing for a call without a record."""
@@ -295,8 +281,7 @@ class SqliteStore:
     def set_agent(self, call_id: str, agent_id: str, nudges_of: str | None = None) -> bool:
         """Set the call's agent in its row, its latest leg, its scorecard and the bodies of
         ``nudges_of``'s nudges (one transaction); False when the call has no record."""
-        self._db.execute("BEGIN")
-        try:
+        with _transaction(self._db):
             changed = self._db.execute(
                 "UPDATE calls SET agent_id = ?, scorecard = CASE WHEN scorecard IS NULL "
                 "THEN NULL ELSE json_set(scorecard, '$.agent_id', ?) END WHERE call_id = ?",
@@ -312,10 +297,6 @@ class SqliteStore:
                 "AND leg = (SELECT MAX(leg) FROM legs WHERE call_id = ?)",
                 (agent_id, call_id, call_id),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return changed > 0
 
     def call_ended(
@@ -332,8 +313,7 @@ class SqliteStore:
             media_end = state["media_s"]
         else:
             media_end = scorecard.get("metrics", {}).get("duration_s")
-        self._db.execute("BEGIN")
-        try:
+        with _transaction(self._db):
             self._db.execute(
                 "UPDATE calls SET scorecard = ?, ended_at = ?, status = 'ended', "
                 "state = COALESCE(?, state) WHERE call_id = ?",
@@ -344,10 +324,6 @@ class SqliteStore:
                 "WHERE call_id = ? AND status = 'live'",
                 (ended_at, media_end, call_id),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def prune(self, older_than: float) -> int:
         """Delete calls (and their transcripts and nudges) started before ``older_than``."""
@@ -481,6 +457,19 @@ class SqliteStore:
         """Close both database connections."""
         self._r.close()
         self._db.close()
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One explicit transaction on an autocommit connection (``isolation_level=None``):
+    committed when the block ends, rolled back if anything (a cancellation too) leaves it."""
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _json_or_none(data: dict[str, Any] | None) -> str | None:
