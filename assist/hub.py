@@ -78,13 +78,18 @@ class Hub:
     def subscribe_agent(self, agent_id: str) -> Subscription:
         """A new agent-stream subscription, already holding ``subscribed`` and the current state
         of each of that agent's live calls."""
-        sub = Subscription(self._capacity)
+        sub = self._new_agent_subscription(agent_id)
         sub.put(Subscribed(stream="agent", agent_id=agent_id).model_dump_json())
         self._agents.setdefault(agent_id, set()).add(sub)
         for state in self.live_calls.values():
             if state.agent_id == agent_id:
                 sub.put(CallUpdate(call=state).model_dump_json(), key=("call", state.call_id))
         return sub
+
+    def _new_agent_subscription(self, agent_id: str) -> Subscription:
+        """The empty queue of a new agent stream (a cluster hub's holds its events until the
+        agent's bus subject is listened on)."""
+        return Subscription(self._capacity)
 
     def subscribe_floor(self) -> Subscription:
         """A new floor subscription, already holding ``subscribed`` and a ``floor_snapshot``."""

@@ -62,7 +62,7 @@ from pydantic import BaseModel
 
 from assist.cluster.registry import Registry
 from assist.config import ClusterConfig
-from assist.events import CallEnded, CallState, CallUpdate, Subscribed
+from assist.events import CallEnded, CallState, CallUpdate
 from assist.hub import Hub, Subscription
 
 log = logging.getLogger(__name__)
@@ -417,9 +417,9 @@ class ClusterHub(Hub):
 
     # subscriptions ------------------------------------------------------------------
 
-    def subscribe_agent(self, agent_id: str) -> Subscription:
-        """An agent stream (as ``Hub.subscribe_agent``) that also listens on the agent's bus
-        subject; while that subscription is being made the stream holds its events."""
+    def _new_agent_subscription(self, agent_id: str) -> Subscription:
+        """An agent stream's queue (filled by ``Hub.subscribe_agent``) that also listens on
+        the agent's bus subject; while that subscription is being made it holds its events."""
         gate = self._gates.get(agent_id)
         if gate is None:
             gate = self._gates[agent_id] = asyncio.Event()
@@ -427,13 +427,7 @@ class ClusterHub(Hub):
                 self._spawn(self._listen_agent(agent_id))
             else:
                 gate.set()  # nothing to wait for: subscribed on (re)connection
-        sub = _HeldSubscription(self._capacity, gate)
-        sub.put(Subscribed(stream="agent", agent_id=agent_id).model_dump_json())
-        self._agents.setdefault(agent_id, set()).add(sub)
-        for state in self.live_calls.values():
-            if state.agent_id == agent_id:
-                sub.put(CallUpdate(call=state).model_dump_json(), key=("call", state.call_id))
-        return sub
+        return _HeldSubscription(self._capacity, gate)
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Forget a subscription; an agent with no stream left here stops listening."""
