@@ -193,9 +193,8 @@ class AsrConfig(_Section):
     # Shortest Whisper encoder window (s): a step encodes max(this, longest utterance + 0.5 s)
     # instead of 30 s, repetitions redone with 30 s (bench/window_floor.py); 30 = always 30 s.
     window_floor_s: float = Field(8.0, ge=1, le=30)
-    # A partial arriving while more than this many requests wait or workers are busy is not
-    # transcribed (no cue reads partials; finals get the time); 0 = only when the recognizer
-    # is idle; max_queue + workers = never.
+    # A partial arriving while more than this many requests wait is not transcribed (no cue
+    # reads partials; finals get the time); 0 = only when nothing waits; max_queue = never.
     partial_max_waiting: int = Field(0, ge=0)
     # A customer final with less voiced speech than this (s: "Yeah.", "Okay.") is a
     # backchannel no cue needs: transcribed only under the same rule as partials; 0 = always.

@@ -10,8 +10,8 @@ oldest first). Bounded with named overflow rules, each counted
   (partials, then the oldest customer final, then the oldest agent final);
 * ``stale``: it waited longer than ``stale_after_s`` (``partial_stale_after_s`` for
   partials) before a worker got to it: text that late no longer helps the agent;
-* ``busy``: a partial submitted while more than ``partial_max_waiting`` requests wait
-  and workers are in a step (0: only while the recognizer is idle): no cue reads partials (they only preview text on the agent's screen), so under load the
+* ``busy``: a partial submitted while more than ``partial_max_waiting`` requests wait: no
+  cue reads partials (they only preview text on the agent's screen), so under load the
   recognizer's time goes to finals;
 * ``backchannel``: the same for a customer backchannel: no cue needs it (the frustration
   model judges sentences; the agent's short "I'm sorry." still counts as an
@@ -95,7 +95,7 @@ class AsrPool:
     ``max_batch`` utterances go to the recognizer per step; ``max_queue`` requests may wait;
     ``stale_after_s`` / ``partial_stale_after_s`` are wall seconds a final / partial may
     wait for a worker; a partial finding more than ``partial_max_waiting`` requests waiting
-    and workers in a step is shed at once (None: never), and so is a customer final with less than
+    is shed at once (None: never), and so is a customer final with less than
     ``backchannel_max_s`` of voiced speech (None or 0: no final is ever skipped).
     ``clock`` is monotonic wall seconds, used only for waiting times.
     ``shed`` (reason -> count), ``done`` and ``batches`` (size -> count) are read by the
@@ -169,8 +169,7 @@ class AsrPool:
 
         The future resolves on that loop with an ``AsrResult`` when the utterance is
         recognized, shed or failed; queued partials of the same utterance are superseded by it,
-        a partial finding more than ``partial_max_waiting`` requests waiting and
-        workers in a step is shed (``busy``),
+        a partial finding more than ``partial_max_waiting`` requests waiting is shed (``busy``),
         so is a customer backchannel (``backchannel``), and a full queue sheds its least
         urgent request (possibly this one). A request submitted after ``stop`` is never
         answered. Raises ``RuntimeError`` outside a running event loop.
@@ -194,10 +193,7 @@ class AsrPool:
             self._order += 1
             request = _Request(call_id, utterance, rank, self._clock(), self._order, deliver)
             busy = self._partial_max_waiting
-            # waiting plus busy workers: a partial started on the one idle worker would
-            # hold it when the next final arrives
-            in_flight = len(self._pending) + self._stepping
-            if rank >= BACKCHANNEL and busy is not None and in_flight > busy:
+            if rank >= BACKCHANNEL and busy is not None and len(self._pending) > busy:
                 reason = "busy" if rank == PARTIAL else "backchannel"
                 self.shed[reason] += 1
                 self._finish(request, AsrResult("shed", reason=reason))

@@ -123,43 +123,19 @@ async def test_partials_are_shed_while_finals_queue_up(manual_clock):
         pool.close()
 
 
-async def test_by_default_partials_run_only_while_the_recognizer_is_idle(manual_clock):
-    """``partial_max_waiting=0`` (the default): a partial arriving while a worker is in a
-    step is shed even though nothing waits (it would hold the idle worker when the next
-    final comes); once every worker is idle partials are transcribed again."""
-    rec = SteppedRecognizer()
-    pool = make_pool(rec, manual_clock, workers=2, partial_max_waiting=0)
-    pool.start()
-    try:
-        blocker = pool.submit("c", utterance(0))
-        await _step(rec)  # one worker busy, one idle, nothing waits
-        r = await pool.submit("d", utterance(1, final=False, uid=1))
-        assert (r.status, r.reason) == ("shed", "busy")
-        rec.release.release()
-        await blocker
-        later = pool.submit("d", utterance(2, final=False, uid=1))  # idle: transcribed
-        await _step(rec)
-        rec.release.release()
-        assert (await later).status == "ok"
-        assert pool.shed == {"busy": 1}
-    finally:
-        pool.close()
-
-
 async def test_customer_backchannels_are_transcribed_only_when_nothing_waits(manual_clock):
     """A customer final with less voiced speech than ``backchannel_max_s`` ("Yeah.") is
-    served after the customer's sentences and shed (``backchannel``) when more than
-    ``partial_max_waiting`` wait or are being recognized; an agent's short final ("I'm
-    sorry.", an acknowledgement) always queues."""
+    served after the customer's sentences and shed (``backchannel``) when something already
+    waits; an agent's short final ("I'm sorry.", an acknowledgement) always queues."""
     rec = SteppedRecognizer()
-    pool = make_pool(rec, manual_clock, partial_max_waiting=1, backchannel_max_s=1.0)
+    pool = make_pool(rec, manual_clock, partial_max_waiting=0, backchannel_max_s=1.0)
     pool.start()
     try:
         blocker = pool.submit("c", utterance(0))
         await _step(rec)  # the worker is busy; nothing waits
-        yeah = pool.submit("c", utterance(1, "customer", uid=1, speech_s=0.6))  # 1: queued
+        yeah = pool.submit("c", utterance(1, "customer", uid=1, speech_s=0.6))  # queued
         sentence = pool.submit("c", utterance(2, "customer", uid=2, speech_s=2.5))
-        okay = pool.submit("d", utterance(3, "customer", uid=1, speech_s=0.4))  # 3: shed
+        okay = pool.submit("d", utterance(3, "customer", uid=1, speech_s=0.4))  # 2 wait: shed
         sorry = pool.submit("d", utterance(4, "agent", uid=1, speech_s=0.5))
         r = await okay
         assert (r.status, r.reason) == ("shed", "backchannel")
