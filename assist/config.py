@@ -182,6 +182,9 @@ class AsrConfig(_Section):
     compute_type: str = "auto"
     workers: int = Field(0, ge=0)
     cpu_threads: int = Field(1, ge=1)
+    # Linux nice steps the recognizer's threads run below the event loop (the audio path):
+    # on a saturated CPU audio goes first and transcription gets the rest; 0 = same priority.
+    nice: int = Field(10, ge=0, le=19)
     max_batch: int = Field(8, ge=1)
     # Utterances per step on the CPU: with short encoder windows a batch of 4 waiting
     # utterances costs about 2.3 times one (bench/gpu.py --device cpu); 1 = one at a time.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from assist.asr.pool import AsrPool
+from assist.asr.priority import run_lowered
 from assist.config import Settings
 from assist.events import AgentBound, FeedbackMessage
 from assist.hub import Hub
@@ -157,7 +158,8 @@ class AssistService:
         started = time.perf_counter()
         vad_model = await asyncio.to_thread(SileroModel)
         if self.settings.asr.enabled:
-            self.asr_pool = await asyncio.to_thread(self._start_asr)
+            # the recognizer's threads start below the loop's priority (assist.asr.priority)
+            self.asr_pool = await run_lowered(self._start_asr, self.settings.asr.nice)
             if self.settings.text.enabled:
                 self.text_judge = await asyncio.to_thread(self._load_text_models)
         self.vad_model = vad_model  # ready from here on

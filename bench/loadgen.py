@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,19 +144,20 @@ class StreamedCall:
     streamed_s: float  # media seconds sent
 
 
-async def stream_calls(
+def call_jobs(
     url: str,
     plans: list[CallPlan],
     n: int,
     seconds: float,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     id_prefix: str = "bench",
-) -> list[StreamedCall]:
-    """N slots, each streaming ``seconds`` of audio in real time; every call has its own
-    agent event stream. A slot's next call starts when the previous one's audio ends (its
-    stop and the draining of its transcripts overlap the next call). Call ids start with
-    ``id_prefix`` (distinct per server sharing one store), and agent ids do for any other
-    prefix than the default."""
+) -> list[Coroutine[Any, Any, StreamedCall]]:
+    """One coroutine per call of N slots, each slot streaming ``seconds`` of audio in real
+    time, timed from now (call on the running loop); every call has its own agent event
+    stream. A slot's next call starts when the previous one's audio ends (its stop and the
+    draining of its transcripts overlap the next call). Call ids start with ``id_prefix``
+    (distinct per server sharing one store), and agent ids do for any other prefix than the
+    default. A call that fails raises from its coroutine."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
 
@@ -184,12 +185,23 @@ async def stream_calls(
         ]
         return StreamedCall(plan.name, result, truth, streamed_s)
 
-    jobs = [
+    return [
         one(slot, j, slot * STAGGER_S + offset, plan, count)
         for slot in range(n)
         for j, (offset, plan, count) in enumerate(slot_schedule(plans, slot, seconds))
     ]
-    return list(await asyncio.gather(*jobs))
+
+
+async def stream_calls(
+    url: str,
+    plans: list[CallPlan],
+    n: int,
+    seconds: float,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    id_prefix: str = "bench",
+) -> list[StreamedCall]:
+    """Stream the calls of ``call_jobs`` (same arguments) and return them in slot order."""
+    return list(await asyncio.gather(*call_jobs(url, plans, n, seconds, on_event, id_prefix)))
 
 
 def match(

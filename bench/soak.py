@@ -40,6 +40,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assist.config import Settings
-from assist.replay import FRAME_S, stream_call
 from bench.common import (
     ROOT,
     ProgressBar,
@@ -64,7 +64,7 @@ from bench.common import (
     start_server,
     stop_server,
 )
-from bench.loadgen import STAGGER_S, CallPlan, load_calls, slot_schedule
+from bench.loadgen import CallPlan, StreamedCall, call_jobs, load_calls
 
 COUNTERS = {  # /metrics samples kept at every sample, by short name
     "calls_active": "assist_calls_active",
@@ -125,43 +125,30 @@ def fit_slope(t_s: list[float], rss_mb: list[float]) -> dict[str, Any]:
 
 
 async def run_load(url: str, plans: list[CallPlan], n: int, seconds: float, load: Load) -> None:
-    """``n`` slots, each streaming the mix back to back in real time for ``seconds``; a call
-    that fails is counted (and its slot goes on), never fatal to the run."""
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    """``n`` slots, each streaming the mix back to back in real time for ``seconds``
+    (``bench.loadgen.call_jobs``); a call that fails is counted (and its slot goes on),
+    never fatal to the run."""
 
-    async def one(slot: int, j: int, at_s: float, plan: CallPlan, count: int) -> None:
-        await asyncio.sleep(max(0.0, t0 + at_s - loop.time()))  # the call's start time
-        start = {
-            "type": "start",
-            "call_id": f"soak-{slot}-{j}",
-            "agent_id": f"soak-agent-{slot}",
-            "sample_rate": plan.call.sample_rate,
-            "encoding": "mulaw",
-            "channels": ["customer", "agent"],
-        }
+    async def counted(index: int, job: Coroutine[Any, Any, StreamedCall]) -> None:
         try:
-            result = await stream_call(url, start, plan.frames[:count], speed=1.0)
+            streamed = await job
         except Exception as exc:  # the run goes on; the failure is reported
             load.calls_failed += 1
-            load.failures.append(f"{start['call_id']}: {type(exc).__name__}: {exc}"[:300])
+            load.failures.append(f"call {index}: {type(exc).__name__}: {exc}"[:300])
             return
+        result = streamed.result
         if result.error is not None or result.scorecard is None:
             load.calls_failed += 1
-            load.failures.append(f"{start['call_id']}: {result.error or 'no scorecard'}"[:300])
+            reason = result.error or "no scorecard"
+            load.failures.append(f"{streamed.name} #{index}: {reason}"[:300])
         else:
             load.calls_done += 1
-        load.sent_s += count * FRAME_S
+        load.sent_s += streamed.streamed_s
         load.nudges += len(result.nudges)
         load.finals += sum(1 for e in result.events if e["type"] == "transcript" and e["final"])
 
-    await asyncio.gather(
-        *(
-            one(slot, j, slot * STAGGER_S + offset, plan, count)
-            for slot in range(n)
-            for j, (offset, plan, count) in enumerate(slot_schedule(plans, slot, seconds))
-        )
-    )
+    jobs = call_jobs(url, plans, n, seconds, id_prefix="soak")
+    await asyncio.gather(*(counted(i, job) for i, job in enumerate(jobs)))
 
 
 async def sample_server(

@@ -3,8 +3,12 @@ partial transcripts with word times out on the agent's stream; the pace cue from
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
+from assist.asr.priority import thread_nice
 from assist.asr.wer import word_error_rate
 from assist.config import Settings
 from assist.synth.recorded import prompt_call
@@ -44,6 +48,11 @@ async def test_recorded_call_transcripts_reach_the_agent(server_factory):
     assert len(inside) == 2
     _, health = await http_get_json(f"{running.http}/healthz")
     assert health["asr"]["device"] == "cpu" and health["asr"]["model"] == "tiny.en"
+    # the recognizer's worker threads run 10 nice steps below the event loop's thread
+    loop_nice = thread_nice()
+    if loop_nice is not None:
+        workers = [t for t in threading.enumerate() if t.name.startswith("asr-")]
+        assert workers and {os_nice(t) for t in workers} == {min(19, loop_nice + 10)}
     _, _, metrics = await http_get(f"{running.http}/metrics")
     assert 'assist_transcripts_total{channel="agent",final="true"}' in metrics
 
@@ -109,3 +118,9 @@ async def test_partials_show_text_while_the_customer_is_still_talking(server_fac
     finals = [e for e, _ in seen if e["final"]]
     assert len(finals) == 2  # split at max_utterance_s
     assert finals[0]["utterance_id"] == early[0]["utterance_id"]
+
+
+def os_nice(thread: threading.Thread) -> int:
+    """A live thread's nice value (Linux)."""
+    assert thread.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, thread.native_id)
