@@ -53,7 +53,14 @@ from bench.common import (  # noqa: E402
     start_server,
     stop_server,
 )
-from bench.loadgen import AUDIO_CUES, GOAL_S, cue_stats, load_calls, stream_calls  # noqa: E402
+from bench.loadgen import (  # noqa: E402
+    AUDIO_CUES,
+    GOAL_S,
+    call_jobs,
+    cue_stats,
+    load_calls,
+    stream_calls,
+)
 
 # The servers the tests use (tests/cluster/servers.py): nats-server and PostgreSQL.
 from tests.cluster.servers import NatsServer, PostgresServer  # noqa: E402
@@ -191,11 +198,13 @@ async def capacity_run(
         parts = await asyncio.gather(
             *(
                 stream_calls(
-                    f"ws://127.0.0.1:{server.port}",
-                    plans,
-                    share,
-                    seconds,
-                    id_prefix=f"w{workers}-{i}",
+                    call_jobs(
+                        f"ws://127.0.0.1:{server.port}",
+                        plans,
+                        share,
+                        seconds,
+                        id_prefix=f"w{workers}-{i}",
+                    )
                 )
                 for i, (server, share) in enumerate(zip(servers, shares, strict=True))
                 if share

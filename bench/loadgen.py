@@ -192,16 +192,9 @@ def call_jobs(
     ]
 
 
-async def stream_calls(
-    url: str,
-    plans: list[CallPlan],
-    n: int,
-    seconds: float,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
-    id_prefix: str = "bench",
-) -> list[StreamedCall]:
-    """Stream the calls of ``call_jobs`` (same arguments) and return them in slot order."""
-    return list(await asyncio.gather(*call_jobs(url, plans, n, seconds, on_event, id_prefix)))
+async def stream_calls(jobs: list[Coroutine[Any, Any, StreamedCall]]) -> list[StreamedCall]:
+    """Stream the calls of ``call_jobs`` and return them in slot order."""
+    return list(await asyncio.gather(*jobs))
 
 
 def match(

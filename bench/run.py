@@ -59,6 +59,7 @@ from bench.loadgen import (  # noqa: E402
     STAGGER_S,
     CallPlan,
     LoopLag,
+    call_jobs,
     cue_stats,
     load_calls,
     stream_calls,
@@ -116,7 +117,7 @@ async def measure(
     t0 = time.monotonic()
     helpers = [asyncio.create_task(sample(t0)), asyncio.create_task(lag.run())]
     try:
-        calls = await stream_calls(url, plans, n, seconds, on_event)
+        calls = await stream_calls(call_jobs(url, plans, n, seconds, on_event))
     finally:
         for task in helpers:
             task.cancel()
