@@ -71,12 +71,8 @@ TASKS = (
         ("none", *CATEGORIES),
         "negative_phrasing",
         public=("taskmaster_agent",),
-        own_extra=(
-            "acknowledgements",
-            "hard_cases_agent",
-            "heard_negative_phrasing",
-            "heard_hard_cases_agent",
-        ),
+        # hard_cases_agent and heard_* (OWN_SOURCES) were tried: see the README's text cues
+        own_extra=("acknowledgements",),
     ),
     Task(
         "customer_frustration",
