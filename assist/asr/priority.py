@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def thread_nice() -> int | None:
-    """The calling thread's nice value (Linux), else None."""
+def thread_nice(native_id: int | None = None) -> int | None:
+    """The nice value of thread ``native_id`` (default: the calling thread) on Linux, else
+    None."""
     if not sys.platform.startswith("linux"):
         return None
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    return os.getpriority(os.PRIO_PROCESS, native_id or threading.get_native_id())
 
 
 def lower_this_thread(steps: int) -> None:

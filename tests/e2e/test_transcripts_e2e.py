@@ -3,7 +3,6 @@ partial transcripts with word times out on the agent's stream; the pace cue from
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -52,7 +51,7 @@ async def test_recorded_call_transcripts_reach_the_agent(server_factory):
     loop_nice = thread_nice()
     if loop_nice is not None:
         workers = [t for t in threading.enumerate() if t.name.startswith("asr-")]
-        assert workers and {os_nice(t) for t in workers} == {min(19, loop_nice + 10)}
+        assert workers and {thread_nice(t.native_id) for t in workers} == {min(19, loop_nice + 10)}
     _, _, metrics = await http_get(f"{running.http}/metrics")
     assert 'assist_transcripts_total{channel="agent",final="true"}' in metrics
 
@@ -118,9 +117,3 @@ async def test_partials_show_text_while_the_customer_is_still_talking(server_fac
     finals = [e for e, _ in seen if e["final"]]
     assert len(finals) == 2  # split at max_utterance_s
     assert finals[0]["utterance_id"] == early[0]["utterance_id"]
-
-
-def os_nice(thread: threading.Thread) -> int:
-    """A live thread's nice value (Linux)."""
-    assert thread.native_id is not None
-    return os.getpriority(os.PRIO_PROCESS, thread.native_id)
