@@ -71,7 +71,8 @@ TASKS = (
         ("none", *CATEGORIES),
         "negative_phrasing",
         public=("taskmaster_agent",),
-        # hard_cases_agent and heard_* (OWN_SOURCES) were tried: see the README's text cues
+        # hard_cases_agent (OWN_SOURCES) and what Whisper heard of the training lines were
+        # tried: see the README's text cues
         own_extra=("acknowledgements",),
     ),
     Task(
@@ -186,16 +187,11 @@ def acknowledgements(data: Path) -> list[tuple[str, str]]:
     return [(text, "__none__") for text, label in rows if label == "empathy"]
 
 
-def lines_of(
-    file: str, speaker: str | None = None, recognized: bool = False
-) -> Callable[[Path], list[tuple[str, str]]]:
-    """A source of ``(text, label)`` rows from ``<data>/<file>``: only ``speaker``'s rows of a
-    mixed set; with ``recognized``, what Whisper heard of each line (``bench/text_asr.py
-    --split train``), lines it heard as nothing left out."""
+def lines_of(file: str, speaker: str) -> Callable[[Path], list[tuple[str, str]]]:
+    """A source of ``(text, label)`` rows from ``<data>/<file>``, ``speaker``'s rows only."""
 
     def rows(data: Path) -> list[tuple[str, str]]:
-        lines = read_lines(data / file, speaker, recognized)
-        return [(line.text, line.label) for line in lines if line.text]
+        return [(line.text, line.label) for line in read_lines(data / file, speaker)]
 
     return rows
 
@@ -206,13 +202,6 @@ OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
     # without sight of) the held-out hard cases
     "hard_cases_agent": lines_of(f"{HARD_CASES}.train.tsv", "agent"),
     "hard_cases_customer": lines_of(f"{HARD_CASES}.train.tsv", "customer"),
-    # the training lines as the live pipeline hears them (espeak-ng, phone line, tiny.en)
-    "heard_negative_phrasing": lines_of("negative_phrasing.train.espeak.tsv", recognized=True),
-    "heard_customer_frustration": lines_of(
-        "customer_frustration.train.espeak.tsv", recognized=True
-    ),
-    "heard_hard_cases_agent": lines_of(f"{HARD_CASES}.train.espeak.tsv", "agent", True),
-    "heard_hard_cases_customer": lines_of(f"{HARD_CASES}.train.espeak.tsv", "customer", True),
 }
 
 PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
@@ -621,16 +610,6 @@ SOURCE_NOTES = {
         " negation, litotes, hedges and sarcasm written for training (Apache-2.0) by an AI"
         " writing assistant that never saw the held-out hard cases"
         for speaker in ("agent", "customer")
-    },
-    **{
-        f"heard_{name}": f"what Whisper `tiny.en` heard of {lines} spoken by espeak-ng over a"
-        " phone line (`bench/text_asr.py --split train`), with the same labels"
-        for name, lines in (
-            ("negative_phrasing", "`models/data/negative_phrasing.train.tsv`"),
-            ("customer_frustration", "`models/data/customer_frustration.train.tsv`"),
-            ("hard_cases_agent", "the agent's lines of `models/data/hard_cases.train.tsv`"),
-            ("hard_cases_customer", "the customer's lines of `models/data/hard_cases.train.tsv`"),
-        )
     },
     "taskmaster_agent": "Taskmaster-4 (Byrne & Ganesh, Google; CC BY 4.0), coffee-bar "
     "dialogues: assistant turns of 3+ words, every n-th of the sorted unique turns, as "
