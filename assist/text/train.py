@@ -71,8 +71,8 @@ TASKS = (
         ("none", *CATEGORIES),
         "negative_phrasing",
         public=("taskmaster_agent",),
-        # hard_cases_agent (OWN_SOURCES) and what Whisper heard of the training lines were
-        # tried: see the README's text cues
+        # models/data/hard_cases.train.tsv and what Whisper heard of the training lines
+        # were tried: see the README's text cues
         own_extra=("acknowledgements",),
     ),
     Task(
@@ -187,21 +187,8 @@ def acknowledgements(data: Path) -> list[tuple[str, str]]:
     return [(text, "__none__") for text, label in rows if label == "empathy"]
 
 
-def lines_of(file: str, speaker: str) -> Callable[[Path], list[tuple[str, str]]]:
-    """A source of ``(text, label)`` rows from ``<data>/<file>``, ``speaker``'s rows only."""
-
-    def rows(data: Path) -> list[tuple[str, str]]:
-        return [(line.text, line.label) for line in read_lines(data / file, speaker)]
-
-    return rows
-
-
 OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
     "acknowledgements": acknowledgements,
-    # negation, litotes, hedges and sarcasm written for training, separately from (and
-    # without sight of) the held-out hard cases
-    "hard_cases_agent": lines_of(f"{HARD_CASES}.train.tsv", "agent"),
-    "hard_cases_customer": lines_of(f"{HARD_CASES}.train.tsv", "customer"),
 }
 
 PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
@@ -605,12 +592,6 @@ def main(argv: list[str] | None = None) -> int:
 SOURCE_NOTES = {
     "acknowledgements": 'the acknowledgements of `models/data/empathy.train.tsv` ("I'
     ' understand how frustrating...") as ordinary agent talk',
-    **{
-        f"hard_cases_{speaker}": f"`models/data/hard_cases.train.tsv`, the {speaker}'s lines:"
-        " negation, litotes, hedges and sarcasm written for training (Apache-2.0) by an AI"
-        " writing assistant that never saw the held-out hard cases"
-        for speaker in ("agent", "customer")
-    },
     "taskmaster_agent": "Taskmaster-4 (Byrne & Ganesh, Google; CC BY 4.0), coffee-bar "
     "dialogues: assistant turns of 3+ words, every n-th of the sorted unique turns, as "
     "ordinary agent talk",
