@@ -195,6 +195,21 @@ def _cuda_devices() -> int:
         return 0
 
 
+def limit_blas_threads() -> None:
+    """One BLAS thread for numpy in this process (threadpoolctl; OpenBLAS, MKL, BLIS alike).
+
+    faster-whisper's mel spectrogram is a numpy matrix product (80 mel bands x 201 frequency
+    bins by 201 x frames): far too small to gain from threads, yet OpenBLAS wakes its second
+    thread for it, which then spins idle for a while after every call. On a 2-core machine
+    that was a third of a core per busy recognizer (4.3 s phone prompts: 475 ms of CPU per
+    utterance for 347 ms of work) and 19 % of a core at 12 calls, taken from the other
+    recognizer and the audio path (``bench/README.md``). Process-wide and idempotent.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def load_model(
     name: str,
     device: str = "auto",
@@ -211,9 +226,11 @@ def load_model(
     CPU with a log line. On the CPU the type is int8 unless ``device`` is "cpu" and
     ``compute_type`` is given. ``cpu_threads`` is per worker, ``num_workers`` the number of
     concurrent transcriptions. Raises ``ModelNotAvailable`` when the model isn't installed.
-    Sets ``HF_HUB_OFFLINE=1`` for the process first, so nothing is ever downloaded.
+    Sets ``HF_HUB_OFFLINE=1`` for the process first, so nothing is ever downloaded, and
+    limits numpy's BLAS to one thread for the process (``limit_blas_threads``).
     """
     os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever happens below
+    limit_blas_threads()
     windowed = windowed_model_class()
 
     path = resolve_model_path(name)

@@ -219,3 +219,12 @@ def test_base_model_joins_its_parts_once_and_verifies(tmp_path, monkeypatch):
     (path / "verified.sha256").write_text("tampered\n")
     assert resolve_model_path("base") == path  # re-joined and re-verified
     assert (path / "verified.sha256").read_text() == stamp
+
+
+def test_loading_the_model_limits_numpy_to_one_blas_thread():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threadpool_limits(limits=2, user_api="blas")  # as numpy starts on a 2-core machine
+    load_model("tiny.en", "cpu")
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
