@@ -33,7 +33,7 @@ from assist.nudges import evidence_for, message_for, rewrite
 from assist.policy import NudgePolicy
 from assist.redact import Correction, SpokenNumberRedactor, redact_word
 from assist.scorecard import build_scorecard
-from assist.vad.stream import VadScorer, VadStream
+from assist.vad.stream import VadScorer, VadStream, feed_lockstep
 from assist.vocabulary import (
     ASR_RATE,
     VAD_RATE,
@@ -74,14 +74,31 @@ class _Channel:
     segmenter: UtteranceSegmenter | None = None
     echo: EchoSuppressor | None = None  # the call's, when it has both roles
 
-    def take(self, samples: np.ndarray, scored: bool = True, last: bool = False) -> None:
-        at_vad_rate = self.to_vad_rate.process(samples, last)
-        self.windows.extend(self.vad.feed(at_vad_rate, scored))
+    def take_rest(self, samples: np.ndarray, at_vad_rate: np.ndarray, last: bool) -> None:
+        """After the VAD (``_take_all``): the echo envelopes and the 16 kHz audio."""
         if self.echo is not None:
-            self.echo.feed(self.role, at_vad_rate, scored)
+            self.echo.feed(self.role, at_vad_rate)
         if self.to_asr_rate is not None and self.asr_audio is not None:
             self.asr_audio.append(self.to_asr_rate.process(samples, last))
 
+
+def _take_all(channels: list[_Channel], per_channel: list[np.ndarray], last: bool = False) -> None:
+    """Each channel's samples (line rate, one array per channel, in channel order) through
+    its resamplers, the VAD (the channels' windows scored together: ``feed_lockstep``), the
+    echo envelopes and the 16 kHz audio; ``last`` flushes the resamplers' tails."""
+    at_vad_rate = [
+        channel.to_vad_rate.process(samples, last)
+        for channel, samples in zip(channels, per_channel, strict=True)
+    ]
+    scored = feed_lockstep([channel.vad for channel in channels], at_vad_rate)
+    for channel, samples, vad_samples, windows in zip(
+        channels, per_channel, at_vad_rate, scored, strict=True
+    ):
+        channel.windows.extend(windows)
+        channel.take_rest(samples, vad_samples, last)
+
+
+_NOTHING = np.zeros(0, dtype=np.float32)  # no samples: only the resamplers' tails (last=True)
 
 # Text cues quote what one channel said: the channel each kind's quote comes from.
 _QUOTES_CHANNEL = {CueKind.NEGATIVE_PHRASING: "agent", CueKind.CUSTOMER_FRUSTRATION: "customer"}
@@ -223,8 +240,7 @@ class CallPipeline:
         self.spec.samples_in(payload)
         per_channel = deinterleave(decode(payload, self.spec.encoding), len(self._channels))
         self.samples_received += len(per_channel[0])
-        for channel, samples in zip(self._channels, per_channel, strict=True):
-            channel.take(samples)
+        _take_all(self._channels, per_channel)
         return self._drain()
 
     def feed_gap(self, n_samples: int) -> PipelineOutput:
@@ -245,8 +261,7 @@ class CallPipeline:
         if n_samples * VAD_RATE < WINDOW_SAMPLES * rate:
             self.samples_received += n_samples
             silence = np.zeros(n_samples, dtype=np.float32)  # under one window: bounded
-            for channel in self._channels:
-                channel.take(silence)
+            _take_all(self._channels, [silence] * len(self._channels))
             return self._drain()
         return self._skip(n_samples)
 
@@ -254,8 +269,8 @@ class CallPipeline:
         """Advance media time by ``n_samples`` (line rate, at least one VAD window) of audio
         nobody heard, in O(1) (``feed_gap``)."""
         rate = self.spec.sample_rate
+        _take_all(self._channels, [_NOTHING] * len(self._channels), last=True)  # heard before
         for channel in self._channels:
-            channel.take(np.zeros(0, dtype=np.float32), last=True)  # heard before the gap
             channel.to_vad_rate.reset()
             if channel.to_asr_rate is not None:
                 channel.to_asr_rate.reset()
@@ -288,8 +303,7 @@ class CallPipeline:
 
     def finish(self) -> PipelineOutput:
         """End of input: flush the resamplers' tails and close open utterances."""
-        for channel in self._channels:
-            channel.take(np.zeros(0, dtype=np.float32), last=True)
+        _take_all(self._channels, [_NOTHING] * len(self._channels), last=True)
         out = self._drain()
         self._on_tick(self.tracker.finish(), out)  # speech still judged on hold is decided
         for channel in self._channels:

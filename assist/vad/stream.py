@@ -4,10 +4,17 @@ Pure numpy; the scoring model comes in through the ``VadScorer`` protocol (in pr
 the shared Silero ONNX session, ``assist.vad.silero.SileroModel``), so the pipeline never
 imports onnxruntime. Each window is prefixed with the previous window's last 32 samples
 and carries the model's recurrent state, as Silero VAD expects.
+
+A call's channels move in lockstep (the same samples per frame), so their windows complete
+together: ``feed_lockstep`` scores them in one model run per window step where the scorer
+is a ``BatchVadScorer``. The model runs on the event loop for every window of every
+channel, and for Silero one run of two windows costs little more than a run of one (about
+0.17 against 0.15 ms on one core: onnxruntime's per-run overhead outweighs the model).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +33,65 @@ class VadScorer(Protocol):
         samples at 8 kHz (shape (288,)), given the recurrent state (float32, ``STATE_SHAPE``);
         returned with the new state."""
         ...
+
+
+class BatchVadScorer(VadScorer, Protocol):
+    """A ``VadScorer`` that also scores windows of several streams in one run."""
+
+    def run_batch(self, windows: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows of B independent streams, float32 (B, 288), and their states stacked on
+        axis 1, (2, B, 128) -> (speech probabilities (B,), new states (2, B, 128)); row ``i``
+        exactly as ``run(windows[i], states[:, i:i + 1])`` would score it."""
+        ...
+
+
+def _score(
+    model: VadScorer, windows: list[np.ndarray], states: list[np.ndarray]
+) -> list[tuple[float, np.ndarray]]:
+    """(probability, new state) of each stream's window: one batched run where the model
+    is a ``BatchVadScorer`` and there is more than one window, else one run each."""
+    run_batch = getattr(model, "run_batch", None)
+    if len(windows) > 1 and run_batch is not None:
+        probabilities, new_states = run_batch(np.stack(windows), np.concatenate(states, axis=1))
+        return [
+            (float(p), np.ascontiguousarray(new_states[:, i : i + 1, :]))
+            for i, p in enumerate(probabilities)
+        ]
+    return [model.run(w, s) for w, s in zip(windows, states, strict=True)]
+
+
+def feed_lockstep(
+    streams: Sequence[VadStream], samples: Sequence[np.ndarray], scored: bool = True
+) -> list[list[WindowActivity]]:
+    """``[stream.feed(s, scored) for stream, s in zip(streams, samples)]``, with the windows
+    that complete at the same step of several streams (a call's channels: same sample
+    counts) scored in one model run. The streams must share one model. Each stream's
+    windows are still scored in order, with its own state, so the result is the same as
+    feeding each stream alone."""
+    out: list[list[WindowActivity]] = [[] for _ in streams]
+    taken = [0] * len(streams)
+    while True:
+        ready = []
+        for i, (stream, chunk) in enumerate(zip(streams, samples, strict=True)):
+            taken[i] = stream._fill(chunk, taken[i])
+            if stream._filled == WINDOW_SAMPLES:
+                ready.append(i)
+        if not ready:
+            return out
+        if scored:
+            model = streams[ready[0]]._model
+            scores = _score(
+                model,
+                [streams[i]._buffer for i in ready],
+                [streams[i]._state for i in ready],
+            )
+        for k, i in enumerate(ready):
+            stream = streams[i]
+            if scored:
+                stream._state = scores[k][1]
+                out[i].append(stream._emit(scores[k][0]))
+            else:
+                out[i].append(stream._emit(None))
 
 
 SILENT_DBFS = -100.0
@@ -71,27 +137,27 @@ class VadStream:
     def feed(self, samples: np.ndarray, scored: bool = True) -> list[WindowActivity]:
         """Window the samples; ``scored=False`` marks the windows as lost without running
         the model (audio dropped under overload still advances media time)."""
-        out: list[WindowActivity] = []
-        pos = 0
-        while pos < len(samples):
-            take = min(WINDOW_SAMPLES - self._filled, len(samples) - pos)
-            start = CONTEXT_SAMPLES + self._filled
-            self._buffer[start : start + take] = samples[pos : pos + take]
-            self._filled += take
-            pos += take
-            if self._filled == WINDOW_SAMPLES:
-                out.append(self._score_window(scored))
-        return out
+        return feed_lockstep([self], [samples], scored)[0]
 
-    def _score_window(self, scored: bool) -> WindowActivity:
+    def _fill(self, samples: np.ndarray, pos: int) -> int:
+        """Copy ``samples[pos:]`` into the window in progress until it is full or they run
+        out; returns the new ``pos``. A full window waits for ``_emit``."""
+        if self._filled == WINDOW_SAMPLES:
+            return pos
+        take = min(WINDOW_SAMPLES - self._filled, len(samples) - pos)
+        start = CONTEXT_SAMPLES + self._filled
+        self._buffer[start : start + take] = samples[pos : pos + take]
+        self._filled += take
+        return pos + take
+
+    def _emit(self, prob: float | None) -> WindowActivity:
+        """The full window with its speech probability (None: lost, not scored), and the
+        next one started with its context; the state was already advanced by the caller."""
         window = self._buffer[CONTEXT_SAMPLES:]
         power = float(np.dot(window, window)) / WINDOW_SAMPLES
         dbfs = 10.0 * np.log10(power) if power > 1e-10 else SILENT_DBFS
-        prob = 0.0
-        if scored:
-            prob, self._state = self._model.run(self._buffer, self._state)
-        else:
-            dbfs = LOST_DBFS
+        if prob is None:
+            prob, dbfs = 0.0, LOST_DBFS
         activity = WindowActivity(self._index, prob, dbfs)
         self._index += 1
         self._buffer[:CONTEXT_SAMPLES] = self._buffer[-CONTEXT_SAMPLES:]
