@@ -76,6 +76,38 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid: int) -> dict[int, tuple[float, int]]:
+    """Each thread of a process: native id -> (user + system CPU seconds, nice value).
+    Threads that end between the directory listing and the read are left out."""
+    threads = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        threads[int(entry.name)] = ((int(fields[11]) + int(fields[12])) / tick, int(fields[16]))
+    return threads
+
+
+def cpu_by_role(
+    pid: int, before: dict[int, tuple[float, int]], after: dict[int, tuple[float, int]]
+) -> dict[str, float]:
+    """CPU seconds between two ``thread_cpu_s`` samples of the server, by role:
+    ``event_loop`` (the main thread: audio pipeline, WebSockets, publishing), ``recognizer``
+    (threads below the main thread's priority: the ASR workers and CTranslate2's own, which
+    start lowered by ``[asr] nice``) and ``other`` (text models, store, everything else).
+    A thread that ended before ``after`` is missing from the split (the server's threads
+    live as long as it does)."""
+    main_nice = after.get(pid, before.get(pid, (0.0, 0)))[1]
+    roles = {"event_loop": 0.0, "recognizer": 0.0, "other": 0.0}
+    for tid, (cpu_s, nice) in after.items():
+        spent = cpu_s - before.get(tid, (0.0, nice))[0]
+        role = "event_loop" if tid == pid else "recognizer" if nice > main_nice else "other"
+        roles[role] += spent
+    return {role: round(spent, 2) for role, spent in roles.items()}
+
+
 def process_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):

@@ -116,8 +116,8 @@ def summary(results: dict[str, Any]) -> str:
         "## Transcripts, ASR queue, CPU and memory",
         "",
         "| calls | final transcript delay p50 / p95 / p99 | ASR wait p95 | ASR queue max | "
-        "shed | audio dropped | server CPU per call | server cores | machine busy (load "
-        "average) | memory growth per call |",
+        "shed | audio dropped | server CPU per call | server cores (event loop / "
+        "recognizer / other) | machine busy (load average) | memory growth per call |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
@@ -129,7 +129,7 @@ def summary(results: dict[str, Any]) -> str:
             f"| {r['calls']} | {_s(t['p50_s'])} / {_s(t['p95_s'])} / {_s(t['p99_s'])} | "
             f"{_s(a['final_wait_p95_s'])} | {a['queue_max']:g} | {shed} | "
             f"{r['audio_dropped_s']:g} s | {_pct(cpu['server_core_share_per_call'])} of a core | "
-            f"{cpu['server_cores_used']:.2f} | {busy} | "
+            f"{cpu['server_cores_used']:.2f}{_by_role(cpu)} | {busy} | "
             f"{mem['per_call_mb']:g} MB |"
         )
     lines += [
@@ -242,3 +242,11 @@ def _title(fig: Any, results: dict[str, Any]) -> None:
     m = results["machine"]
     device = ", ".join(results["capacity"])
     fig.suptitle(f"{m['cpu']}, {m['cores']} cores, ASR on {device}")
+
+
+def _by_role(cpu: dict[str, Any]) -> str:
+    """ " (loop / recognizer / other)" in cores, when the run recorded it (older runs: "")."""
+    roles = cpu.get("server_cores_by_role")
+    if not roles:
+        return ""
+    return f" ({roles['event_loop']:.2f} / {roles['recognizer']:.2f} / {roles['other']:.2f})"

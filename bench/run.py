@@ -41,6 +41,7 @@ from bench import report  # noqa: E402
 from bench.common import (  # noqa: E402
     ProgressBar,
     busy_share,
+    cpu_by_role,
     histogram_quantile,
     http_get,
     label_value,
@@ -52,6 +53,7 @@ from bench.common import (  # noqa: E402
     process_rss_mb,
     start_server,
     stop_server,
+    thread_cpu_s,
 )
 from bench.loadgen import (  # noqa: E402
     GOAL_S,
@@ -166,6 +168,7 @@ def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[
         page_before = parse_metrics(http_get(f"http://127.0.0.1:{port}/metrics"))
         idle_rss = process_rss_mb(server.pid)
         cpu_before, own_before = process_cpu_s(server.pid), own_cpu_s()
+        threads_before = thread_cpu_s(server.pid)
         ticks_before = machine_cpu_ticks()
         load_before = os.getloadavg()[0]
         wall_before = time.monotonic()
@@ -173,6 +176,7 @@ def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[
         wall = time.monotonic() - wall_before
         load_after = os.getloadavg()[0]
         server_cpu = process_cpu_s(server.pid) - cpu_before
+        by_role = cpu_by_role(server.pid, threads_before, thread_cpu_s(server.pid))
         own_cpu = own_cpu_s() - own_before
         machine_busy = busy_share(ticks_before, machine_cpu_ticks())
         page = counters_since(
@@ -226,6 +230,8 @@ def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[
         "cpu": {
             "server_cpu_s": round(server_cpu, 2),
             "server_cores_used": round(server_cpu / wall, 3),
+            # where it went: cores used by the event loop, the recognizer, other threads
+            "server_cores_by_role": {role: round(v / wall, 3) for role, v in by_role.items()},
             # core-seconds per second of call audio: the share of one core a call costs
             "server_core_share_per_call": round(server_cpu / media_s, 4),
             "loadgen_cores_used": round(own_cpu / wall, 3),

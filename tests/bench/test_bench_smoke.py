@@ -60,16 +60,21 @@ def test_run_writes_results_summary_and_plots(tmp_path):
     assert run["transcript_delay"]["n"] >= 1  # ASR was on: finals reached the agent
     assert {"queue_max", "final_wait_p95_s", "shed"} <= set(run["asr"])
     assert run["cpu"]["server_core_share_per_call"] > 0
+    roles = run["cpu"]["server_cores_by_role"]
+    assert roles["event_loop"] > 0 and roles["recognizer"] > 0  # ASR threads run lowered
+    assert sum(roles.values()) == pytest.approx(run["cpu"]["server_cores_used"], abs=0.05)
     assert run["memory"]["server_peak_rss_mb"] > 0
 
     device = run["asr"]["device"]
     assert results["capacity"][device] in (0, 1)
-    for name in ("decode_resample_mulaw_8k_frame", "vad_window", "asr_tiny.en_batch1"):
+    micro = ("decode_resample_mulaw_8k_frame", "vad_window", "vad_window_both_channels")
+    for name in (*micro, "asr_tiny.en_batch1"):
         assert results["micro"][name]["median_ms"] > 0
     assert "fanout_1000_delivered" in results["micro"]
 
     summary = (out / "summary.md").read_text()
     assert "## Capacity" in summary and "negative_phrasing" in summary
+    assert "(event loop / recognizer / other)" in summary
     for png in ("delay_vs_calls.png", "cpu_per_call.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
