@@ -23,7 +23,12 @@ from assist.config import NegativePhrasingConfig
 from assist.detectors import CueDetector
 from assist.events import Transcript
 from assist.nudges import rewrite
-from assist.text.context import PreviousTurns, answers_courtesy, line_problem
+from assist.text.context import (
+    PreviousTurns,
+    answers_courtesy,
+    bare_acknowledgement,
+    line_problem,
+)
 from assist.text.phrases import benign_idiom, find_phrase
 from assist.vocabulary import CueKind, Finding, TextScores
 
@@ -61,10 +66,15 @@ def decide_sentence(
     scores: TextScores, threshold: float, previous: str | None = None
 ) -> PhrasingDecision | None:
     """The decision on one agent sentence's scores (``decide_phrasing``), knowing the
-    customer's previous turn: a line problem ("I can't hear you") and courtesy answering
-    thanks or an apology ("no problem") are never negative phrasing
-    (``assist.text.context``)."""
-    if not scores.phrasing or line_problem(scores.text) or answers_courtesy(previous, scores.text):
+    customer's previous turn: a line problem ("I can't hear you"), courtesy answering
+    thanks or an apology ("no problem") and a bare acknowledgement ("Right.", "Sure.") are
+    never negative phrasing (``assist.text.context``)."""
+    if (
+        not scores.phrasing
+        or line_problem(scores.text)
+        or bare_acknowledgement(scores.text)
+        or answers_courtesy(previous, scores.text)
+    ):
         return None
     phrasing = scores.phrasing
     return decide_phrasing(scores.text, list(phrasing.values()), list(phrasing), threshold)

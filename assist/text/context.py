@@ -6,7 +6,11 @@ The text models judge one sentence at a time; a few readings need the conversati
   about the connection, not the customer or the agent: its own category
   (``LINE_PROBLEM``), never negative phrasing, never frustration, no nudge;
 * "no problem", "no worries", "not at all", "don't mention it" **answering thanks or an
-  apology** is courtesy, not negativity.
+  apology** is courtesy, not negativity;
+* a **bare acknowledgement** ("Right.", "Sure.", "Mm-hmm.", "Understood.", "Okay, got it.")
+  is a backchannel with no phrasing in it: the negative-phrasing head scored "Understood."
+  0.84, "Sure." 0.61, "Mm-hmm." 0.58 and "Right." 0.54 (threshold 0.54), and the bundled
+  demo's agent says "Right." while the customer speaks.
 
 ``PreviousTurns`` remembers the call's final transcripts per speaker so that a decision
 can ask for the other speaker's turn just before a sentence. English regular
@@ -45,6 +49,20 @@ _COURTESY = re.compile(
     r"never\s+mind|no\s+need\s+to\s+(?:apologi[sz]e|thank me))\b",
     re.I,
 )
+
+
+_ACKNOWLEDGEMENT = re.compile(
+    r"^\W*(?:(?:oh|well|um|uh|ah)\W+)?(?:(?:all\s*right|alright|right|okay|ok|sure|yes|yeah|"
+    r"yep|yup|uh-huh|mm-hmm|mhm|mm|got\s+it|gotcha|i\s+see|understood|of\s+course|"
+    r"certainly|absolutely|exactly|i\s+understand)\b\W*)+$",
+    re.I,
+)
+
+
+def bare_acknowledgement(text: str) -> bool:
+    """The sentence is acknowledgement words only ("Right.", "Okay, got it.", "Mm-hmm.",
+    "Sure."), nothing else: a backchannel, never negative phrasing."""
+    return _ACKNOWLEDGEMENT.match(text) is not None
 
 
 def line_problem(text: str) -> bool:

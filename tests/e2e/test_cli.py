@@ -40,7 +40,7 @@ def test_demo_prints_nudges_urls_and_scorecard():
     nudges = re.findall(r"NUDGE (\w+)", out)
     audio_cues = [n for n in nudges if n in ("interruption", "long_hold", "dead_air", "monologue")]
     assert audio_cues == ["interruption", "long_hold", "dead_air"]
-    # what the text cues raise depends on what Whisper makes of espeak's voices at 30x
+    # what the text cues raise depends on what Whisper makes of the call at 30x
     assert set(nudges) - set(audio_cues) <= {"negative_phrasing", "customer_frustration", "pace"}
     assert "Scorecard:" in out and "patience" in out
 

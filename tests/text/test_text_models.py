@@ -51,6 +51,16 @@ def test_the_issues_hard_cases_do_not_fire(classifier: TextClassifier, text: str
     assert verdict.span is None
 
 
+@pytest.mark.parametrize("text", ["Right.", "Sure.", "Mm-hmm.", "Understood.", "Okay, got it."])
+def test_bare_acknowledgements_are_no_negative_phrasing(
+    classifier: TextClassifier, text: str
+) -> None:
+    """Backchannels the agent says while listening (the demo's agent says "Right."): the
+    head alone scores several of them over its threshold; the decision never fires."""
+    (verdict,) = judge(classifier, "agent", [text])
+    assert verdict.kind is None
+
+
 @pytest.mark.parametrize(
     ("text", "category", "quote"),
     [

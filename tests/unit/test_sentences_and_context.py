@@ -14,7 +14,12 @@ import pytest
 from assist.config import CustomerFrustrationConfig, NegativePhrasingConfig
 from assist.detectors.customer_frustration import CustomerFrustrationDetector
 from assist.detectors.negative_phrasing import NegativePhrasingDetector, decide_utterance
-from assist.text.context import PreviousTurns, answers_courtesy, line_problem
+from assist.text.context import (
+    PreviousTurns,
+    answers_courtesy,
+    bare_acknowledgement,
+    line_problem,
+)
 from assist.text.sentences import MAX_WORDS, WINDOW_WORDS, sentence_spans, sentences
 from assist.vocabulary import TextScores
 from tests.unit.test_text_cues import agent_scores, customer_scores, transcript
@@ -104,6 +109,27 @@ def test_a_long_sentence_is_cut_at_its_commas_first() -> None:
 )
 def test_line_problems(text: str, expected: bool) -> None:
     assert line_problem(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Right.", True),
+        ("Sure.", True),
+        ("Mm-hmm.", True),
+        ("Oh, okay.", True),
+        ("Right, okay, got it.", True),
+        ("Yes, of course.", True),
+        ("Fine.", False),  # may be dismissive: the head judges it
+        ("Whatever.", False),
+        ("Right, I can't do that.", False),
+        ("Sure, calm down.", False),
+        ("Right now I can't.", False),
+        ("Okay so you need to reboot it.", False),
+    ],
+)
+def test_bare_acknowledgements(text: str, expected: bool) -> None:
+    assert bare_acknowledgement(text) is expected
 
 
 def test_courtesy_answers_thanks_or_an_apology_only() -> None:
