@@ -70,23 +70,27 @@ def machine() -> dict[str, Any]:
 # /proc ---------------------------------------------------------------------------------
 
 
+def _cpu_s_and_nice(stat: Path) -> tuple[float, int]:
+    """(user + system CPU seconds, nice value) from a ``/proc/.../stat`` file (a process's:
+    all its threads; a task's: that thread)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[16])
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu_s_and_nice(Path(f"/proc/{pid}/stat"))[0]
 
 
 def thread_cpu_s(pid: int) -> dict[int, tuple[float, int]]:
     """Each thread of a process: native id -> (user + system CPU seconds, nice value).
     Threads that end between the directory listing and the read are left out."""
     threads = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            threads[int(entry.name)] = _cpu_s_and_nice(entry / "stat")
         except OSError:
             continue
-        threads[int(entry.name)] = ((int(fields[11]) + int(fields[12])) / tick, int(fields[16]))
     return threads
 
 
