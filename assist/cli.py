@@ -340,6 +340,7 @@ def verdict_json(
         out.update(
             kind="customer_frustration" if sentence else None,
             score=round((sentence or scores).frustration or 0.0, 4),
+            second_opinion=(sentence or scores).second_opinion,
             threshold=threshold,
             quote=sentence.text if sentence else None,
             suggestion=ACKNOWLEDGE_FEELINGS if sentence else None,
@@ -349,6 +350,7 @@ def verdict_json(
                     "text": p.text,
                     "span": list(p.span or (0, len(p.text))),
                     "score": round(p.frustration or 0.0, 4),
+                    "second_opinion": p.second_opinion,
                 }
                 for p in scores.sentences or (scores,)
             ],

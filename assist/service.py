@@ -179,7 +179,12 @@ class AssistService:
         self.text_info = {
             "enabled": True,
             "models": {
-                h.path.stem: {"path": str(h.path), "model_threshold": h.threshold} for h in heads
+                h.path.stem: {
+                    "path": str(h.path),
+                    "model_threshold": h.threshold,
+                    "second_opinion": str(h.second.path) if h.second else None,
+                }
+                for h in heads
             },
         }
         return LiveTextJudge(classifier)

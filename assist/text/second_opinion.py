@@ -1,0 +1,125 @@
+"""A second opinion for a text head: where the first head (MiniLM features) is unsure of a
+sentence, a second head that also sees the e5 embedding (``assist.text.encoder``) decides.
+
+Why a cascade: the e5 embedding lifts the hard cases (litotes, sarcasm) and what Whisper
+hears of natural speech, but costs about three times MiniLM's CPU per sentence, and most
+sentences are clear to the small head. Measured on the customer-frustration sets (README,
+text cues): the cascade decides the hard cases and recognizer output like the e5 head
+alone while asking it about roughly a fifth of the sentences.
+
+Invariant: merged probabilities are decided against the *first* head's threshold. The
+second head's flag score (1 - P(nothing to flag)) is moved in logit space so that its own
+threshold lands on the first head's; among the flag classes its own mix is kept. So every
+caller (detectors, ``assist classify``, training's evaluation) keeps one threshold per cue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from assist.text.heads import Head
+
+# The first head's flag score (1 - P(nothing to flag)) in which the second head is asked,
+# inclusive. Chosen on the frustration sets: 0.1-0.95 and 0.2-0.9 gave the same hard-case
+# F1 (0.964) as 0.3-0.8 while asking about 41 % and 28 % of the sentences instead of 18 %;
+# 0.4-0.7 lost 1.7 points (README, text cues).
+UNSURE_BAND = (0.30, 0.80)
+SECOND_SUFFIX = ".second.onnx"  # <task>.second.onnx beside <task>.onnx
+
+Probabilities = Callable[[np.ndarray], np.ndarray]  # features [n, dim] -> [n, classes]
+
+
+def unsure(first: np.ndarray, band: tuple[float, float] = UNSURE_BAND) -> np.ndarray:
+    """Rows of the first head's probabilities [n, classes] whose flag score lies in ``band``."""
+    flag = 1.0 - first[:, 0]
+    return (flag >= band[0]) & (flag <= band[1])
+
+
+def _logit(p: np.ndarray | float) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def merge(
+    first: np.ndarray,
+    second: np.ndarray,
+    rows: np.ndarray,
+    first_threshold: float,
+    second_threshold: float,
+) -> np.ndarray:
+    """The first head's probabilities [n, classes] with the rows ``rows`` (bool [n]) taken
+    from the second head's ``second`` [rows.sum(), classes], its flag score moved so that
+    ``second_threshold`` maps onto ``first_threshold`` (module docstring). float64."""
+    merged = np.array(first, dtype=np.float64)
+    if not rows.any():
+        return merged
+    second = np.asarray(second, dtype=np.float64)
+    flag = 1.0 - second[:, 0]
+    moved = 1.0 / (
+        1.0 + np.exp(-(_logit(flag) - _logit(second_threshold) + _logit(first_threshold)))
+    )
+    mix = second[:, 1:] / np.maximum(second[:, 1:].sum(axis=1, keepdims=True), 1e-12)
+    merged[rows, 0] = 1.0 - moved
+    merged[rows, 1:] = mix * moved[:, None]
+    return merged
+
+
+def cascade(
+    texts: Sequence[str],
+    features: np.ndarray,
+    first: Probabilities,
+    second: Probabilities,
+    with_e5: Callable[[Sequence[str], np.ndarray], np.ndarray],
+    first_threshold: float,
+    second_threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities [n, classes] of ``texts`` (MiniLM ``features`` [n, FEATURE_DIM]):
+    ``first`` on all, ``second`` on ``with_e5(unsure texts, their features)`` only; and
+    which rows the second head decided (bool [n])."""
+    first_probabilities = first(features)
+    rows = unsure(first_probabilities)
+    if not rows.any():
+        return np.asarray(first_probabilities, dtype=np.float64), rows
+    chosen = [text for text, ask in zip(texts, rows, strict=True) if ask]
+    second_probabilities = second(with_e5(chosen, features[rows]))
+    merged = merge(
+        first_probabilities, second_probabilities, rows, first_threshold, second_threshold
+    )
+    return merged, rows
+
+
+class JudgingHead:
+    """A task's exported head, with its second opinion when ``<task>.second.onnx`` sits
+    beside ``<task>.onnx``. ``labels`` and ``threshold`` are the first head's."""
+
+    def __init__(self, folder: Path, task: str) -> None:
+        self.first = Head(folder / f"{task}.onnx")
+        second = folder / f"{task}{SECOND_SUFFIX}"
+        self.second = Head(second) if second.is_file() else None
+        self.labels = self.first.labels
+        self.threshold = self.first.threshold
+        self.path = self.first.path
+
+    def probabilities(
+        self,
+        texts: Sequence[str],
+        features: np.ndarray,
+        with_e5: Callable[[Sequence[str], np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities [n, classes] and which rows the second head decided (bool
+        [n]; ``cascade`` when there is a second opinion, else none)."""
+        if self.second is None:
+            probabilities = np.asarray(self.first.probabilities(features), dtype=np.float64)
+            return probabilities, np.zeros(len(probabilities), dtype=bool)
+        return cascade(
+            texts,
+            features,
+            self.first.probabilities,
+            self.second.probabilities,
+            with_e5,
+            self.first.threshold,
+            self.second.threshold,
+        )
