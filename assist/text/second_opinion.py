@@ -4,8 +4,8 @@ sentence, a second head that also sees the e5 embedding (``assist.text.encoder``
 Why a cascade: the e5 embedding lifts the hard cases (litotes, sarcasm) and what Whisper
 hears of natural speech, but costs about three times MiniLM's CPU per sentence, and most
 sentences are clear to the small head. Measured on the customer-frustration sets (README,
-text cues): the cascade decides the hard cases and recognizer output like the e5 head
-alone while asking it about roughly a fifth of the sentences.
+text models): the cascade decides the held-out sets, the hard cases and Piper's
+recognizer output like the e5 head alone while asking it about a sixth of the sentences.
 
 Invariant: merged probabilities are decided against the *first* head's threshold. The
 second head's flag score (1 - P(nothing to flag)) is moved in logit space so that its own
@@ -23,9 +23,9 @@ import numpy as np
 from assist.text.heads import Head
 
 # The first head's flag score (1 - P(nothing to flag)) in which the second head is asked,
-# inclusive. Chosen on the frustration sets: 0.1-0.95 and 0.2-0.9 gave the same hard-case
-# F1 (0.964) as 0.3-0.8 while asking about 41 % and 28 % of the sentences instead of 18 %;
-# 0.4-0.7 lost 1.7 points (README, text cues).
+# inclusive. Chosen on the frustration sets: 0.1-0.95 and 0.2-0.9 gave the same held-out
+# and hard-case F1 (0.946) as 0.3-0.8 while asking about 41 % and 28 % of the sentences
+# instead of 18 %; 0.4-0.7 lost 0.4-0.8 points (README, text models).
 UNSURE_BAND = (0.30, 0.80)
 SECOND_SUFFIX = ".second.onnx"  # <task>.second.onnx beside <task>.onnx
 

