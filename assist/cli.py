@@ -394,11 +394,13 @@ def _classify(args: argparse.Namespace) -> int:
     """One utterance per stdin line in, one JSON verdict per line out (blank lines skipped).
     A line ``PREVIOUS<TAB>UTTERANCE`` gives the other speaker's previous turn as context."""
     from assist.text.classify import ModelsMissing, TextClassifier
+    from assist.text.encoder import EncoderUnavailable
+    from assist.text.heads import HeadMismatch
 
     cues = load_settings(args.config).cues
     try:
         classifier = TextClassifier(Path(args.models) if args.models else None)
-    except ModelsMissing as exc:
+    except (ModelsMissing, HeadMismatch, EncoderUnavailable) as exc:
         print(f"assist classify: {exc}", file=sys.stderr)
         return 2
     for line in sys.stdin:

@@ -1,5 +1,7 @@
 """Score sentences with the text models: negative phrasing and empathy for the agent,
-frustration for the customer. One encoder pass per batch feeds every head of that speaker.
+frustration for the customer. One encoder pass per batch feeds every head of that speaker;
+a head with a second opinion (``assist.text.second_opinion``) embeds with e5 only the
+sentences it is unsure of.
 
 An utterance is judged sentence by sentence (``score_utterance``, cut by
 ``assist.text.sentences``), so one negative sentence among neutral ones is not diluted.
@@ -27,12 +29,9 @@ from assist.vocabulary import Role, TextScores
 SPEAKERS: tuple[Role, ...] = ("agent", "customer")
 # The heads ship inside the package (package data), so a wheel install finds them too.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-HEAD_FILES = (
-    "negative_phrasing.onnx",
-    "customer_frustration.onnx",
-    "customer_frustration.second.onnx",  # its second opinion, assist.text.second_opinion
-    "empathy.onnx",
-)
+# Required. A head's second opinion (<task>.second.onnx, assist.text.second_opinion) is
+# used when it sits beside it; the packaged customer_frustration has one.
+HEAD_FILES = ("negative_phrasing.onnx", "customer_frustration.onnx", "empathy.onnx")
 
 
 class ModelsMissing(FileNotFoundError):
@@ -40,11 +39,14 @@ class ModelsMissing(FileNotFoundError):
 
 
 class TextClassifier:
-    """Loads the sentence encoder and the three heads; ``score`` is thread-safe."""
+    """Loads the sentence encoder and the three heads (with their second opinions, if any);
+    ``score`` is thread-safe."""
 
     def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
         """``models_dir``: folder of the ONNX heads (default: the packaged ones);
-        ``threads``: onnxruntime threads for the encoder. Raises ``ModelsMissing``."""
+        ``threads``: onnxruntime threads for the encoder. Raises ``ModelsMissing``,
+        ``HeadMismatch`` (a head for other features) and ``EncoderUnavailable`` (an encoder
+        package not installed)."""
         folder = models_dir or DEFAULT_MODELS_DIR
         missing = [name for name in HEAD_FILES if not (folder / name).is_file()]
         if missing:

@@ -2,7 +2,8 @@
 
 A head is one affine layer and a softmax, fitted here in float64 numpy (deterministic:
 fixed data order, fixed steps, no randomness) and saved as a tiny ONNX graph
-``features [n, FEATURE_DIM] -> probabilities [n, classes]``. Its class names and decision
+``features [n, FEATURE_DIM] -> probabilities [n, classes]`` (``FEATURE_DIM_E5`` for a
+second opinion, ``assist.text.second_opinion``). Its class names and decision
 threshold travel inside the file as metadata, so a model file is self-describing and the
 runtime needs nothing but onnxruntime to use it.
 """
@@ -144,6 +145,6 @@ class Head:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, classes) in ``labels`` order, of features shape
-        (n, FEATURE_DIM) (cast to float32 for the session)."""
+        (n, FEATURE_DIM), or (n, FEATURE_DIM_E5) when ``e5`` (cast to float32)."""
         (probs,) = self._session.run(None, {"features": features.astype(np.float32)})
         return np.asarray(probs)

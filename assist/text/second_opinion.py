@@ -5,12 +5,15 @@ Why a cascade: the e5 embedding lifts the hard cases (litotes, sarcasm) and what
 hears of natural speech, but costs about three times MiniLM's CPU per sentence, and most
 sentences are clear to the small head. Measured on the customer-frustration sets (README,
 text models): the cascade decides the held-out sets, the hard cases and Piper's
-recognizer output like the e5 head alone while asking it about a sixth of the sentences.
+recognizer output like the e5 head alone while asking it about 16-18 % of the sentences.
 
 Invariant: merged probabilities are decided against the *first* head's threshold. The
 second head's flag score (1 - P(nothing to flag)) is moved in logit space so that its own
 threshold lands on the first head's; among the flag classes its own mix is kept. So every
 caller (detectors, ``assist classify``, training's evaluation) keeps one threshold per cue.
+Only that point is matched: other cut-offs read the merged score as it is (``[cues.*]
+min_score``, and a sentence alone firing at 0.9, ``SENTENCE_ALONE``), so a second opinion
+can lift an unsure sentence past them as well as drop it under the threshold.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from assist.text.heads import Head
+from assist.text.heads import Head, HeadMismatch
 
 # The first head's flag score (1 - P(nothing to flag)) in which the second head is asked,
 # inclusive. Chosen on the frustration sets: 0.1-0.95 and 0.2-0.9 gave the same held-out
-# and hard-case F1 (0.946) as 0.3-0.8 while asking about 41 % and 28 % of the sentences
-# instead of 18 %; 0.4-0.7 lost 0.4-0.8 points (README, text models).
+# and hard-case F1 (0.946) as 0.3-0.8 while asking about 41 % and 28 % of all evaluation
+# sentences and pieces instead of 18 %; 0.4-0.7 lost 0.4-0.8 points (README, text models).
 UNSURE_BAND = (0.30, 0.80)
 SECOND_SUFFIX = ".second.onnx"  # <task>.second.onnx beside <task>.onnx
 
@@ -93,12 +96,23 @@ def cascade(
 
 class JudgingHead:
     """A task's exported head, with its second opinion when ``<task>.second.onnx`` sits
-    beside ``<task>.onnx``. ``labels`` and ``threshold`` are the first head's."""
+    beside ``<task>.onnx``. ``labels`` and ``threshold`` are the first head's. Raises
+    ``HeadMismatch`` when the first head wants e5 features or the second doesn't, or their
+    labels differ (caught at start, not on a live call's first unsure sentence)."""
 
     def __init__(self, folder: Path, task: str) -> None:
         self.first = Head(folder / f"{task}.onnx")
         second = folder / f"{task}{SECOND_SUFFIX}"
         self.second = Head(second) if second.is_file() else None
+        if self.first.e5:
+            raise HeadMismatch(f"{self.first.path} wants e5 features: only a second opinion may")
+        if self.second is not None and (
+            not self.second.e5 or self.second.labels != self.first.labels
+        ):
+            raise HeadMismatch(
+                f"{second} is no second opinion for {self.first.path} (it needs e5 features "
+                "and the same labels): rebuild them with assist train-text"
+            )
         self.labels = self.first.labels
         self.threshold = self.first.threshold
         self.path = self.first.path

