@@ -156,7 +156,8 @@ class TextScores:
     frustration_model_threshold: float | None = None
     span: tuple[int, int] | None = None  # a sentence's characters in its utterance
     sentences: tuple[TextScores, ...] = ()  # an utterance's sentences, in order
-    # the flag score is the second head's (assist.text.second_opinion): the first was unsure
+    # the flag score (customer: frustration; agent: negative phrasing) is the second head's
+    # (assist.text.second_opinion): the first head was unsure
     second_opinion: bool = False
 
     @property

@@ -563,11 +563,11 @@ def _f1_summary(
     task: Task,
     threshold: float,
     data: Path,
+    heldout_lines: list[Line],
     hard_lines: list[Line],
     probabilities_of: ProbabilitiesOf,
 ) -> dict[str, float]:
     """F1 of a decision on the held-out set, the hard cases and recognizer output."""
-    heldout_lines = read_lines(data / f"{task.name}.heldout.tsv")
     hard = {"all": evaluate(task, threshold, hard_lines, probabilities_of)} if hard_lines else {}
     return _f1_of_report(
         {
@@ -643,7 +643,9 @@ def train_task(
             "unsure_band": list(UNSURE_BAND),
             "training": _training_report(second),
             "cross_validation": second.cv,
-            "first_head_alone": _f1_summary(task, threshold, data, hard_lines, first_alone),
+            "first_head_alone": _f1_summary(
+                task, threshold, data, heldout_lines, hard_lines, first_alone
+            ),
             **_file_report(second_path),
         }
 
