@@ -212,6 +212,13 @@ def bench_asr(
         single["mean_audio_s"] = round(float(np.mean(audio_s)), 2)
         single["realtime_factor"] = round(sum(samples) / 1e9 / sum(audio_s), 4)
         out[f"asr_{name}_batch1"] = {**single, **model}
+        samples = []  # the same utterances as partials: text only, no word timing
+        for clip in singles:
+            t = time.perf_counter_ns()
+            recognizer.recognize([clip], words=False)
+            samples.append(time.perf_counter_ns() - t)
+        text_only = timings_ms(samples, what="one utterance, batch 1, text only (a partial)")
+        out[f"asr_{name}_batch1_text_only"] = {**text_only, **model}
         for size in batch_sizes:
             progress(f"ASR {name} batch {size}")
             batches = [utterances[i : i + size] for i in range(0, len(utterances), size)]

@@ -50,10 +50,11 @@ AGENT_FINAL, CUSTOMER_FINAL, BACKCHANNEL, PARTIAL = 0, 1, 2, 3
 class Recognizer(Protocol):
     """Turns a batch of 16 kHz utterances into text (runs in a worker thread)."""
 
-    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
+    def recognize(self, batch: list[np.ndarray], words: bool = True) -> list[Recognized]:
         """One ``Recognized`` per utterance, in order. Each utterance is float32 mono at 16 kHz,
-        shape (samples,). Blocking; an exception fails the whole batch (every request in it
-        is answered ``error``)."""
+        shape (samples,). ``words`` False: the text alone is wanted (a batch of partials),
+        ``Recognized.words`` may be empty. Blocking; an exception fails the whole batch (every
+        request in it is answered ``error``)."""
         ...
 
 
@@ -222,7 +223,12 @@ class AsrPool:
                 continue
             started = self._clock()
             try:
-                results = self._recognizer.recognize([r.utterance.audio for r in batch])
+                results = self._recognizer.recognize(
+                    [r.utterance.audio for r in batch],
+                    # Partials only preview text (no cue, record or evidence reads their
+                    # words): a batch of partials alone skips word timing.
+                    words=any(r.rank != PARTIAL for r in batch),
+                )
             except Exception as exc:
                 log.exception("ASR batch of %d failed", len(batch))
                 with self._cond:

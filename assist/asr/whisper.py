@@ -195,17 +195,24 @@ class WhisperRecognizer:
         self._lock = threading.Lock()
         self.full_window_retries = 0
 
-    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
+    def recognize(self, batch: list[np.ndarray], words: bool = True) -> list[Recognized]:
         """Text and words of each utterance (float32 mono at 16 kHz, shape (samples,)), in order.
 
-        Word times are seconds from the start of that utterance's audio. One utterance is
-        transcribed alone; several go through one batched pass, laid end to end with
-        ``GAP_S`` of silence between them, in one encoder window that fits the longest.
-        A windowed result the guard rejects is transcribed again alone with the full
-        window. Blocking: runs in an ASR worker thread.
+        Word times are seconds from the start of that utterance's audio. ``words`` False:
+        text only (no word list), decoded without timestamp tokens or word alignment,
+        about a fifth less work (``bench/README.md``): for partials, which only preview.
+        One utterance is transcribed alone; several go through one batched pass, laid end
+        to end with ``GAP_S`` of silence between them, in one encoder window that fits the
+        longest. A windowed result the guard rejects is transcribed again alone with the
+        full window. Blocking: runs in an ASR worker thread.
         """
         frames = window_frames((len(a) / ASR_RATE for a in batch), self._floor_s)
-        decoded = [self._one(batch[0], frames)] if len(batch) == 1 else self._many(batch, frames)
+        options = self._options(frames, words)
+        decoded = (
+            [self._one(batch[0], frames, options)]
+            if len(batch) == 1
+            else self._many(batch, frames, options)
+        )
         results = []
         for audio, one in zip(batch, decoded, strict=True):
             reason = full_window_reason(one.recognized().text) if frames is not None else None
@@ -214,31 +221,33 @@ class WhisperRecognizer:
                     self.full_window_retries += 1
                 if self._on_retry is not None:
                     self._on_retry(reason)
-                one = self._one(audio, None)
+                one = self._one(audio, None, self._options(None, words))
             results.append(one.recognized())
         return results
 
-    def _options(self, frames: int | None) -> dict[str, Any]:
+    def _options(self, frames: int | None, words: bool) -> dict[str, Any]:
         options: dict[str, Any] = {
             "language": "en",
             "beam_size": self._beam_size,
-            "word_timestamps": True,
+            "word_timestamps": words,
             "condition_on_previous_text": False,
-            "without_timestamps": False,
+            "without_timestamps": not words,
         }
         if frames is not None:
             options["temperature"] = 0.0  # no sampling fallback: the guard redoes instead
         return options
 
-    def _one(self, audio: np.ndarray, frames: int | None) -> _Decoded:
+    def _one(self, audio: np.ndarray, frames: int | None, options: dict[str, Any]) -> _Decoded:
         out = _Decoded()
         with self._model.window(frames):
-            segments, _ = self._model.transcribe(audio, vad_filter=False, **self._options(frames))
+            segments, _ = self._model.transcribe(audio, vad_filter=False, **options)
             for segment in segments:  # lazy: the decoding happens here, in this thread
                 out.add(segment, 0.0)
         return out
 
-    def _many(self, batch: list[np.ndarray], frames: int | None) -> list[_Decoded]:
+    def _many(
+        self, batch: list[np.ndarray], frames: int | None, options: dict[str, Any]
+    ) -> list[_Decoded]:
         layout = BatchLayout.of([len(a) for a in batch])
         out = [_Decoded() for _ in batch]
         with self._model.window(frames):
@@ -246,7 +255,7 @@ class WhisperRecognizer:
                 layout.join(batch),
                 clip_timestamps=layout.clips(),
                 batch_size=len(batch),
-                **self._options(frames),
+                **options,
             )
             for segment in segments:
                 # word times are from the clip's start truncated to a frame: seek / 100

@@ -96,6 +96,23 @@ def test_words_join_to_the_text_so_quotes_and_said_read_as_spoken(recognizer):
     assert said.split() == result.text.split()
 
 
+@pytest.mark.parametrize("floor_s", [30.0, 8.0])
+def test_text_only_recognition_for_partials_gives_the_text_without_words(loaded, floor_s):
+    """``words=False`` (a batch of partials): no word timing, the same prompts read right,
+    alone and batched, each text mapped back to its own utterance, in the full window and
+    the live default's."""
+    recognizer = WhisperRecognizer(loaded, window_floor_s=floor_s)
+    batch = [clip(name) for name in PROMPTS[:3]]
+    texts = prompt_texts()
+    alone = [recognizer.recognize([a], words=False)[0] for a in batch]
+    together = recognizer.recognize(batch, words=False)
+    for name, single, batched in zip(PROMPTS, alone, together, strict=False):
+        for result in (single, batched):
+            assert result.words == []
+            e, n = word_error_rate(texts[name], result.text)
+            assert e / n <= 0.2, (name, result.text)
+
+
 def test_a_batch_gives_each_utterance_its_own_text(recognizer):
     batch = [clip(name) for name in PROMPTS[:3]]
     singles = [recognizer.recognize([a])[0] for a in batch]

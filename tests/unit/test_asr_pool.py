@@ -19,11 +19,13 @@ class SteppedRecognizer:
 
     def __init__(self) -> None:
         self.batches: list[list[float]] = []
+        self.words: list[bool] = []  # the ``words`` flag of each batch
         self.started = threading.Semaphore(0)
         self.release = threading.Semaphore(0)
 
-    def recognize(self, batch: list[np.ndarray]) -> list[Recognized]:
+    def recognize(self, batch: list[np.ndarray], words: bool = True) -> list[Recognized]:
         self.batches.append([float(a[0]) for a in batch])
+        self.words.append(words)
         self.started.release()
         self.release.acquire()
         return [Recognized(text=f"u{a[0]:g}", words=[]) for a in batch]
@@ -70,7 +72,35 @@ async def test_agent_finals_before_customer_finals_before_partials(manual_clock)
         results = await asyncio.gather(blocker, *futures)
         assert [r.status for r in results] == ["ok"] * 5
         assert [b[0] for b in rec.batches] == [0, 3, 2, 4, 1]
+        assert rec.words == [True, True, True, True, False]  # the partial: text only
         assert results[3].recognized.text == "u3"
+    finally:
+        pool.close()
+
+
+async def test_a_batch_with_any_final_is_recognized_with_words(manual_clock):
+    """Partials only preview text, so a batch of partials alone skips word timing; a final
+    in the batch needs its words (records, quotes, pace), so the whole batch gets them."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, max_batch=4)
+    pool.start()
+    try:
+        blocker = pool.submit("c", utterance(0, uid=9))
+        await _step(rec)
+        mixed = [
+            pool.submit("c", utterance(1, "customer", final=False, uid=1)),
+            pool.submit("c", utterance(2, "customer", uid=2)),
+        ]
+        rec.release.release()
+        await _step(rec)
+        rec.release.release()
+        await asyncio.gather(blocker, *mixed)
+        partials = [pool.submit("d", utterance(3 + i, final=False, uid=i)) for i in range(2)]
+        await _step(rec)
+        rec.release.release()
+        await asyncio.gather(*partials)
+        assert rec.batches == [[0], [2, 1], [3, 4]]
+        assert rec.words == [True, True, False]
     finally:
         pool.close()
 
@@ -238,7 +268,7 @@ async def test_recognizer_failure_is_an_error_result_not_a_dead_worker(manual_cl
     class Failing:
         calls = 0
 
-        def recognize(self, batch):
+        def recognize(self, batch, words=True):
             Failing.calls += 1
             if Failing.calls == 1:
                 raise RuntimeError("boom")
