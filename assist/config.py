@@ -55,9 +55,11 @@ class VadConfig(_Section):
 class EchoConfig(_Section):
     """The agent's voice echoed on the customer channel (``assist/echo.py``): the echo path
     (delay, return loss) is found from the audio, and customer audio it explains is not
-    customer speech."""
+    customer speech. The same, the other way round, for the customer's voice leaking into
+    the agent's channel (``customer_on_agent``); the settings below apply to both ways."""
 
     enabled: bool = True
+    customer_on_agent: bool = True  # look for the customer's voice on the agent's channel too
     max_delay_ms: float = Field(500.0, gt=0, le=3000)  # echo delays searched, 0 to this
     # Envelope correlation (Pearson, 0-1) of the two channels that reveals an echo path.
     min_correlation: float = Field(0.8, gt=0, le=1)

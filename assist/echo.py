@@ -4,7 +4,11 @@ from counting as the customer.
 On many VoIP legs the agent's own voice comes back on the customer channel, delayed (tens
 to hundreds of milliseconds) and attenuated by the echo return loss (ERL, typically
 15-30 dB). Left alone, the echo is "customer speech": overlaps, customer turns that hide
-a monologue, customer transcripts of the agent's words and text cues on them.
+a monologue, customer transcripts of the agent's words and text cues on them. The
+customer's voice can leak into the agent's microphone the same way (a loud headset, a
+speakerphone at the desk), and then it is the agent talking over the customer; a call
+runs one ``EchoSuppressor`` each way (``heard_on`` / ``source``), and below "customer"
+means the channel that carries the echo, "agent" the one whose voice it is.
 
 How (pure numpy, fed both channels' 8 kHz samples, one decision per 32 ms window):
 
@@ -180,10 +184,23 @@ class EchoSuppressor:
     it; ``report`` for the scorecard.
 
     ``speech_probability``: a window at or above it counts as heard speech (the voice
-    gate's onset).
+    gate's onset). ``heard_on`` / ``source``: the channel that carries the echo and the
+    one whose voice it is. The docstrings say "customer" and "agent" for the usual way
+    round; the other (the customer's voice leaking into the agent's microphone from a
+    loud headset or a speakerphone) is the same physics, so a call has one each way.
     """
 
-    def __init__(self, config: EchoConfig, speech_probability: float = 0.5) -> None:
+    def __init__(
+        self,
+        config: EchoConfig,
+        speech_probability: float = 0.5,
+        heard_on: str = "customer",
+        source: str = "agent",
+    ) -> None:
+        if heard_on == source:
+            raise ValueError(f"an echo of {source} on its own channel")
+        self.heard_on = heard_on
+        self.source = source
         self._cfg = config
         self._speech_probability = speech_probability
         capacity = round(HISTORY_S / SUB_S)
@@ -191,11 +208,11 @@ class EchoSuppressor:
         self._span = round(ANALYSIS_S / SUB_S)
         if self._span + self._max_lag + SUBS_PER_WINDOW > capacity:
             raise ValueError(f"max_delay_ms {config.max_delay_ms} too long for the history")
-        self._customer = _Envelope(capacity)
-        self._agent = _Envelope(capacity)
+        self._echoed = _Envelope(capacity)
+        self._source = _Envelope(capacity)
         self._margin = 10 ** (config.double_talk_margin_db / 10)
         self._max_gain = 10 ** (-config.min_return_loss_db / 10)
-        self._agent_active = 10 ** (AGENT_ACTIVE_DBFS / 10)
+        self._source_active = 10 ** (AGENT_ACTIVE_DBFS / 10)
         self._min_active = round(MIN_AGENT_ACTIVE_S / SUB_S)
         self._min_span = round(MIN_SPAN_S / SUB_S)
         self._noise_rise = 10 ** (NOISE_RISE_DB_PER_S * WINDOW_S / 10)
@@ -233,18 +250,18 @@ class EchoSuppressor:
         return None if self.lag is None else -_db(self.gain)
 
     def feed(self, role: str, samples: np.ndarray, scored: bool = True) -> None:
-        """The next 8 kHz samples of ``role`` (customer or agent; others are ignored);
+        """The next 8 kHz samples of ``role`` (``heard_on`` or ``source``; others are ignored);
         ``scored=False``: audio that never arrived (zeros standing in for it)."""
-        if role == "customer":
-            self._customer.feed(samples, scored)
-        elif role == "agent":
-            self._agent.feed(samples, scored)
+        if role == self.heard_on:
+            self._echoed.feed(samples, scored)
+        elif role == self.source:
+            self._source.feed(samples, scored)
 
     def skip_to(self, position: int) -> None:
         """Audio lost on both channels up to absolute 8 kHz sample ``position`` (a gap): their
         envelopes say so (NaN: never echo, never an observation), in O(1)."""
-        self._customer.skip_to(position)
-        self._agent.skip_to(position)
+        self._echoed.skip_to(position)
+        self._source.skip_to(position)
         self._heard[:] = False  # the lost windows were never heard: none is judged again
 
     def judge(self, window: WindowActivity) -> WindowActivity:
@@ -253,9 +270,9 @@ class EchoSuppressor:
         window's end must have been fed."""
         k = window.index
         end = (k + 1) * SUBS_PER_WINDOW
-        self._customer.flush()
-        self._agent.flush()
-        power = float(self._customer.span(end - SUBS_PER_WINDOW, end).sum()) / SUBS_PER_WINDOW
+        self._echoed.flush()
+        self._source.flush()
+        power = float(self._echoed.span(end - SUBS_PER_WINDOW, end).sum()) / SUBS_PER_WINDOW
         self._follow_noise(power)
         self._since_update += 1
         if self._since_update >= (SEARCH_WINDOWS if self.lag is None else UPDATE_WINDOWS):
@@ -287,7 +304,8 @@ class EchoSuppressor:
         last = math.ceil(end_s / WINDOW_S - 1e-9)  # exclusive
         latest = self._judged
         # Windows still in both histories: ours, and the agent's sub-frames one delay earlier.
-        agent_from = self._agent.count - self._agent.capacity + math.ceil(self.lag) + TAIL_SUBS + 1
+        source = self._source
+        agent_from = source.count - source.capacity + math.ceil(self.lag) + TAIL_SUBS + 1
         oldest = max(latest - len(self._heard), -(-agent_from // SUBS_PER_WINDOW) + 1)
         heard = explained = 0
         for k in range(max(first, oldest), min(last, latest)):
@@ -340,7 +358,7 @@ class EchoSuppressor:
         assert self.lag is not None
         shortest = math.floor(self.lag)
         longest = shortest + 1 + TAIL_SUBS
-        agent = self._agent.span(end - SUBS_PER_WINDOW - longest, end - shortest)
+        agent = self._source.span(end - SUBS_PER_WINDOW - longest, end - shortest)
         # Each delay's window, summed: [-1] the shortest delay, [-2] one sub-frame longer.
         windows = np.convolve(agent, _WINDOW_SUM, "valid")
         power = max(float(windows[-2:].max()), TAIL_GAIN * float(windows[:-2].max()))
@@ -378,15 +396,15 @@ class EchoSuppressor:
         span = min(self._span, end)
         if span < self._min_span:
             return
-        customer = self._customer.span(end - span, end)
-        agent = self._agent.span(end - span - self._max_lag, end)
+        customer = self._echoed.span(end - span, end)
+        agent = self._source.span(end - span - self._max_lag, end)
         if np.isnan(customer).any() or np.isnan(agent).any():
             return  # lost audio in the span
         noise = self.noise or _TINY
         # Customer sound while the agent was silent at every possible delay is not echo but
         # the customer's own turn: observe only what follows the last of it. (agent[t ..
         # t + max_lag] is what could echo into customer[t].)
-        active = np.concatenate(([0], np.cumsum(agent >= self._agent_active)))
+        active = np.concatenate(([0], np.cumsum(agent >= self._source_active)))
         if active[-1] < self._min_active:
             return  # the agent hardly spoke
         audible = customer >= noise * 10 ** (AUDIBLE_ECHO_DB / 10)
@@ -408,7 +426,7 @@ class EchoSuppressor:
         usable = span - span % SUBS_PER_WINDOW
         heard = customer[span - usable :].reshape(-1, SUBS_PER_WINDOW).mean(axis=1)
         source = delayed[span - usable :].reshape(-1, SUBS_PER_WINDOW).mean(axis=1)
-        active = source >= self._agent_active
+        active = source >= self._source_active
         if np.count_nonzero(active) * SUBS_PER_WINDOW < self._min_active:
             return
         gain = _median(np.maximum(heard[active] - noise, 0.0) / source[active])

@@ -72,12 +72,12 @@ class _Channel:
     to_asr_rate: StreamResampler | None = None
     asr_audio: ChannelAudio | None = None
     segmenter: UtteranceSegmenter | None = None
-    echo: EchoSuppressor | None = None  # the call's, when it has both roles
+    echoes: tuple[EchoSuppressor, ...] = ()  # the call's, when it has both roles
 
     def take_rest(self, samples: np.ndarray, at_vad_rate: np.ndarray, last: bool) -> None:
         """After the VAD (``_take_all``): the echo envelopes and the 16 kHz audio."""
-        if self.echo is not None:
-            self.echo.feed(self.role, at_vad_rate)
+        for echo in self.echoes:
+            echo.feed(self.role, at_vad_rate)
         if self.to_asr_rate is not None and self.asr_audio is not None:
             self.asr_audio.append(self.to_asr_rate.process(samples, last))
 
@@ -133,23 +133,31 @@ class CallPipeline:
         self.spec = spec
         self.text_judged = text  # the text models judge this call's finals
         self._channels: list[_Channel] = []
-        # The agent's echo on the customer channel is not the customer (assist/echo.py).
-        self._echo = (
-            EchoSuppressor(settings.echo, settings.vad.onset_probability)
-            if settings.echo.enabled and {"customer", "agent"} <= set(spec.channels)
-            else None
-        )
+        # The agent's echo on the customer channel is not the customer, nor the customer's
+        # on the agent's channel the agent (assist/echo.py): the channel it is heard on ->
+        # its suppressor.
+        self._echoes: dict[str, EchoSuppressor] = {}
+        if settings.echo.enabled and {"customer", "agent"} <= set(spec.channels):
+            ways = [("customer", "agent")]
+            if settings.echo.customer_on_agent:
+                ways.append(("agent", "customer"))
+            self._echoes = {
+                heard_on: EchoSuppressor(
+                    settings.echo, settings.vad.onset_probability, heard_on, source
+                )
+                for heard_on, source in ways
+            }
         for role in spec.channels:
             channel = _Channel(
                 role, StreamResampler(spec.sample_rate, VAD_RATE), VadStream(vad_model)
             )
-            channel.echo = self._echo
+            channel.echoes = tuple(self._echoes.values())
             if asr:
                 channel.to_asr_rate = StreamResampler(spec.sample_rate, ASR_RATE)
                 channel.asr_audio = ChannelAudio(settings.utterances.keep_audio_s)
-                if self._echo is not None and role == "customer":
+                if role in self._echoes:
                     channel.segmenter = EchoFreeSegmenter(
-                        settings.utterances, role, channel.asr_audio, self._echo
+                        settings.utterances, role, channel.asr_audio, self._echoes[role]
                     )
                 else:
                     channel.segmenter = UtteranceSegmenter(
@@ -297,8 +305,8 @@ class CallPipeline:
                     channel.segmenter.resume_held(*released)
             out.utterances += channel.segmenter.gap(start_s, self.tracker.t_s)
             channel.asr_audio.skip_to(self.samples_received * ASR_RATE // rate)
-        if self._echo is not None:  # after the segmenters: it judged their last utterances
-            self._echo.skip_to(vad_end)
+        for echo in self._echoes.values():  # after the segmenters: they judged the last ones
+            echo.skip_to(vad_end)
         return out
 
     def finish(self) -> PipelineOutput:
@@ -483,8 +491,8 @@ class CallPipeline:
         while all(channel.windows for channel in channels):
             before_s = self.tracker.t_s
             windows = {c.role: c.windows.popleft() for c in channels}
-            if self._echo is not None:  # the customer's echo-only windows become silence
-                windows["customer"] = self._echo.judge(windows["customer"])
+            for role, echo in self._echoes.items():  # echo-only windows become silence
+                windows[role] = echo.judge(windows[role])
             tick = self.tracker.feed(windows)
             if tick.speech_edges or tick.hold_edges or int(tick.t_s) != int(before_s):
                 out.state_changed = True
@@ -529,5 +537,6 @@ class CallPipeline:
             self._scorecard_weights,
             self.text_moments,
             self.transcripts,
-            echo=self._echo.report() if self._echo is not None else None,
+            echo=self._echoes["customer"].report() if "customer" in self._echoes else None,
+            echo_on_agent=self._echoes["agent"].report() if "agent" in self._echoes else None,
         )

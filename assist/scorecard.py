@@ -39,11 +39,13 @@ def build_scorecard(
     text_moments: list[Moment] | None = None,
     transcripts: list[Transcript] | None = None,
     echo: dict[str, Any] | None = None,
+    echo_on_agent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``text_moments`` is None when the text models did not run on the call;
     ``transcripts`` (finals) give each moment the words said during it; ``echo`` is the
     echo of the agent found on the customer channel (``EchoSuppressor.report``; None: not
-    looked for) and becomes ``metrics["echo"]``."""
+    looked for) and becomes ``metrics["echo"]``; ``echo_on_agent``, the customer's voice
+    found on the agent's channel, ``metrics["echo_on_agent"]``."""
     w = weights or ScorecardConfig()
     duration = totals.duration_s
     counts: Counter[str] = Counter(f.kind for f in findings)
@@ -71,6 +73,8 @@ def build_scorecard(
     }
     if echo is not None:
         metrics["echo"] = echo
+    if echo_on_agent is not None:
+        metrics["echo_on_agent"] = echo_on_agent
     patience = (
         100.0
         - w.patience_per_interruption_per_10_min * interruptions_per_10_min

@@ -208,7 +208,8 @@ def render(script: CallScript) -> RenderedCall:
     ``announcements``); each line is espeak-ng or Piper speech (``script.tts``, cached) at
     -20 dBFS RMS, cut off at ``duration_s``; a mute zeroes the agent line, speech included;
     with ``echo``, the agent line (noise and music included) is mixed onto the customer line
-    last. Raises ``RuntimeError`` when espeak-ng, Piper or the music track is missing.
+    last (or the customer line onto the agent's, ``echo.on``). Raises ``RuntimeError``
+    when espeak-ng, Piper or the music track is missing.
     """
     rate = script.sample_rate
     n = round(script.duration_s * rate)
@@ -247,7 +248,8 @@ def render(script: CallScript) -> RenderedCall:
     for mute in script.mute:
         audio[round(mute.at * rate) : round((mute.at + mute.duration) * rate), 1] = 0.0
     if script.echo is not None:
-        audio[:, 0] += _echo_of(audio[:, 1], script.echo, rate, script.seed)
+        heard_on = 0 if script.echo.on == "customer" else 1  # the other line is the source
+        audio[:, heard_on] += _echo_of(audio[:, 1 - heard_on], script.echo, rate, script.seed)
     np.clip(audio, -1.0, 32767 / 32768, out=audio)
     return RenderedCall(script, audio, rendered, announced)
 
@@ -268,8 +270,10 @@ def _announce(
 
 
 def _echo_of(agent: np.ndarray, echo: Echo, rate: int, seed: int) -> np.ndarray:
-    """The agent line as it comes back on the customer line: delayed, attenuated, and with
-    ``dispersion_ms`` through a seeded decaying random echo path of unit energy gain."""
+    """The agent line as it comes back on the customer line (or, ``echo.on`` "agent", the
+    customer line on the agent's: ``agent`` is then the customer's samples): delayed,
+    attenuated, and with ``dispersion_ms`` through a seeded decaying random echo path of
+    unit energy gain."""
     delay = round(echo.delay_ms * rate / 1000)
     path = np.ones(1)
     taps = round(echo.dispersion_ms * rate / 1000)

@@ -26,6 +26,7 @@ over_music = false          # false: replaces the music while it plays; true: mu
 at = 3.0
 duration = 45.0
 [echo]                      # optional: the agent line leaks onto the customer line
+on = "customer"             # the line that carries it; "agent": the customer's line on the agent's
 delay_ms = 120.0            # this late
 level_db = -24.0            # this much quieter (minus the echo return loss)
 dispersion_ms = 0.0         # > 0: through a decaying echo path this long, not a pure delay
@@ -99,9 +100,12 @@ class Mute(BaseModel):
 class Echo(BaseModel):
     """The agent's line mixed onto the customer's (VoIP echo): ``delay_ms`` late,
     ``level_db`` relative to the agent (minus the echo return loss), through a seeded,
-    exponentially decaying echo path ``dispersion_ms`` long (0: a pure delay)."""
+    exponentially decaying echo path ``dispersion_ms`` long (0: a pure delay). ``on``
+    "agent": the other way round, the customer's line onto the agent's (a loud headset or
+    a speakerphone at the agent's desk)."""
 
     model_config = ConfigDict(extra="forbid")
+    on: Literal["customer", "agent"] = "customer"  # the line that carries the echo
     delay_ms: float = Field(ge=0)
     level_db: float = Field(le=0)
     dispersion_ms: float = Field(0.0, ge=0)

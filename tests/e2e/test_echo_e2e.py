@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from assist.asr.wer import word_error_rate
 from assist.replay import ReplayResult, replay_wav
 from assist.synth.render import RenderedCall, render
 from tests.conftest import make_settings, synthesized_call
@@ -108,6 +109,58 @@ async def test_customer_talking_over_the_agent_during_echo_is_still_an_interrupt
     assert spoken - 1.0 <= metrics["talk_s"]["customer"] <= spoken + ACQUISITION_S
     assert metrics["overlap_s"] >= 2.0  # the interruption and the barge-in are real overlaps
     assert_echo_metrics(metrics, 90, -18, tol_db=1.5)
+
+
+@pytest.mark.asr
+async def test_customer_echo_on_the_agent_line_is_not_the_agent(server_factory):
+    """The customer's voice leaks into the agent's microphone all call long (-16 dB, 60 ms),
+    transcribed (text cues off: this is about who speaks): the agent's interruption fires
+    at its moment, and only it (the echo is no agent talking over the customer); every
+    agent transcript is an agent line (none of the customer's words); the path in the
+    scorecard's ``echo_on_agent``. Without that suppressor (``customer_on_agent = false``)
+    the echo is the agent: other nudges."""
+    settings = make_settings(
+        asr={"enabled": True, "stale_after_s": 600, "max_queue": 512}, text={"enabled": False}
+    )
+    running = await server_factory(settings)
+    call = synthesized_call("customer_echo_interruption")
+    assert call.script.echo is not None and call.script.echo.on == "agent"
+    result = await stream_rendered(running.ws, call, "echo-cust-1", speed=0)
+    assert result.error is None, result.error
+    assert_nudges_match(result, truth(call))
+    assert [n["kind"] for n in result.nudges] == ["interruption"]
+    agent_lines = [u.text for u in call.utterances if u.who == "agent"]
+    customer_lines_said = [u.text for u in call.utterances if u.who == "customer"]
+    finals = [
+        e
+        for e in result.events
+        if e["type"] == "transcript" and e["channel"] == "agent" and e["final"]
+    ]
+    assert finals
+    for final in finals:  # each is nearer an agent line than any customer line
+        agent_wer = min(_wer(line, final["text"]) for line in agent_lines)
+        customer_wer = min(_wer(line, final["text"]) for line in customer_lines_said)
+        assert agent_wer < customer_wer, final["text"]
+    assert result.scorecard is not None
+    metrics = result.scorecard["metrics"]
+    spoken = sum(u.end_s - u.start_s for u in call.utterances if u.who == "agent")
+    assert spoken - 1.0 <= metrics["talk_s"]["agent"] <= spoken + ACQUISITION_S
+    on_agent = metrics["echo_on_agent"]
+    assert on_agent["detected"] and abs(on_agent["delay_ms"] - 60) <= 3, on_agent
+    assert abs(on_agent["return_loss_db"] - 16) <= 1.5, on_agent
+
+    off = await server_factory(make_settings(echo={"customer_on_agent": False}))
+    plain = await stream_rendered(off.ws, call, "echo-cust-0", speed=0)
+    assert plain.scorecard is not None and "echo_on_agent" not in plain.scorecard["metrics"]
+    assert plain.scorecard["metrics"]["talk_s"]["agent"] > spoken + 5
+    assert [n["kind"] for n in plain.nudges] != ["interruption"] or abs(
+        plain.nudges[0]["media_time_s"] - result.nudges[0]["media_time_s"]
+    ) > 0.5, plain.nudges
+
+
+def _wer(reference: str, hypothesis: str) -> float:
+    errors, words = word_error_rate(reference, hypothesis)
+    return errors / max(words, 1)
 
 
 async def test_echo_can_be_switched_off(server_factory):

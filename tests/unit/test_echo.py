@@ -273,9 +273,9 @@ class _EnergyVad:
 
 
 def _pipeline_call(
-    customer: np.ndarray, agent: np.ndarray, enabled: bool
+    customer: np.ndarray, agent: np.ndarray, enabled: bool, customer_on_agent: bool = True
 ) -> tuple[CallPipeline, list]:
-    settings = Settings(echo={"enabled": enabled})
+    settings = Settings(echo={"enabled": enabled, "customer_on_agent": customer_on_agent})
     spec = CallSpec("echo-call", "agent-1", RATE, "pcm16", ("customer", "agent"))
     pipeline = CallPipeline(settings, _EnergyVad(), spec, asr=True)
     stereo = np.stack([customer, agent], axis=1)
@@ -307,6 +307,34 @@ def test_pipeline_echo_is_no_customer_speech_nor_utterance():
     assert [u for u in utterances if u.channel == "customer" and u.final]
 
 
+def test_pipeline_customer_echo_on_the_agent_line_is_no_agent_speech():
+    """The other way round (the customer's voice leaking into the agent's microphone): a
+    customer monologue echoed on the agent line leaves (almost) no agent talk time, no
+    overlap and no agent utterance, and the path is in ``echo_on_agent``; without that
+    suppressor the echo is the agent talking over the customer the whole time."""
+    customer = AGENT + noise(SECONDS, 1)  # the same speech, now the customer's
+    agent = noise(SECONDS, 2) + echo_of(AGENT, 70, -20)
+    pipeline, utterances = _pipeline_call(customer, agent, enabled=True)
+    metrics = pipeline.scorecard()["metrics"]
+    assert metrics["talk_s"]["agent"] <= 1.5
+    assert metrics["overlap_s"] <= 1.5
+    assert not [u for u in utterances if u.channel == "agent" and u.final]
+    on_agent = metrics["echo_on_agent"]
+    assert on_agent["detected"] and on_agent["delay_ms"] == 70
+    assert abs(on_agent["return_loss_db"] - 20) <= 1.0
+    assert metrics["echo"]["detected"] is False  # nothing of the agent on the customer line
+    pipeline, utterances = _pipeline_call(customer, agent, enabled=True, customer_on_agent=False)
+    metrics = pipeline.scorecard()["metrics"]
+    assert "echo_on_agent" not in metrics
+    assert metrics["talk_s"]["agent"] > 20 and metrics["overlap_s"] > 20
+    assert [u for u in utterances if u.channel == "agent" and u.final]
+
+
+def test_an_echo_suppressor_needs_two_channels():
+    with pytest.raises(ValueError, match="own channel"):
+        EchoSuppressor(EchoConfig(), heard_on="agent", source="agent")
+
+
 def test_pipeline_without_echo_is_unchanged():
     """Two people taking turns and talking over each other, no echo: the suppressor changes
     nothing (same talk times, overlaps and utterances as without it)."""
@@ -316,6 +344,7 @@ def test_pipeline_without_echo_is_unchanged():
     without, plain = _pipeline_call(customer, agent, enabled=False)
     metrics = with_echo.scorecard()["metrics"]
     assert metrics.pop("echo")["detected"] is False
+    assert metrics.pop("echo_on_agent")["detected"] is False
     assert metrics == without.scorecard()["metrics"]
     assert [(u.channel, u.start_s, u.end_s) for u in kept] == [
         (u.channel, u.start_s, u.end_s) for u in plain
