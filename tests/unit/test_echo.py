@@ -287,18 +287,26 @@ def _pipeline_call(
     return pipeline, utterances
 
 
+def _silenced(
+    pipeline: CallPipeline, utterances: list, heard_on: str, key: str, delay_ms: float
+) -> dict:
+    """The scorecard's metrics, once checked: (almost) no talk time and no overlap on the
+    ``heard_on`` channel, no final utterance of it, and the echo path in ``metrics[key]``."""
+    metrics = pipeline.scorecard()["metrics"]
+    assert metrics["talk_s"][heard_on] <= 1.5
+    assert metrics["overlap_s"] <= 1.5
+    assert not [u for u in utterances if u.channel == heard_on and u.final]
+    assert metrics[key]["detected"] and metrics[key]["delay_ms"] == delay_ms
+    return metrics
+
+
 def test_pipeline_echo_is_no_customer_speech_nor_utterance():
     """Through ``CallPipeline``: with the echo suppressor, an agent monologue echoed on the
     customer line leaves (almost) no customer talk time, no overlap and no customer
     utterance to transcribe; without it, the echo is a second speaker."""
     agent = AGENT + noise(SECONDS, 2)
     customer = noise(SECONDS, 1) + echo_of(AGENT, 120, -24)
-    pipeline, utterances = _pipeline_call(customer, agent, enabled=True)
-    metrics = pipeline.scorecard()["metrics"]
-    assert metrics["talk_s"]["customer"] <= 1.5
-    assert metrics["overlap_s"] <= 1.5
-    assert not [u for u in utterances if u.channel == "customer" and u.final]
-    assert metrics["echo"]["detected"] and metrics["echo"]["delay_ms"] == 120
+    metrics = _silenced(*_pipeline_call(customer, agent, enabled=True), "customer", "echo", 120)
     assert metrics["echo"]["utterances_dropped"] >= 1  # cut before the path was known
     pipeline, utterances = _pipeline_call(customer, agent, enabled=False)
     metrics = pipeline.scorecard()["metrics"]
@@ -314,14 +322,9 @@ def test_pipeline_customer_echo_on_the_agent_line_is_no_agent_speech():
     suppressor the echo is the agent talking over the customer the whole time."""
     customer = AGENT + noise(SECONDS, 1)  # the same speech, now the customer's
     agent = noise(SECONDS, 2) + echo_of(AGENT, 70, -20)
-    pipeline, utterances = _pipeline_call(customer, agent, enabled=True)
-    metrics = pipeline.scorecard()["metrics"]
-    assert metrics["talk_s"]["agent"] <= 1.5
-    assert metrics["overlap_s"] <= 1.5
-    assert not [u for u in utterances if u.channel == "agent" and u.final]
-    on_agent = metrics["echo_on_agent"]
-    assert on_agent["detected"] and on_agent["delay_ms"] == 70
-    assert abs(on_agent["return_loss_db"] - 20) <= 1.0
+    call = _pipeline_call(customer, agent, enabled=True)
+    metrics = _silenced(*call, "agent", "echo_on_agent", 70)
+    assert abs(metrics["echo_on_agent"]["return_loss_db"] - 20) <= 1.0
     assert metrics["echo"]["detected"] is False  # nothing of the agent on the customer line
     pipeline, utterances = _pipeline_call(customer, agent, enabled=True, customer_on_agent=False)
     metrics = pipeline.scorecard()["metrics"]
