@@ -56,8 +56,8 @@ class _FirstPass(WhisperRecognizer):
 
     first_pass = ""
 
-    def _one(self, audio: np.ndarray, frames: int | None) -> _Decoded:
-        decoded = super()._one(audio, frames)
+    def _one(self, audio: np.ndarray, frames: int | None, options: dict[str, Any]) -> _Decoded:
+        decoded = super()._one(audio, frames, options)
         if frames is not None or self._floor_s >= FULL_WINDOW_S:
             self.first_pass = decoded.recognized().text
         return decoded
