@@ -520,7 +520,8 @@ def _best_lag(customer: np.ndarray, agent: np.ndarray, max_lag: int) -> tuple[fl
 
 
 class EchoFreeSegmenter(UtteranceSegmenter):
-    """The customer's utterance segmenter, minus utterances that were the agent's echo
+    """The utterance segmenter of the channel an ``EchoSuppressor`` watches (the customer's,
+    or the agent's for the customer's echo), minus utterances that were the other's echo
     (``EchoSuppressor.utterance_is_echo``: speech cut before the echo path was known). The
     final of an utterance whose partial was kept is kept too (never a partial without its
     final on the agent's page)."""

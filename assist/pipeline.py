@@ -528,6 +528,7 @@ class CallPipeline:
     def scorecard(self) -> dict[str, Any]:
         """The call's scorecard as of now (final once ``finish`` and every transcript and
         score have come back)."""
+        reports = {heard_on: echo.report() for heard_on, echo in self._echoes.items()}
         return build_scorecard(
             self.spec.call_id,
             self.spec.agent_id,
@@ -537,6 +538,6 @@ class CallPipeline:
             self._scorecard_weights,
             self.text_moments,
             self.transcripts,
-            echo=self._echoes["customer"].report() if "customer" in self._echoes else None,
-            echo_on_agent=self._echoes["agent"].report() if "agent" in self._echoes else None,
+            echo=reports.get("customer"),
+            echo_on_agent=reports.get("agent"),
         )

@@ -180,6 +180,17 @@ def asr_models() -> list[str]:
     return ["tiny.en", "base"] if base else ["tiny.en"]
 
 
+def _one_at_a_time(recognizer: Any, clips: list[np.ndarray], words: bool) -> list[int]:
+    """Nanoseconds of ``recognizer.recognize`` on each clip alone (``words``: with word
+    timing, as for finals; without, as for partials)."""
+    samples = []
+    for clip in clips:
+        t = time.perf_counter_ns()
+        recognizer.recognize([clip], words=words)
+        samples.append(time.perf_counter_ns() - t)
+    return samples
+
+
 def bench_asr(
     utterances: list[np.ndarray], device: str, quick: bool, progress: Progress
 ) -> dict[str, Any]:
@@ -202,22 +213,17 @@ def bench_asr(
             "cpu_threads": cfg.cpu_threads,
             "load_s": round(loaded.load_s, 3),
         }
-        samples, audio_s = [], []
-        for clip in singles:
-            t = time.perf_counter_ns()
-            recognizer.recognize([clip])
-            samples.append(time.perf_counter_ns() - t)
-            audio_s.append(len(clip) / 16000)
+        audio_s = [len(clip) / 16000 for clip in singles]
+        samples = _one_at_a_time(recognizer, singles, words=True)
         single = timings_ms(samples, what="one utterance, batch 1")
         single["mean_audio_s"] = round(float(np.mean(audio_s)), 2)
         single["realtime_factor"] = round(sum(samples) / 1e9 / sum(audio_s), 4)
         out[f"asr_{name}_batch1"] = {**single, **model}
-        samples = []  # the same utterances as partials: text only, no word timing
-        for clip in singles:
-            t = time.perf_counter_ns()
-            recognizer.recognize([clip], words=False)
-            samples.append(time.perf_counter_ns() - t)
-        text_only = timings_ms(samples, what="one utterance, batch 1, text only (a partial)")
+        # the same utterances as partials: text only, no word timing
+        text_only = timings_ms(
+            _one_at_a_time(recognizer, singles, words=False),
+            what="one utterance, batch 1, text only (a partial)",
+        )
         out[f"asr_{name}_batch1_text_only"] = {**text_only, **model}
         for size in batch_sizes:
             progress(f"ASR {name} batch {size}")

@@ -200,7 +200,7 @@ class WhisperRecognizer:
 
         Word times are seconds from the start of that utterance's audio. ``words`` False:
         text only (no word list), decoded without timestamp tokens or word alignment,
-        about a fifth less work (``bench/README.md``): for partials, which only preview.
+        about a quarter less CPU (README, "Benchmarks"): for partials, which only preview.
         One utterance is transcribed alone; several go through one batched pass, laid end
         to end with ``GAP_S`` of silence between them, in one encoder window that fits the
         longest. A windowed result the guard rejects is transcribed again alone with the

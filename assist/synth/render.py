@@ -269,11 +269,10 @@ def _announce(
     return RenderedUtterance("announcement", a.text, start / rate, (start + len(clip)) / rate)
 
 
-def _echo_of(agent: np.ndarray, echo: Echo, rate: int, seed: int) -> np.ndarray:
-    """The agent line as it comes back on the customer line (or, ``echo.on`` "agent", the
-    customer line on the agent's: ``agent`` is then the customer's samples): delayed,
-    attenuated, and with ``dispersion_ms`` through a seeded decaying random echo path of
-    unit energy gain."""
+def _echo_of(source: np.ndarray, echo: Echo, rate: int, seed: int) -> np.ndarray:
+    """The ``source`` line as it comes back on the other (the agent's on the customer's, or
+    with ``echo.on`` "agent" the customer's on the agent's): delayed, attenuated, and with
+    ``dispersion_ms`` through a seeded decaying random echo path of unit energy gain."""
     delay = round(echo.delay_ms * rate / 1000)
     path = np.ones(1)
     taps = round(echo.dispersion_ms * rate / 1000)
@@ -281,9 +280,9 @@ def _echo_of(agent: np.ndarray, echo: Echo, rate: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed + 1)
         path = rng.standard_normal(taps) * np.exp(-np.arange(taps) / (taps / 3))
         path /= np.sqrt(np.sum(path**2))
-    out = np.zeros_like(agent)
-    if delay < len(agent):
-        echoed = np.convolve(agent[: len(agent) - delay], path)[: len(agent) - delay]
+    out = np.zeros_like(source)
+    if delay < len(source):
+        echoed = np.convolve(source[: len(source) - delay], path)[: len(source) - delay]
         out[delay:] = echoed * np.float32(10 ** (echo.level_db / 20))
     return out
 

