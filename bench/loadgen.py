@@ -44,7 +44,7 @@ GOAL_S = {**dict.fromkeys(AUDIO_CUES, 0.3), **dict.fromkeys(TEXT_CUES, 2.0)}  # 
 # audio nudges with the frame that crossed the threshold.
 MATCH_WINDOW_S = {**dict.fromkeys(AUDIO_CUES, 1.0), **dict.fromkeys(TEXT_CUES, 2.5)}
 PACE_MARGIN = 0.05  # scripted rates within 5 % of the pace threshold are too close to call
-STAGGER_S = 0.1  # call starts are staggered like a real floor's
+STAGGER_S = 0.1  # call starts are 0.1 s apart when there is no ramp (all in step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +142,20 @@ class StreamedCall:
     result: ReplayResult
     truth: list[Truth]
     streamed_s: float  # media seconds sent
+    measured_from_s: float = 0.0  # media time of this call at which the measured window opens
+
+
+def slot_start_s(slot: int, n: int, ramp_s: float) -> float:
+    """When slot ``slot`` of ``n`` starts (s after the first): spread evenly over ``ramp_s``,
+    so on a steady floor the calls are at independent points of their scripts; 0 = all at
+    once, ``STAGGER_S`` apart (the same scripts in step: a burst no real floor makes)."""
+    return slot * ramp_s / n if ramp_s > 0 else slot * STAGGER_S
+
+
+def window_truth(truth: list[Truth], from_s: float, to_s: float) -> list[Truth]:
+    """The call's scripted moments with those outside [``from_s``, ``to_s``] (media s: the
+    measured window, the audio actually streamed) made optional."""
+    return [t if from_s <= t.at_s <= to_s else Truth(t.kind, t.at_s, optional=True) for t in truth]
 
 
 def call_jobs(
@@ -151,13 +165,19 @@ def call_jobs(
     seconds: float,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     id_prefix: str = "bench",
+    ramp_s: float = 0.0,
 ) -> list[Coroutine[Any, Any, StreamedCall]]:
-    """One coroutine per call of N slots, each slot streaming ``seconds`` of audio in real
-    time, timed from now (call on the running loop); every call has its own agent event
-    stream. A slot's next call starts when the previous one's audio ends (its stop and the
-    draining of its transcripts overlap the next call). Call ids start with ``id_prefix``
-    (distinct per server sharing one store), and agent ids do for any other prefix than the
-    default. A call that fails raises from its coroutine."""
+    """One coroutine per call of N slots, timed from now (call on the running loop); every
+    call has its own agent event stream. A slot's next call starts when the previous one's
+    audio ends (its stop and the draining of its transcripts overlap the next call). Call
+    ids start with ``id_prefix`` (distinct per server sharing one store), and agent ids do
+    for any other prefix than the default. A call that fails raises from its coroutine.
+
+    ``ramp_s`` 0: every slot streams ``seconds`` of audio in real time, all starting
+    together. ``ramp_s`` > 0: the slots start spread over the ramp (``slot_start_s``) and
+    all stream until ``ramp_s + seconds``; the measured window is the last ``seconds``,
+    when all N run at independent phases: a scripted moment before it is optional (a
+    nudge there is neither a hit nor false, no nudge no miss)."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
 
@@ -180,16 +200,19 @@ def call_jobs(
 
         result = await stream_call(url, start, plan.frames[:count], speed=1.0, on_event=seen)
         streamed_s = count * FRAME_S
-        truth = [
-            t if t.at_s <= streamed_s else Truth(t.kind, t.at_s, optional=True) for t in plan.truth
-        ]
-        return StreamedCall(plan.name, result, truth, streamed_s)
+        measured_from_s = max(0.0, ramp_s - at_s)
+        truth = window_truth(plan.truth, measured_from_s, streamed_s)
+        return StreamedCall(plan.name, result, truth, streamed_s, measured_from_s)
 
-    return [
-        one(slot, j, slot * STAGGER_S + offset, plan, count)
-        for slot in range(n)
-        for j, (offset, plan, count) in enumerate(slot_schedule(plans, slot, seconds))
-    ]
+    def slot_jobs(slot: int) -> list[Coroutine[Any, Any, StreamedCall]]:
+        start = slot_start_s(slot, n, ramp_s)
+        until = ramp_s + seconds - start if ramp_s > 0 else seconds
+        return [
+            one(slot, j, start + offset, plan, count)
+            for j, (offset, plan, count) in enumerate(slot_schedule(plans, slot, until))
+        ]
+
+    return [job for slot in range(n) for job in slot_jobs(slot)]
 
 
 async def stream_calls(jobs: list[Coroutine[Any, Any, StreamedCall]]) -> list[StreamedCall]:
@@ -229,10 +252,13 @@ def match(
 
 
 def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
-    """Per cue kind: delay percentiles, recall and false nudges per call-hour."""
+    """Per cue kind: delay percentiles, recall and false nudges per call-hour. A nudge sent
+    again (``corrected``: the sentence it quoted was redacted further) replaces the first,
+    which alone is matched."""
     per_kind: dict[str, dict[str, Any]] = {}
     for streamed in calls:
-        delays, missed, false = match(streamed.result.nudge_arrivals(), streamed.truth)
+        first_sent = [(e, t) for e, t in streamed.result.nudge_arrivals() if not e.get("corrected")]
+        delays, missed, false = match(first_sent, streamed.truth)
         firm = {t.kind for t in streamed.truth if not t.optional}
         for kind in firm | set(delays) | set(false):
             entry = per_kind.setdefault(kind, {"delays": [], "missed": 0, "false": 0})
@@ -258,12 +284,17 @@ def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
 
 def transcript_delays(calls: list[StreamedCall]) -> list[float]:
     """Final transcript arrival minus its utterance's end (media s; paced at speed 1.0, so
-    the two clocks agree)."""
+    the two clocks agree), for utterances that ended in the measured window."""
     out = []
     for streamed in calls:
         result = streamed.result
         for event, arrival in zip(result.events, result.arrivals, strict=True):
-            if event["type"] == "transcript" and event["final"]:
+            if (
+                event["type"] == "transcript"
+                and event["final"]
+                and not event.get("corrected")  # sent again, later: not a recognition's delay
+                and event["end_s"] >= streamed.measured_from_s
+            ):
                 out.append(arrival - event["end_s"])
     return out
 

@@ -63,6 +63,7 @@ def summary(results: dict[str, Any]) -> str:
         "Delays run from the moment a cue became true in the audio (the call scripts' "
         "truth) to the nudge on the agent's socket; calls are streamed in real time.",
         "",
+        *_ramp_line(results["config"].get("ramp_s", 0.0), results["config"]["seconds"]),
         "## Capacity",
         "",
         "| device | calls | limited by |",
@@ -250,3 +251,15 @@ def _by_role(cpu: dict[str, Any]) -> str:
     if not roles:
         return ""
     return f" ({roles['event_loop']:.2f} / {roles['recognizer']:.2f} / {roles['other']:.2f})"
+
+
+def _ramp_line(ramp_s: float, seconds: float) -> list[str]:
+    """How the calls were started: one sentence and a blank line."""
+    if ramp_s > 0:
+        text = (
+            f"For N > 1 the call slots started spread over a {ramp_s:.0f} s ramp (independent "
+            f"phases, as on a real floor); every number is over the {seconds:.0f} s after it."
+        )
+    else:
+        text = "The call slots started together, 0.1 s apart (the same scripts in step)."
+    return [text, ""]

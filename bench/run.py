@@ -10,7 +10,16 @@ buffering, processing, transcription for the text cues, and fan-out. Also: recal
 nudges per call-hour, the final-transcript delay after each utterance's end, the ASR
 queue (length, wait, shed requests), server CPU and memory per call.
 
-    python bench/run.py [--calls 1 2 4 8] [--seconds 90] [--device cpu|cuda] [--out bench/results]
+    python bench/run.py [--calls 1 2 4 8] [--seconds 90] [--ramp-s 60] [--device cpu|cuda]
+                        [--out bench/results]
+
+On a real floor calls are at independent points of their conversations. So for N > 1 the
+call slots start spread over a ramp (``--ramp-s``, default 60 s, about a scripted call's
+length) and everything is measured over the ``--seconds`` after it, when all N run:
+scripted moments before it, server counters and CPU before it are not counted. With
+``--ramp-s 0`` the slots start together 0.1 s apart, slot k on script k mod 7, so the same
+scripts run in step: a burst of simultaneous utterances no real floor makes (the sweeps
+before 2026-12-02 ran that way).
 
 Capacity: the largest N of the sweep at which every cue's p95 stayed under its goal (audio
 cues 0.3 s, text cues 2.0 s), and every smaller N did too. Writes ``DIR/results.json``,
@@ -26,6 +35,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +81,7 @@ from bench.micro import run_micro  # noqa: E402
 
 DEFAULT_CALLS = [1, 2, 4, 8]
 DEFAULT_SECONDS = 90.0
+DEFAULT_RAMP_S = 60.0  # about one scripted call's mean length (24-96 s): phases spread over it
 WARM_UP_S = 8.0  # media seconds of the warm-up call (the dispute's first sentence)
 
 
@@ -85,12 +96,21 @@ def by_label(samples: dict[str, float], key: str) -> dict[str, float]:
 
 
 async def measure(
-    port: int, pid: int, plans: list[CallPlan], n: int, seconds: float
+    port: int,
+    pid: int,
+    plans: list[CallPlan],
+    n: int,
+    seconds: float,
+    ramp_s: float,
+    window_opens: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Stream the calls while sampling the server once a second; the raw measurements."""
+    """Stream the calls while sampling the server once a second; the raw measurements, with
+    ``window_opens()``'s snapshot of the server taken as the measured window opens (after
+    the ramp; at once without one)."""
     url = f"ws://127.0.0.1:{port}"
     metrics_url = f"http://127.0.0.1:{port}/metrics"
-    bar = ProgressBar(f"[N={n}]", seconds, "s of audio")
+    total_s = ramp_s + seconds
+    bar = ProgressBar(f"[N={n}]", total_s, "s of audio")
     seen = {"nudges": 0, "finals": 0}
     queue: list[float] = []
     rss: list[float] = []
@@ -107,25 +127,38 @@ async def measure(
             queue.append(page.get("assist_asr_queue", {}).get("", 0.0))
             rss.append(process_rss_mb(pid))
             done = time.monotonic() - t0
-            state = "draining" if done > seconds + (n - 1) * STAGGER_S else ""
+            state = "ramp" if done < ramp_s else ""
+            state = "draining" if done > total_s + (n - 1) * STAGGER_S else state
             bar.update(
-                min(done, seconds),
+                min(done, total_s),
                 f"{seen['nudges']} nudges, {seen['finals']} finals, "
                 f"ASR queue {queue[-1]:.0f} {state}",
             )
             await asyncio.sleep(1.0)  # sampling period, not a timing
 
+    async def open_window(t0: float) -> dict[str, Any]:
+        await asyncio.sleep(max(0.0, t0 + ramp_s - time.monotonic()))  # the ramp's end
+        return await asyncio.to_thread(window_opens)
+
     lag = LoopLag()
     t0 = time.monotonic()
+    window = asyncio.create_task(open_window(t0))
     helpers = [asyncio.create_task(sample(t0)), asyncio.create_task(lag.run())]
     try:
-        calls = await stream_calls(call_jobs(url, plans, n, seconds, on_event))
+        calls = await stream_calls(call_jobs(url, plans, n, seconds, on_event, ramp_s=ramp_s))
     finally:
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
-    bar.close(f"{seconds:.0f} s of audio x {n} in {time.monotonic() - t0:.0f} s wall")
-    return {"calls": calls, "queue": queue, "rss": rss, "loop_lag": lag.late_s}
+    opened = await window
+    bar.close(f"{total_s:.0f} s of audio x {n} in {time.monotonic() - t0:.0f} s wall")
+    return {
+        "calls": calls,
+        "queue": queue[int(ramp_s) :],  # samples once a second: the measured window's
+        "rss": rss,
+        "loop_lag": lag.late_s,
+        "window": opened,
+    }
 
 
 async def warm_up(port: int, plan: CallPlan) -> None:
@@ -158,48 +191,60 @@ def counters_since(
     }
 
 
-def one_run(plans: list[CallPlan], n: int, seconds: float, device: str) -> dict[str, Any]:
-    """A fresh server for N calls (its CPU and memory are theirs alone)."""
+def one_run(
+    plans: list[CallPlan], n: int, seconds: float, device: str, ramp_s: float = 0.0
+) -> dict[str, Any]:
+    """A fresh server for N calls (its CPU and memory are theirs alone). Server counters,
+    CPU and the machine's load are taken over the measured window (after the ramp)."""
     print(f"[N={n}] starting a server, warming it up ...", file=sys.stderr, flush=True)
     server, port = start_server({"ASSIST_ASR__ENABLED": "true", "ASSIST_ASR__DEVICE": device})
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "page": parse_metrics(http_get(metrics_url)),
+            "cpu": process_cpu_s(server.pid),
+            "own": own_cpu_s(),
+            "threads": thread_cpu_s(server.pid),
+            "ticks": machine_cpu_ticks(),
+            "load": os.getloadavg()[0],
+            "wall": time.monotonic(),
+        }
+
     try:
         health = json.loads(http_get(f"http://127.0.0.1:{port}/healthz"))
         asyncio.run(warm_up(port, plans[0]))
-        page_before = parse_metrics(http_get(f"http://127.0.0.1:{port}/metrics"))
         idle_rss = process_rss_mb(server.pid)
-        cpu_before, own_before = process_cpu_s(server.pid), own_cpu_s()
-        threads_before = thread_cpu_s(server.pid)
-        ticks_before = machine_cpu_ticks()
-        load_before = os.getloadavg()[0]
-        wall_before = time.monotonic()
-        raw = asyncio.run(measure(port, server.pid, plans, n, seconds))
-        wall = time.monotonic() - wall_before
-        load_after = os.getloadavg()[0]
-        server_cpu = process_cpu_s(server.pid) - cpu_before
-        by_role = cpu_by_role(server.pid, threads_before, thread_cpu_s(server.pid))
-        own_cpu = own_cpu_s() - own_before
-        machine_busy = busy_share(ticks_before, machine_cpu_ticks())
-        page = counters_since(
-            page_before, parse_metrics(http_get(f"http://127.0.0.1:{port}/metrics"))
-        )
+        raw = asyncio.run(measure(port, server.pid, plans, n, seconds, ramp_s, snapshot))
+        start, end = raw["window"], snapshot()
         final_rss = process_rss_mb(server.pid)
     finally:
         stop_server(server)
+    wall = end["wall"] - start["wall"]
+    server_cpu = end["cpu"] - start["cpu"]
+    by_role = cpu_by_role(server.pid, start["threads"], end["threads"])
+    own_cpu = end["own"] - start["own"]
+    machine_busy = busy_share(start["ticks"], end["ticks"])
+    page = counters_since(start["page"], end["page"])
+    load_before, load_after = start["load"], end["load"]
 
     calls = raw["calls"]
-    media_s = sum(c.streamed_s for c in calls)
-    finals = sum(
-        1 for c in calls for e in c.result.events if e["type"] == "transcript" and e["final"]
-    )
-    partials = sum(
-        1 for c in calls for e in c.result.events if e["type"] == "transcript" and not e["final"]
-    )
+    media_s = sum(c.streamed_s - c.measured_from_s for c in calls)  # in the window
+    transcripts = [
+        e
+        for c in calls
+        for e in c.result.events
+        if e["type"] == "transcript" and e["end_s"] >= c.measured_from_s
+    ]
+    finals = sum(1 for e in transcripts if e["final"])
+    partials = len(transcripts) - finals
     waits = page.get("assist_asr_final_seconds_bucket", {})
     shed = by_label(page.get("assist_asr_shed_total", {}), "reason")
     peak_rss = max([final_rss, *raw["rss"]])
     return {
         "calls": n,
         "seconds": seconds,
+        "ramp_s": ramp_s,
         "calls_streamed": len(calls),
         "refused": [c.result.error for c in calls if c.result.error],
         "call_hours": round(media_s / 3600, 4),
@@ -281,6 +326,14 @@ def main() -> int:
     parser.add_argument(
         "--seconds", type=float, default=DEFAULT_SECONDS, help="seconds of audio per call slot"
     )
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        default=DEFAULT_RAMP_S,
+        help="call starts spread over this many seconds before the measured window "
+        "(independent phases, as on a real floor; not for one call); 0 = all together, "
+        "the same scripts in step",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="for ASR")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--micro-quick", action="store_true", help="short micro stage (CI)")
@@ -295,6 +348,7 @@ def main() -> int:
         "config": {
             "calls": args.calls,
             "seconds": args.seconds,
+            "ramp_s": args.ramp_s,
             "device": args.device,
             "goal_p95_s": GOAL_S,
             "match_window_s": MATCH_WINDOW_S,
@@ -312,7 +366,7 @@ def main() -> int:
     results["config"]["scripts"] = [p.name for p in plans]
     runs = []
     for n in sorted(args.calls):
-        run = one_run(plans, n, args.seconds, args.device)
+        run = one_run(plans, n, args.seconds, args.device, args.ramp_s if n > 1 else 0.0)
         runs.append(run)
         worst = {k: c["p95_s"] for k, c in run["cues"].items() if c["p95_s"] is not None}
         print(

@@ -1,0 +1,69 @@
+"""The load generator's schedule and accounting (pure: no server): slot starts with and
+without a ramp, the measured window, and what a corrected re-send does to the numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from assist.replay import ReplayResult
+from bench.loadgen import (
+    STAGGER_S,
+    StreamedCall,
+    Truth,
+    cue_stats,
+    slot_start_s,
+    transcript_delays,
+    window_truth,
+)
+
+
+def test_without_a_ramp_the_slots_start_together_a_stagger_apart():
+    assert [slot_start_s(k, 4, 0.0) for k in range(4)] == pytest.approx(
+        [0.0, STAGGER_S, 2 * STAGGER_S, 3 * STAGGER_S]
+    )
+
+
+def test_a_ramp_spreads_the_slot_starts_evenly_over_it():
+    starts = [slot_start_s(k, 12, 60.0) for k in range(12)]
+    assert starts == pytest.approx([5.0 * k for k in range(12)])
+    assert max(starts) < 60.0  # every slot runs when the measured window opens
+
+
+def test_moments_outside_the_window_are_optional_and_inside_stay_firm():
+    truth = [Truth("interruption", 3.0), Truth("pace", 20.0), Truth("dead_air", 95.0)]
+    windowed = window_truth(truth, from_s=10.0, to_s=90.0)
+    assert [(t.kind, t.optional) for t in windowed] == [
+        ("interruption", True),  # before the window: in the ramp
+        ("pace", False),
+        ("dead_air", True),  # after the audio streamed
+    ]
+    already = [Truth("pace", 20.0, optional=True)]
+    assert window_truth(already, 0.0, 90.0) == already  # not made firm
+
+
+def _call(events: list[tuple[dict, float]], truth: list[Truth], from_s: float = 0.0):
+    result = ReplayResult("c", None, [e for e, _ in events], [t for _, t in events])
+    return StreamedCall("script", result, truth, streamed_s=60.0, measured_from_s=from_s)
+
+
+def _final(end_s: float, **extra) -> dict:
+    return {"type": "transcript", "final": True, "end_s": end_s, **extra}
+
+
+def test_transcript_delays_skip_re_sent_finals_and_those_before_the_window():
+    events = [
+        (_final(4.0), 4.6),  # ended before the window opened
+        (_final(12.0), 12.8),
+        ({"type": "transcript", "final": False, "end_s": 13.0}, 13.2),  # a partial
+        (_final(12.0, corrected=True), 40.0),  # the same final again, 28 s later
+    ]
+    assert transcript_delays([_call(events, [], from_s=10.0)]) == pytest.approx([0.8])
+
+
+def test_a_corrected_nudge_is_neither_a_second_hit_nor_false():
+    nudge = {"type": "nudge", "kind": "negative_phrasing", "media_time_s": 20.0}
+    events = [(nudge, 21.5), ({**nudge, "corrected": True}, 35.0)]
+    stats = cue_stats([_call(events, [Truth("negative_phrasing", 20.0)])])
+    cue = stats["negative_phrasing"]
+    assert cue["n"] == 1 and cue["false"] == 0 and cue["recall"] == 1.0
+    assert cue["p95_s"] == pytest.approx(1.5)
