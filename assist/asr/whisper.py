@@ -14,6 +14,14 @@ counted (``on_full_window_retry``). The windowed pass itself is greedy at temper
 not redone: on recorded speech that gained little, and on synthetic or noisy speech it
 redid a quarter of all utterances (``bench/window_floor.py``, ``bench/run.py``).
 
+Two bounds keep one utterance's cost near its length. Each decoder pass generates at most
+``token_budget(seconds)`` tokens, so a loop stops within a fraction of a second instead of
+at Whisper's 448 tokens. And after a pass whose text ends within ``LAST_PASS_TAIL_S`` of
+the audio's end, faster-whisper is not let to start another pass on the rest (the
+segmenter's post-roll): such a pass costs another encode and may repeat the sentence or
+loop in the near-silence. Measured in the README ("Benchmarks": "A benchmark closer to a
+floor, and bounded decoding").
+
 One utterance: ``WhisperModel.transcribe``. Several (from any calls): they are laid one
 after another with ``GAP_S`` of silence between them (each starting on a 10 ms mel frame)
 and decoded together by ``BatchedInferencePipeline``, one clip per utterance, encoded as
@@ -24,6 +32,7 @@ previous-text conditioning (each utterance stands alone), word timestamps on.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -43,8 +52,12 @@ FULL_WINDOW_S = FULL_WINDOW_FRAMES / FRAMES_PER_S  # 30 s
 WINDOW_MARGIN_S = 0.5  # window past the longest utterance of a step (s)
 REPEAT_NGRAM = 4  # a sequence of this many words said twice (not overlapping) is a repeat
 MAX_COMPRESSION_RATIO = 2.4  # zlib ratio of the text above which Whisper calls it a loop
+MAX_TOKENS_PER_S = 10  # decoder tokens per second of audio, at most (speech makes 2-6)
+TOKEN_MARGIN = 16  # tokens a decode may add whatever its length (timestamps, the end)
+LAST_PASS_TAIL_S = 0.6  # a pass whose text ends this near the audio's end is the last (s)
 
 _WORD = re.compile(r"[a-z0-9']+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def window_frames(durations_s: Iterable[float], floor_s: float) -> int | None:
@@ -61,6 +74,16 @@ def window_frames(durations_s: Iterable[float], floor_s: float) -> int | None:
     return None if frames >= FULL_WINDOW_FRAMES else frames
 
 
+def token_budget(seconds: float) -> int:
+    """The most tokens one decoder pass over ``seconds`` of audio may generate (text,
+    punctuation and timestamp tokens): ``MAX_TOKENS_PER_S`` per second plus
+    ``TOKEN_MARGIN``. Recorded phone speech needs at most 5 text tokens a second (123
+    Asterisk prompts); a decode caught in a repetition loop would otherwise run on to
+    Whisper's own limit (448 tokens, 10 ms each on a core): seconds of CPU for a few
+    seconds of speech, before the guard even sees it."""
+    return math.ceil(MAX_TOKENS_PER_S * seconds) + TOKEN_MARGIN
+
+
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` (UTF-8) over bytes of its zlib compression; 0 for empty text.
     Whisper calls a decode above ``MAX_COMPRESSION_RATIO`` a repetition loop."""
@@ -72,8 +95,12 @@ def repeats_itself(text: str, n: int = REPEAT_NGRAM) -> bool:
     """Whether some sequence of ``n`` words (lower-cased, punctuation dropped) occurs twice
     without overlapping, or the text compresses like a loop. What short windows do to
     stock Whisper: "All circuits are busy now. All circuits are busy now." True speech of
-    a few seconds rarely says 4 words twice."""
+    a few seconds rarely says 4 words twice. Shorter sentences count when one of 2 words or
+    more is said again right after itself ("No more messages. No more messages.")."""
     if compression_ratio(text) > MAX_COMPRESSION_RATIO:
+        return True
+    sentences = [_WORD.findall(s.lower()) for s in _SENTENCE_END.split(text)]
+    if any(len(a) >= 2 and a == b for a, b in itertools.pairwise(sentences)):
         return True
     words = _WORD.findall(text.lower())
     first_at: dict[tuple[str, ...], int] = {}
@@ -207,7 +234,8 @@ class WhisperRecognizer:
         full window. Blocking: runs in an ASR worker thread.
         """
         frames = window_frames((len(a) / ASR_RATE for a in batch), self._floor_s)
-        options = self._options(frames, words)
+        budget = token_budget(max(len(a) for a in batch) / ASR_RATE)
+        options = self._options(frames, words, budget)
         decoded = (
             [self._one(batch[0], frames, options)]
             if len(batch) == 1
@@ -221,12 +249,13 @@ class WhisperRecognizer:
                     self.full_window_retries += 1
                 if self._on_retry is not None:
                     self._on_retry(reason)
-                one = self._one(audio, None, self._options(None, words))
+                one = self._one(audio, None, self._options(None, words, budget))
             results.append(one.recognized())
         return results
 
-    def _options(self, frames: int | None, words: bool) -> dict[str, Any]:
+    def _options(self, frames: int | None, words: bool, budget: int) -> dict[str, Any]:
         options: dict[str, Any] = {
+            "max_new_tokens": budget,
             "language": "en",
             "beam_size": self._beam_size,
             "word_timestamps": words,
@@ -243,6 +272,10 @@ class WhisperRecognizer:
             segments, _ = self._model.transcribe(audio, vad_filter=False, **options)
             for segment in segments:  # lazy: the decoding happens here, in this thread
                 out.add(segment, 0.0)
+                if segment.end >= len(audio) / ASR_RATE - LAST_PASS_TAIL_S:
+                    # Nothing but the post-roll is left: don't let faster-whisper decode
+                    # it as a pass of its own (it may repeat what was said, or loop)
+                    break
         return out
 
     def _many(

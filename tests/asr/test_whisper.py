@@ -159,7 +159,8 @@ def test_a_short_window_gives_the_full_windows_text(loaded, recognizer):
 
 def test_the_guard_redoes_a_repetition_with_the_full_window(loaded, recognizer):
     """A 2 s floor cuts the window to the prompt plus 0.5 s (3-4 s): stock Whisper then says
-    the sentence twice; the guard catches it and the redo gives the full window's text."""
+    the sentence twice; the recognizer gives the full window's text all the same (the guard
+    redoes a repeat, or the repeat was a pass of its own that it never decoded)."""
     retries: list[str] = []
     windowed = WhisperRecognizer(loaded, window_floor_s=2.0, on_full_window_retry=retries.append)
     repeated = 0
@@ -187,8 +188,10 @@ def test_the_guard_redoes_a_repetition_with_the_full_window(loaded, recognizer):
             assert result.text == full.text
     # all four repeat on the CPUs tried; int8 kernels of other CPUs may spare one or two
     assert repeated >= 2
-    assert retries == ["repetition"] * repeated
-    assert windowed.full_window_retries == repeated
+    # Some repeats come as a pass of their own after the sentence, which the recognizer
+    # doesn't let faster-whisper decode (LAST_PASS_TAIL_S): those need no redo at all.
+    assert set(retries) <= {"repetition"} and len(retries) <= repeated
+    assert windowed.full_window_retries == len(retries)
 
 
 def test_a_windowed_batch_gives_each_utterance_its_own_text_and_guard(loaded):

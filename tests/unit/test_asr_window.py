@@ -4,14 +4,22 @@ runs on CPU and GPU; these need no model."""
 
 from __future__ import annotations
 
+import contextlib
+import types
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from assist.asr.model import LoadedModel
 from assist.asr.whisper import (
     GAP_S,
+    LAST_PASS_TAIL_S,
     BatchLayout,
+    WhisperRecognizer,
     full_window_reason,
     repeats_itself,
+    token_budget,
     window_frames,
 )
 from assist.metrics import ServiceMetrics
@@ -54,6 +62,8 @@ def test_an_empty_step_has_no_window():
         "Thank you for your patience. Thank you for your patience. Thank you for",
         "Press 4 to remove the Hergeon Status. Press 4 to remove the urgent status.",
         "the " * 40,  # a loop: compresses far too well
+        "No more messages. No more messages. No more messages.",  # 3 words, back to back
+        "Goodbye now. Goodbye now.",
     ],
 )
 def test_repeated_text_is_caught(text):
@@ -67,6 +77,8 @@ def test_repeated_text_is_caught(text):
         "",
         "No, no, no.",  # a word said thrice is speech, not a loop
         "I want to go, I want to cancel the order.",  # 3 words again: speech
+        "Okay. Okay. Let me check.",  # one word again: speech
+        "No more messages. Goodbye. No more messages.",  # not back to back
         "That agent is already logged on. Please enter your agent number followed by "
         "the pound key.",
     ],
@@ -116,3 +128,55 @@ def test_full_window_retries_are_a_metric_by_reason():
     assert 'assist_asr_full_window_retries_total{reason="repetition"} 1.0' in (
         metrics.render().decode()
     )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "budget"), [(0.3, 19), (1.0, 26), (4.2, 58), (15.0, 166), (30.0, 316)]
+)
+def test_a_decoder_pass_gets_ten_tokens_a_second_and_a_margin(seconds, budget):
+    assert token_budget(seconds) == budget
+    assert token_budget(seconds) > 5 * seconds + 2  # recorded speech: at most 5 a second
+
+
+class _CountingModel:
+    """A stand-in for faster-whisper's model that yields segments ending at ``ends`` (s),
+    lazily like the real one, and counts how many were asked for."""
+
+    def __init__(self, ends: list[float]) -> None:
+        self.ends = ends
+        self.pulled = 0
+        self.options: dict = {}
+
+    @contextlib.contextmanager
+    def window(self, frames):
+        yield
+
+    def transcribe(self, audio, **options):
+        self.options = options
+
+        def segments():
+            for end in self.ends:
+                self.pulled += 1
+                yield types.SimpleNamespace(text=" hello there", words=[], end=end, seek=0)
+
+        return segments(), None
+
+
+def _recognizer_on(model: _CountingModel) -> WhisperRecognizer:
+    loaded = LoadedModel(model, "counting", Path("."), "cpu", "int8", 0.0)
+    return WhisperRecognizer(loaded, window_floor_s=8.0)
+
+
+def test_no_pass_is_decoded_after_text_that_reaches_the_post_roll():
+    model = _CountingModel([1.2, 2.6, 2.9])  # 2.6 s is within LAST_PASS_TAIL_S of 3.0 s
+    (result,) = _recognizer_on(model).recognize([np.zeros(48_000, dtype=np.float32)])
+    assert model.pulled == 2  # the 2.9 s segment (another pass) was never decoded
+    assert result.text == "hello there hello there"
+    assert 3.0 - LAST_PASS_TAIL_S <= 2.6
+    assert model.options["max_new_tokens"] == token_budget(3.0)
+
+
+def test_text_ending_before_the_tail_lets_the_next_pass_decode():
+    model = _CountingModel([1.0, 1.9, 2.7])
+    _recognizer_on(model).recognize([np.zeros(48_000, dtype=np.float32)])
+    assert model.pulled == 3
