@@ -7,12 +7,14 @@ window: the longest utterance in the step plus ``WINDOW_MARGIN_S``, at least
 Stock Whisper models are trained on 30 s windows only: with very short windows they start
 to repeat themselves (the same sentence twice or more). So every windowed result goes
 through a guard (``full_window_reason``): repeated text (a 4-word sequence said again, or
-a zlib compression ratio over 2.4, Whisper's own limit) is recognized again with the full
-30 s window and Whisper's temperature fallback, exactly as before windows existed, and
-counted (``on_full_window_retry``). The windowed pass itself is greedy at temperature 0
-(deterministic, bounded cost). Unsure decodes (mean token log-probability under -1) are
-not redone: on recorded speech that gained little, and on synthetic or noisy speech it
-redid a quarter of all utterances (``bench/window_floor.py``, ``bench/run.py``).
+a zlib compression ratio over 2.4, Whisper's own limit) is recognized again, greedy, with
+a 15 s window (``redo_windows``), and if that repeats too with the full 30 s window and
+Whisper's temperature fallback, exactly as before windows existed; each redone utterance
+is counted once (``on_full_window_retry``, named when the redo was 30 s only). The
+windowed pass itself is greedy at temperature 0 (deterministic, bounded cost). Unsure
+decodes (mean token log-probability under -1) are not redone: on recorded speech that
+gained little, and on synthetic or noisy speech it redid a quarter of all utterances
+(``bench/window_floor.py``, ``bench/run.py``).
 
 Two bounds keep one utterance's cost near its length. Each decoder pass generates at most
 ``token_budget(seconds)`` tokens, so a loop stops within a fraction of a second instead of
@@ -54,6 +56,7 @@ REPEAT_NGRAM = 4  # a sequence of this many words said twice (not overlapping) i
 MAX_COMPRESSION_RATIO = 2.4  # zlib ratio of the text above which Whisper calls it a loop
 MAX_TOKENS_PER_S = 10  # decoder tokens per second of audio, at most (speech makes 2-6)
 TOKEN_MARGIN = 16  # tokens a decode may add whatever its length (timestamps, the end)
+REDO_WINDOW_S = 15.0  # a repeated result is redone with this window first (s), then 30 s
 LAST_PASS_TAIL_S = 0.6  # a pass whose text ends this near the audio's end is the last (s)
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -82,6 +85,15 @@ def token_budget(seconds: float) -> int:
     Whisper's own limit (448 tokens, 10 ms each on a core): seconds of CPU for a few
     seconds of speech, before the guard even sees it."""
     return math.ceil(MAX_TOKENS_PER_S * seconds) + TOKEN_MARGIN
+
+
+def redo_windows(frames: int) -> list[int | None]:
+    """The windows (mel frames; None = the full 30 s) a repeated result of a ``frames``
+    window is redone with, in turn, until one does not repeat: ``REDO_WINDOW_S`` first when
+    it is longer (no repeat at a 15 s floor in 450 recorded utterances, half the full
+    window's cost), then the full window."""
+    mid = window_frames([0.0], REDO_WINDOW_S)
+    return [mid, None] if mid is not None and mid > frames else [None]
 
 
 def compression_ratio(text: str) -> float:
@@ -200,7 +212,8 @@ class WhisperRecognizer:
 
     ``window_floor_s`` (1-30 s; 30 = always the full window) is the shortest encoder window;
     ``on_full_window_retry(reason)`` is called, in the worker thread, each time a windowed
-    result is redone with the full window (``full_window_reason``). ``full_window_retries``
+    result is redone with a longer window (``full_window_reason``, ``redo_windows``).
+    ``full_window_retries``
     counts them too. Thread-safe: one recognizer serves all the pool's workers.
     """
 
@@ -230,8 +243,8 @@ class WhisperRecognizer:
         about a quarter less CPU (README, "Benchmarks"): for partials, which only preview.
         One utterance is transcribed alone; several go through one batched pass, laid end
         to end with ``GAP_S`` of silence between them, in one encoder window that fits the
-        longest. A windowed result the guard rejects is transcribed again alone with the
-        full window. Blocking: runs in an ASR worker thread.
+        longest. A windowed result the guard rejects is transcribed again alone with a
+        longer window (``redo_windows``). Blocking: runs in an ASR worker thread.
         """
         frames = window_frames((len(a) / ASR_RATE for a in batch), self._floor_s)
         budget = token_budget(max(len(a) for a in batch) / ASR_RATE)
@@ -244,12 +257,15 @@ class WhisperRecognizer:
         results = []
         for audio, one in zip(batch, decoded, strict=True):
             reason = full_window_reason(one.recognized().text) if frames is not None else None
-            if reason is not None:
+            if frames is not None and reason is not None:  # only windowed results are judged
                 with self._lock:
                     self.full_window_retries += 1
                 if self._on_retry is not None:
                     self._on_retry(reason)
-                one = self._one(audio, None, self._options(None, words, budget))
+                for redo in redo_windows(frames):
+                    one = self._one(audio, redo, self._options(redo, words, budget))
+                    if redo is None or full_window_reason(one.recognized().text) is None:
+                        break
             results.append(one.recognized())
         return results
 

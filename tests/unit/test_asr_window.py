@@ -18,6 +18,7 @@ from assist.asr.whisper import (
     BatchLayout,
     WhisperRecognizer,
     full_window_reason,
+    redo_windows,
     repeats_itself,
     token_budget,
     window_frames,
@@ -180,3 +181,10 @@ def test_text_ending_before_the_tail_lets_the_next_pass_decode():
     model = _CountingModel([1.0, 1.9, 2.7])
     _recognizer_on(model).recognize([np.zeros(48_000, dtype=np.float32)])
     assert model.pulled == 3
+
+
+@pytest.mark.parametrize(
+    ("frames", "redo"), [(400, [1500, None]), (800, [1500, None]), (1500, [None]), (2100, [None])]
+)
+def test_a_repeat_is_redone_with_15_s_first_then_the_full_window(frames, redo):
+    assert redo_windows(frames) == redo
