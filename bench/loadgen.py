@@ -144,6 +144,19 @@ class StreamedCall:
     streamed_s: float  # media seconds sent
     measured_from_s: float = 0.0  # media time of this call at which the measured window opens
 
+    def measured_transcripts(self) -> list[tuple[dict[str, Any], float]]:
+        """Each transcript event (partial or final) of an utterance that ended in the
+        measured window, with its arrival; a final sent again as ``corrected`` (a later
+        utterance showed it carried part of a number) is the same recognition, left out."""
+        result = self.result
+        return [
+            (event, arrival)
+            for event, arrival in zip(result.events, result.arrivals, strict=True)
+            if event["type"] == "transcript"
+            and not event.get("corrected")
+            and event["end_s"] >= self.measured_from_s
+        ]
+
 
 def slot_start_s(slot: int, n: int, ramp_s: float) -> float:
     """When slot ``slot`` of ``n`` starts (s after the first): spread evenly over ``ramp_s``,
@@ -285,18 +298,12 @@ def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
 def transcript_delays(calls: list[StreamedCall]) -> list[float]:
     """Final transcript arrival minus its utterance's end (media s; paced at speed 1.0, so
     the two clocks agree), for utterances that ended in the measured window."""
-    out = []
-    for streamed in calls:
-        result = streamed.result
-        for event, arrival in zip(result.events, result.arrivals, strict=True):
-            if (
-                event["type"] == "transcript"
-                and event["final"]
-                and not event.get("corrected")  # sent again, later: not a recognition's delay
-                and event["end_s"] >= streamed.measured_from_s
-            ):
-                out.append(arrival - event["end_s"])
-    return out
+    return [
+        arrival - event["end_s"]
+        for streamed in calls
+        for event, arrival in streamed.measured_transcripts()
+        if event["final"]
+    ]
 
 
 class LoopLag:

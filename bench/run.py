@@ -230,12 +230,7 @@ def one_run(
 
     calls = raw["calls"]
     media_s = sum(c.streamed_s - c.measured_from_s for c in calls)  # in the window
-    transcripts = [
-        e
-        for c in calls
-        for e in c.result.events
-        if e["type"] == "transcript" and e["end_s"] >= c.measured_from_s
-    ]
+    transcripts = [e for c in calls for e, _ in c.measured_transcripts()]
     finals = sum(1 for e in transcripts if e["final"])
     partials = len(transcripts) - finals
     waits = page.get("assist_asr_final_seconds_bucket", {})

@@ -213,8 +213,8 @@ class WhisperRecognizer:
     ``window_floor_s`` (1-30 s; 30 = always the full window) is the shortest encoder window;
     ``on_full_window_retry(reason)`` is called, in the worker thread, each time a windowed
     result is redone with a longer window (``full_window_reason``, ``redo_windows``).
-    ``full_window_retries``
-    counts them too. Thread-safe: one recognizer serves all the pool's workers.
+    ``full_window_retries`` counts them too. Thread-safe: one recognizer serves all the
+    pool's workers.
     """
 
     def __init__(
@@ -256,8 +256,8 @@ class WhisperRecognizer:
         )
         results = []
         for audio, one in zip(batch, decoded, strict=True):
-            reason = full_window_reason(one.recognized().text) if frames is not None else None
-            if frames is not None and reason is not None:  # only windowed results are judged
+            # only windowed results are judged
+            if frames is not None and (reason := full_window_reason(one.recognized().text)):
                 with self._lock:
                     self.full_window_retries += 1
                 if self._on_retry is not None:
@@ -284,11 +284,12 @@ class WhisperRecognizer:
 
     def _one(self, audio: np.ndarray, frames: int | None, options: dict[str, Any]) -> _Decoded:
         out = _Decoded()
+        tail_from_s = len(audio) / ASR_RATE - LAST_PASS_TAIL_S
         with self._model.window(frames):
             segments, _ = self._model.transcribe(audio, vad_filter=False, **options)
             for segment in segments:  # lazy: the decoding happens here, in this thread
                 out.add(segment, 0.0)
-                if segment.end >= len(audio) / ASR_RATE - LAST_PASS_TAIL_S:
+                if segment.end >= tail_from_s:
                     # Nothing but the post-roll is left: don't let faster-whisper decode
                     # it as a pass of its own (it may repeat what was said, or loop)
                     break
