@@ -14,12 +14,17 @@ utterance, so a busy machine slows all floors alike), one CPU thread, tiny.en in
 Per floor and rate, for the customer and agent sentences and the short utterances: word
 error rate with the repetition guard (what the service does) and of the windowed pass
 alone (no guard), the utterances redone with the full window and why, and milliseconds
-per utterance (mean, p50, p95). Floor 30 is Whisper's full window (the reference).
+per utterance (mean, p50, p95). Floor 30 is Whisper's full window (the reference): each
+floor's WER minus its, per group, with a 95 % interval from a paired bootstrap over the
+prompts (the same audio at every floor, so the line noise cancels out of the difference
+but not out of either WER). ``--noise-seeds`` plays every prompt once per seed with other
+line noise, which shows how much the noise alone moves a WER.
 Writes ``window_floor.json`` (every utterance's text too) and ``window_floor.png`` (WER
 and ms per utterance by floor; needs matplotlib, the ``[bench]`` extra).
 
     python bench/window_floor.py [--floors 30 15 10 8 6 5 4 3 2] [--rates 8000 16000]
-                                 [--threads 1] [--limit N] [--out bench/results]
+                                 [--noise-seeds 0 1 2] [--threads 1] [--limit N]
+                                 [--out bench/results]
     python bench/window_floor.py --plot-only [--out bench/results]   # table + plot again
 """
 
@@ -49,6 +54,8 @@ from bench.common import machine  # noqa: E402
 
 PRE_ROLL_S, POST_ROLL_S = 0.3, 0.15  # the segmenter's defaults ([utterances])
 NOISE_DBFS = -60.0  # line noise, as in assist.synth.recorded.prompt_call
+SEED_STRIDE = 100_000  # prompt i's noise seed under --noise-seeds s: i + s * SEED_STRIDE
+BOOTSTRAP_RESAMPLES = 2000
 
 
 class _FirstPass(WhisperRecognizer):
@@ -123,7 +130,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if r["retry"]:
                 reasons[r["retry"]] = reasons.get(r["retry"], 0) + 1
         out[group] = {
-            "wer": round(sum(r["errors"] for r in mine) / words, 4),
+            "wer": round(pooled_wer(mine), 4),
             "wer_first_pass": round(sum(r["errors_first_pass"] for r in mine) / words, 4),
             "words": words,
             "utterances": len(mine),
@@ -142,6 +149,13 @@ def main() -> int:
     parser.add_argument("--floors", type=float, nargs="+", default=[30, 15, 10, 8, 6, 5, 4, 3, 2])
     parser.add_argument("--rates", type=int, nargs="+", default=[8000, 16000])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the recognizer")
+    parser.add_argument(
+        "--noise-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="play every prompt once per seed, each with its own line noise",
+    )
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts (smoke runs)")
     parser.add_argument("--no-short", action="store_true", help="sentences only")
@@ -151,10 +165,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.plot_only:
-        results = json.loads((args.out / "window_floor.json").read_text())
-        print(table(results))
-        plot(results, args.out / "window_floor.png")
-        return 0
+        return replot(args.out)
     load_before = os.getloadavg()
     loaded = load_model(args.model, "cpu", cpu_threads=args.threads)
     retried: list[str] = []
@@ -168,10 +179,11 @@ def main() -> int:
         (r, f): [] for r in args.rates for f in args.floors
     }
     started = time.perf_counter()
-    for i, (name, channel, reference) in enumerate(chosen):
+    plays = [(p, seed) for p in enumerate(chosen) for seed in args.noise_seeds]
+    for done, ((i, (name, channel, reference)), seed) in enumerate(plays):
         for rate in args.rates:
-            audio = utterance(name, rate, seed=i)
-            if rate == args.rates[0]:
+            audio = utterance(name, rate, seed=i + seed * SEED_STRIDE)
+            if rate == args.rates[0] and seed == args.noise_seeds[0]:
                 durations.append((channel, len(audio) / 16000))
             for floor, recognizer in recognizers.items():
                 retried.clear()
@@ -183,6 +195,7 @@ def main() -> int:
                 rows[(rate, floor)].append(
                     {
                         "name": name,
+                        "seed": seed,
                         "channel": channel,
                         "seconds": round(len(audio) / 16000, 3),
                         "ms": round(ms, 1),
@@ -194,7 +207,7 @@ def main() -> int:
                         "first_pass": recognizer.first_pass,
                     }
                 )
-        print(f"\r{i + 1}/{len(chosen)} prompts", end="", flush=True)
+        print(f"\r{done + 1}/{len(plays)} prompts x noise seeds", end="", flush=True)
     print(f"  ({time.perf_counter() - started:.0f} s)")
     sentences = np.array([s for group, s in durations if group != "short"])
     short = np.array([s for group, s in durations if group == "short"] or [0.0])
@@ -206,6 +219,7 @@ def main() -> int:
         "model": args.model,
         "compute_type": loaded.compute_type,
         "cpu_threads": args.threads,
+        "noise_seeds": args.noise_seeds,
         "utterances": {
             "sentences": len(sentences),
             "sentence_seconds_mean": round(float(sentences.mean()), 2),
@@ -218,6 +232,10 @@ def main() -> int:
             str(rate): {str(f): summarize(rows[(rate, f)]) for f in args.floors}
             for rate in args.rates
         },
+        "against_full_window": against_full_window(rows),
+        "wer_by_noise_seed": {
+            f"{rate}/{f}": per_seed_wer(rows[(rate, f)]) for rate in args.rates for f in args.floors
+        },
         "rows": {f"{rate}/{f}": rows[(rate, f)] for rate in args.rates for f in args.floors},
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -226,6 +244,94 @@ def main() -> int:
     print(table(results))
     print(f"wrote {path}")
     plot(results, args.out / "window_floor.png")
+    return 0
+
+
+def pooled_wer(rows: list[dict[str, Any]]) -> float:
+    """Word errors over reference words of ``rows`` (0 when they have no words)."""
+    words = sum(r["words"] for r in rows)
+    return sum(r["errors"] for r in rows) / words if words else 0.0
+
+
+def paired_difference(
+    reference: list[dict[str, Any]], rows: list[dict[str, Any]], seed: int = 0
+) -> dict[str, Any]:
+    """WER of ``rows`` minus that of ``reference`` (the same utterances at another floor,
+    matched by prompt name and noise seed), in points, with a 95 % percentile interval
+    from ``BOOTSTRAP_RESAMPLES`` resamples of the prompts (a prompt's noise seeds go
+    together: they are the same speech). Raises ``ValueError`` when the rows don't match."""
+    key = {(r["name"], r.get("seed", 0)): r for r in reference}
+    if len(key) != len(rows) or any((r["name"], r.get("seed", 0)) not in key for r in rows):
+        raise ValueError("paired_difference needs the same utterances on both sides")
+    names = sorted({r["name"] for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+    # per prompt: [errors here, errors at the reference, words]
+    counts = np.zeros((len(names), 3))
+    for r in rows:
+        ref = key[(r["name"], r.get("seed", 0))]
+        counts[index[r["name"]]] += (r["errors"], ref["errors"], r["words"])
+
+    def points(c: np.ndarray) -> np.ndarray:
+        return 100 * (c[..., 0] - c[..., 1]) / np.maximum(c[..., 2], 1)
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(names), size=(BOOTSTRAP_RESAMPLES, len(names)))
+    spread = points(counts[picks].sum(axis=1))
+    low, high = np.percentile(spread, [2.5, 97.5])
+    return {
+        "points": round(float(points(counts.sum(axis=0))), 2),
+        "ci95": [round(float(low), 2), round(float(high), 2)],
+        "prompts": len(names),
+        "utterances": len(rows),
+    }
+
+
+def against_full_window(
+    rows: dict[tuple[int, float], list[dict[str, Any]]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per rate and floor below 30 s, per group (``GROUPS``): ``paired_difference`` against
+    the 30 s rows of the same rate; empty without a 30 s floor."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (rate, floor), mine in rows.items():
+        full = rows.get((rate, FULL_WINDOW_S))
+        if full is None or floor >= FULL_WINDOW_S:
+            continue
+        per_group = {}
+        for group, members in GROUPS.items():
+            here = [r for r in mine if r["channel"] in members]
+            there = [r for r in full if r["channel"] in members]
+            if here:
+                per_group[group] = paired_difference(there, here)
+        out.setdefault(str(rate), {})[str(floor)] = per_group
+    return out
+
+
+def per_seed_wer(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """WER per noise seed and group: how much the line noise alone moves it."""
+    seeds = sorted({r.get("seed", 0) for r in rows})
+    return {
+        str(seed): {
+            group: round(pooled_wer(mine), 4)
+            for group, members in GROUPS.items()
+            if (mine := [r for r in rows if r.get("seed", 0) == seed and r["channel"] in members])
+        }
+        for seed in seeds
+    }
+
+
+def replot(out: Path) -> int:
+    """``--plot-only``: the table and plot of ``out/window_floor.json`` again (with the
+    paired differences computed from its rows when it was written before them)."""
+    results = json.loads((out / "window_floor.json").read_text())
+    if "against_full_window" not in results:
+        saved = {
+            (int(rate), float(floor)): rows
+            for key, rows in results["rows"].items()
+            for rate, floor in [key.split("/")]
+        }
+        results["against_full_window"] = against_full_window(saved)
+    print(table(results))
+    plot(results, out / "window_floor.png")
     return 0
 
 
@@ -256,6 +362,8 @@ def plot(results: dict[str, Any], out: Path) -> None:
         top.set_ylabel("word error rate (%)")
         top.legend(title="dotted: full window + 0.5 point", fontsize=8, title_fontsize=8)
         for group in ("all", "short"):
+            if any(group not in results["floors"][rate][f] for f in floors):
+                continue  # --no-short
             ms = [results["floors"][rate][f][group]["ms_per_utterance"]["mean"] for f in floors]
             bottom.plot(x, ms, marker="o", label="sentences" if group == "all" else group)
         bottom.set_xlabel("encoder window floor (s; 30 = Whisper's full window)")
@@ -276,12 +384,24 @@ def plot(results: dict[str, Any], out: Path) -> None:
 def table(results: dict[str, Any]) -> str:
     """The per-floor table as Markdown, one row per floor and rate: WER with the guard
     (without it in brackets) of the customer and agent sentences and of the short
-    utterances, ms per utterance (mean), and the utterances redone with 30 s."""
+    utterances, the customer's and agent's WER minus the full window's (points, 95 %
+    interval), ms per utterance (mean), and the utterances redone with 30 s."""
     lines = [
-        "| floor | rate | WER customer | WER agent | WER short | ms/sentence | ms/short "
-        "| redone with 30 s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| floor | rate | WER customer | WER agent | WER short | customer / agent vs 30 s "
+        "(95 % interval) | ms/sentence | ms/short | redone with 30 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    differences = results.get("against_full_window", {})
+
+    def versus(rate: str, floor: str) -> str:
+        groups = differences.get(rate, {}).get(floor)
+        if not groups:
+            return "-"
+        return " / ".join(
+            f"{d['points']:+.1f} ({d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f})"
+            for group in ("customer", "agent")
+            if (d := groups.get(group))
+        )
 
     def wer(s: dict[str, Any], group: str) -> str:
         if group not in s:
@@ -300,7 +420,8 @@ def table(results: dict[str, Any]) -> str:
             ms_short = s["short"]["ms_per_utterance"]["mean"] if "short" in s else None
             lines.append(
                 f"| {label} | {int(rate) // 1000} kHz | {wer(s, 'customer')} | {wer(s, 'agent')} "
-                f"| {wer(s, 'short')} | {s['all']['ms_per_utterance']['mean']:.0f} "
+                f"| {wer(s, 'short')} | {versus(rate, floor)} "
+                f"| {s['all']['ms_per_utterance']['mean']:.0f} "
                 f"| {'-' if ms_short is None else f'{ms_short:.0f}'} "
                 f"| {sum(reasons.values())}{f' ({why})' if why else ''} |"
             )

@@ -95,6 +95,8 @@ def test_window_floor_writes_the_table_json_and_plot(tmp_path):
         assert run["all"]["words"] > 0 and 0 <= run["all"]["wer"] <= 1
         assert run["all"]["ms_per_utterance"]["mean"] > 0
     assert len(results["rows"]["8000/8.0"]) == 2  # the sentence and the short prompt
+    versus = results["against_full_window"]["8000"]["8.0"]["all"]
+    assert versus["utterances"] == 1 and versus["ci95"][0] <= versus["points"] <= versus["ci95"][1]
     png = tmp_path / "window_floor.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     png.unlink()
