@@ -40,6 +40,36 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+class _SplitFeatures:
+    """A feature matrix [n, dim] held for fast full-batch products: the columns with more
+    than 5 % non-zeros (the sentence embeddings) as a dense float64 array, the rest (the
+    hashed n-grams, over 99 % zeros) as a scipy CSR matrix, each with its transpose laid
+    out for reading. Each descent step reads the whole matrix twice; split, a step costs
+    about a fifth of the dense product. Training only (scipy: the ``train`` extra)."""
+
+    def __init__(self, features: np.ndarray) -> None:
+        from scipy import sparse  # the service never fits
+
+        x = features.astype(np.float64)
+        self.shape = x.shape
+        self.dense = (x != 0).mean(axis=0) > 0.05  # [dim] bool
+        self.x_dense = np.ascontiguousarray(x[:, self.dense])
+        self.x_dense_t = np.ascontiguousarray(self.x_dense.T)
+        self.x_sparse = sparse.csr_matrix(x[:, ~self.dense])
+        self.x_sparse_t = self.x_sparse.T.tocsr()
+
+    def times(self, w: np.ndarray) -> np.ndarray:
+        """``x @ w`` for ``w`` [dim, k]: [n, k]."""
+        return self.x_dense @ w[self.dense] + self.x_sparse @ w[~self.dense]
+
+    def transposed_times(self, e: np.ndarray) -> np.ndarray:
+        """``x.T @ e`` for ``e`` [n, k]: [dim, k]."""
+        out = np.empty((self.shape[1], e.shape[1]))
+        out[self.dense] = self.x_dense_t @ e
+        out[~self.dense] = self.x_sparse_t @ e
+        return out
+
+
 def fit_softmax_regression(
     features: np.ndarray,
     labels: np.ndarray,
@@ -50,9 +80,11 @@ def fit_softmax_regression(
 ) -> HeadFit:
     """Class-balanced, L2-regularised cross-entropy by Nesterov gradient descent.
 
-    Full batch, so the result depends only on the data and the arguments.
+    Full batch, so the result depends only on the data and the arguments (the features
+    are split as ``_SplitFeatures`` for speed; the products are the same to float64
+    rounding).
     """
-    x = features.astype(np.float64)
+    x = _SplitFeatures(features)
     n, dim = x.shape
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     # Balanced: every class weighs as much in the loss, however many examples it has.
@@ -66,8 +98,8 @@ def fit_softmax_regression(
     for _ in range(steps):
         w_ahead = w + momentum * w_velocity
         b_ahead = b + momentum * b_velocity
-        error = (softmax(x @ w_ahead + b_ahead) - onehot) * sample_weight[:, None]
-        grad_w = x.T @ error + l2 * w_ahead
+        error = (softmax(x.times(w_ahead) + b_ahead) - onehot) * sample_weight[:, None]
+        grad_w = x.transposed_times(error) + l2 * w_ahead
         grad_b = error.sum(axis=0)
         w_velocity = momentum * w_velocity - learning_rate * grad_w
         b_velocity = momentum * b_velocity - learning_rate * grad_b

@@ -1,0 +1,89 @@
+"""The training steps that choose a head's threshold and fit it, on small made-up data:
+the fold assignments, the plateau rule of ``best_threshold`` and the split-feature fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assist.text.heads import _SplitFeatures, fit_softmax_regression, predict
+from assist.text.train import (
+    CV_REPEATS,
+    FOLDS,
+    SMOOTH_STEPS,
+    THRESHOLD_GRID,
+    best_threshold,
+    fold_assignments,
+)
+
+
+def test_fold_assignments_are_stratified_seeded_and_differ_between_repeats() -> None:
+    labels = np.array([0] * 53 + [1] * 21 + [2] * 7)
+    assignments = fold_assignments(labels)
+    assert len(assignments) == CV_REPEATS
+    for folds in assignments:
+        assert set(folds.tolist()) == set(range(FOLDS))
+        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
+            per_fold = np.bincount(folds[labels == label], minlength=FOLDS)
+            # every label spread evenly: fold sizes differ by at most one line
+            assert per_fold.max() - per_fold.min() <= 1, (label, per_fold)
+            assert per_fold.sum() == count
+    # deterministic, and the repeats are different shuffles
+    again = fold_assignments(labels)
+    assert all(np.array_equal(a, b) for a, b in zip(assignments, again, strict=True))
+    assert not np.array_equal(assignments[0], assignments[1])
+    # the folds do not follow the lines' order (index mod FOLDS was the old rule)
+    assert not np.array_equal(assignments[0], np.arange(len(labels)) % FOLDS)
+
+
+def _flagged_at_for_curve(curve: dict[float, float]):
+    """A ``flagged_at`` and truth whose F1 at each grid threshold is ``curve[t]`` (made of
+    10 positives: ``tp`` of them found, no false flags, so F1 = 2 tp / (tp + 10))."""
+    truth = np.array([True] * 10 + [False] * 10)
+
+    def flagged_at(threshold: float) -> np.ndarray:
+        f1 = curve.get(round(threshold, 2), 0.0)
+        tp = round(10 * f1 / (2 - f1))  # inverse of F1 = 2 tp / (tp + 10)
+        return np.array([True] * tp + [False] * (20 - tp))
+
+    return flagged_at, truth
+
+
+def test_best_threshold_takes_the_middle_of_a_plateau_not_a_lone_spike() -> None:
+    # a broad plateau of F1 0.889 (8 of 10) from 0.40 to 0.60, one spike of 0.947 (9 of 10)
+    # at 0.80 with poor neighbours: a one-point argmax would take the spike
+    curve = {float(t): 0.5 for t in THRESHOLD_GRID}
+    curve.update({round(0.40 + 0.01 * k, 2): 8 / 9 for k in range(21)})
+    curve[0.80] = 18 / 19
+    flagged_at, truth = _flagged_at_for_curve(curve)
+    assert best_threshold(flagged_at, truth) == pytest.approx(0.50)
+
+
+def test_best_threshold_follows_a_clear_peak() -> None:
+    # F1 rises to a single peak at 0.70 and falls off symmetrically
+    curve = {float(t): max(0.0, 1.0 - 2.0 * abs(float(t) - 0.70)) for t in THRESHOLD_GRID}
+    flagged_at, truth = _flagged_at_for_curve(curve)
+    assert best_threshold(flagged_at, truth) == pytest.approx(0.70)
+    assert SMOOTH_STEPS >= 1  # the rule averages neighbours; 0 would be the bare argmax
+
+
+def test_split_features_give_the_dense_products() -> None:
+    rng = np.random.default_rng(7)
+    dense = rng.normal(size=(40, 6))
+    sparse_part = np.where(rng.random((40, 30)) < 0.02, 1.0, 0.0)  # mostly zeros
+    x = np.concatenate([dense, sparse_part], axis=1)
+    split = _SplitFeatures(x)
+    assert split.dense.sum() == 6
+    w = rng.normal(size=(36, 3))
+    e = rng.normal(size=(40, 3))
+    np.testing.assert_allclose(split.times(w), x @ w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(split.transposed_times(e), x.T @ e, rtol=1e-12, atol=1e-12)
+
+
+def test_the_fit_separates_separable_classes() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.arange(90) % 3
+    x = rng.normal(scale=0.1, size=(90, 5))
+    x[np.arange(90), labels] += 1.0  # class k lights up column k
+    fit = fit_softmax_regression(x, labels, 3, l2=1e-4, steps=300)
+    assert (predict(fit, x).argmax(axis=1) == labels).all()
