@@ -61,6 +61,9 @@ LAST_PASS_TAIL_S = 0.6  # a pass whose text ends this near the audio's end is th
 
 _WORD = re.compile(r"[a-z0-9']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Punctuation marks standing alone, three or more in a row (". . . ."): Whisper looping on
+# full stops after a short utterance. Written text attaches its marks to words ("Um...").
+_LOOSE_MARKS = re.compile(r"[.,?!](?:\s+[.,?!]){2,}")
 
 
 def window_frames(durations_s: Iterable[float], floor_s: float) -> int | None:
@@ -108,8 +111,9 @@ def repeats_itself(text: str, n: int = REPEAT_NGRAM) -> bool:
     without overlapping, or the text compresses like a loop. What short windows do to
     stock Whisper: "All circuits are busy now. All circuits are busy now." True speech of
     a few seconds rarely says 4 words twice. Shorter sentences count when one of 2 words or
-    more is said again right after itself ("No more messages. No more messages.")."""
-    if compression_ratio(text) > MAX_COMPRESSION_RATIO:
+    more is said again right after itself ("No more messages. No more messages."), and so
+    do three or more marks standing alone ("Right. . . . . . ."; the demo's agent once)."""
+    if compression_ratio(text) > MAX_COMPRESSION_RATIO or _LOOSE_MARKS.search(text):
         return True
     sentences = [_WORD.findall(s.lower()) for s in _SENTENCE_END.split(text)]
     if any(len(a) >= 2 and a == b for a, b in itertools.pairwise(sentences)):

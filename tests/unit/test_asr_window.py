@@ -65,6 +65,8 @@ def test_an_empty_step_has_no_window():
         "the " * 40,  # a loop: compresses far too well
         "No more messages. No more messages. No more messages.",  # 3 words, back to back
         "Goodbye now. Goodbye now.",
+        "right. . . . . . . . . .",  # a loop of full stops (the demo, live, once)
+        "Let me check. . . ?",
     ],
 )
 def test_repeated_text_is_caught(text):
@@ -82,6 +84,8 @@ def test_repeated_text_is_caught(text):
         "No more messages. Goodbye. No more messages.",  # not back to back
         "That agent is already logged on. Please enter your agent number followed by "
         "the pound key.",
+        "Um... let me see... okay.",  # an ellipsis is written on its word
+        "Wait, what? Really?! Okay.",
     ],
 )
 def test_ordinary_speech_is_not_a_repetition(text):
