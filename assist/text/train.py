@@ -20,6 +20,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import importlib
 import json
 import logging
 import re
@@ -722,9 +723,24 @@ def train_task(
     return report
 
 
+TRAINING_MODULES = ("onnx", "scipy")  # the ``train`` extra: export, and the fit's sparse part
+
+
+def missing_training_modules() -> list[str]:
+    """The modules of the ``train`` extra that do not import here."""
+    missing = []
+    for name in TRAINING_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     """``assist train-text``: rebuild every head (or the ``--only`` ones) with its metrics
-    JSON and model card in ``--out``; returns the exit status, 0."""
+    JSON and model card in ``--out``; returns the exit status, 0. Exits 2 with a usage
+    message when the ``train`` extra is not installed."""
     parser = argparse.ArgumentParser(prog="assist train-text", description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT / "models" / "data")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
@@ -734,6 +750,11 @@ def main(argv: list[str] | None = None) -> int:
         "--extra", type=Path, help="more labelled lines (a reviewed `assist export --feedback`)"
     )
     args = parser.parse_args(argv)
+    if missing := missing_training_modules():
+        parser.error(
+            f"training needs the 'train' extra (missing: {', '.join(missing)}): "
+            "pip install 'live-call-assist[train]', or pip install -e '.[train]' in a checkout"
+        )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     encoder = SentenceEncoder(threads=1)

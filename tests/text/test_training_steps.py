@@ -3,6 +3,9 @@ the fold assignments, the plateau rule of ``best_threshold`` and the split-featu
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ from assist.text.train import (
     THRESHOLD_GRID,
     best_threshold,
     fold_assignments,
+    main,
 )
 
 
@@ -87,3 +91,15 @@ def test_the_fit_separates_separable_classes() -> None:
     x[np.arange(90), labels] += 1.0  # class k lights up column k
     fit = fit_softmax_regression(x, labels, 3, l2=1e-4, steps=300)
     assert (predict(fit, x).argmax(axis=1) == labels).all()
+
+
+def test_training_without_the_train_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
+    with pytest.raises(SystemExit) as exited:
+        main(["--out", str(tmp_path / "heads")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "missing: scipy" in err and "pip install 'live-call-assist[train]'" in err
+    assert not (tmp_path / "heads").exists()  # nothing started
