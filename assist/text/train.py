@@ -798,7 +798,7 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
         f"{report['l2']:g}, full-batch Nesterov descent, float64, exported as float32 ONNX "
         f"(opset 17): {report['bytes']:,} bytes, sha256 `{report['sha256']}`.",
         f"- Threshold: the best F1, averaged over +-{SMOOTH_STEPS / 100:.2f} around it, of "
-        f"stratified 5-fold cross-validation predictions of the training set ({CV_REPEATS} "
+        f"stratified {FOLDS}-fold cross-validation predictions of the training set ({CV_REPEATS} "
         "seeded fold assignments pooled), with the same decision the service makes.",
         "- Licence: Apache-2.0, like the project. Rebuild bit for bit: `assist train-text`.",
         "",
@@ -828,8 +828,8 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
         "| | precision | recall | F1 |",
         "| --- | --- | --- | --- |",
         f"| held-out | {held['precision']:.3f} | {held['recall']:.3f} | **{held['f1']:.3f}** |",
-        f"| {CV_REPEATS} x 5-fold CV (training set) | {cv['precision']:.3f} | {cv['recall']:.3f} | "
-        f"{cv['f1']:.3f} |",
+        f"| {CV_REPEATS} x {FOLDS}-fold CV (training set) | {cv['precision']:.3f} | "
+        f"{cv['recall']:.3f} | {cv['f1']:.3f} |",
         "",
     ]
     if "category_accuracy" in held:
@@ -894,7 +894,7 @@ def _second_opinion_section(report: dict[str, Any]) -> list[str]:
         "them (the CV row is this head's alone); the second head judged "
         f"{second['heldout_sentences_asked']:.0%} of the held-out sentences.",
         "",
-        f"Second head training: {training['n']} texts ({sources}); {CV_REPEATS} x 5-fold CV "
+        f"Second head training: {training['n']} texts ({sources}); {CV_REPEATS} x {FOLDS}-fold CV "
         f"precision {cv['precision']:.3f}, recall {cv['recall']:.3f}, F1 {cv['f1']:.3f}.",
         "",
         "| set | F1, this head alone | F1 with the second opinion |",
