@@ -67,6 +67,36 @@ def machine() -> dict[str, Any]:
     }
 
 
+def reference_encode_ms(repeats: int = 5) -> dict[str, Any]:
+    """How fast this host is at the recognizer's main work, apart from our code: the median
+    milliseconds of one CTranslate2 Whisper ``tiny.en`` encoder pass over a full 30 s window
+    (1 x 80 x 3000 mel frames of zeros, int8, one thread), after one warm-up pass.
+
+    Cloud hosts of one name ("AMD EPYC, 2 cores") differ by a factor of two from day to day,
+    and capacity with them; sweeps compare through this number. Raises ``ModelNotAvailable``
+    without the bundled model (``assist.asr.model``)."""
+    import ctranslate2
+
+    from assist.asr.model import BUNDLED, resolve_model_path
+
+    model = ctranslate2.models.Whisper(
+        str(resolve_model_path(BUNDLED)), device="cpu", compute_type="int8", intra_threads=1
+    )
+    features = ctranslate2.StorageView.from_array(np.zeros((1, 80, 3000), dtype=np.float32))
+    model.encode(features)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.encode(features)
+        samples.append((time.perf_counter() - started) * 1000)
+    return {
+        "median_ms": round(float(np.median(samples)), 1),
+        "min_ms": round(min(samples), 1),
+        "what": "one Whisper tiny.en encoder pass, 30 s window, int8, 1 thread (CTranslate2 "
+        f"{ctranslate2.__version__})",
+    }
+
+
 # /proc ---------------------------------------------------------------------------------
 
 

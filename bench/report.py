@@ -49,6 +49,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
 
+def _speed_note(m: dict[str, Any]) -> str:
+    """ "; reference encode N ms" when the sweep measured the host's speed (older: "")."""
+    speed = m.get("reference_encode")
+    return f"; reference encode {speed['median_ms']:g} ms ({speed['what']})" if speed else ""
+
+
 def summary(results: dict[str, Any]) -> str:
     m = results["machine"]
     runs = results["runs"]
@@ -57,7 +63,7 @@ def summary(results: dict[str, Any]) -> str:
         "# Latency and capacity benchmark",
         "",
         f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {gpu}; Python {m['python']}; "
-        f"load average {m['load_average_1m']} at the start. "
+        f"load average {m['load_average_1m']} at the start{_speed_note(m)}. "
         f"`{results['command']}`, {results['created']}, {results['wall_s']:.0f} s in all.",
         "",
         "Delays run from the moment a cue became true in the audio (the call scripts' "

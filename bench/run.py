@@ -61,6 +61,7 @@ from bench.common import (  # noqa: E402
     percentiles,
     process_cpu_s,
     process_rss_mb,
+    reference_encode_ms,
     start_server,
     stop_server,
     thread_cpu_s,
@@ -339,7 +340,7 @@ def main() -> int:
         "benchmark": "live-call assist: cue latency, transcripts and capacity",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
-        "machine": machine(),
+        "machine": {**machine(), "reference_encode": reference_encode_ms()},
         "config": {
             "calls": args.calls,
             "seconds": args.seconds,

@@ -48,6 +48,8 @@ def test_run_writes_results_summary_and_plots(tmp_path):
     machine = results["machine"]
     assert machine["cores"] >= 1 and machine["cpu"] and machine["memory_gb"] > 0
     assert "gpu" in machine
+    # the host's speed, so sweeps on other hosts (or days) compare
+    assert machine["reference_encode"]["median_ms"] > 0
 
     [run] = results["runs"]
     assert run["calls"] == 1 and run["seconds"] == SECONDS
@@ -75,6 +77,7 @@ def test_run_writes_results_summary_and_plots(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "## Capacity" in summary and "negative_phrasing" in summary
     assert "(event loop / recognizer / other)" in summary
+    assert "reference encode" in summary
     for png in ("delay_vs_calls.png", "cpu_per_call.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
