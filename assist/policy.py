@@ -1,8 +1,9 @@
 """Nudge policy: which findings reach the agent. Pure, media time only.
 
 Every finding is kept for the scorecard; the policy only decides what interrupts the
-agent: a per-kind cooldown, dedupe of identical findings, kinds the agent snoozed, and a
-per-call budget that only ``budget_exempt_severity`` (and worse) may exceed.
+agent: a per-kind cooldown (no two nudges of a kind closer than it in media time, in
+whichever order their findings arrive), dedupe of identical findings, kinds the agent
+snoozed, and a per-call budget that only ``budget_exempt_severity`` (and worse) may exceed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class NudgePolicy:
         self._cfg = config
         self._call_id = call_id
         self._agent_id = agent_id
-        self._last_nudge_s: dict[str, float] = {}
+        # media times of the nudges sent, per kind: a finding may arrive after a later one
+        # (text findings wait for the recognizer, whose workers finish out of order)
+        self._sent_at_s: dict[str, list[float]] = {}
         self._seen: set[tuple[str, float, float]] = set()
         self._snoozed_until: dict[str, float] = {}  # kind -> media time
         self.sent = 0
@@ -48,8 +51,8 @@ class NudgePolicy:
             self.suppressed["snoozed"] += 1
             return None
         cooldown = self._cfg.cooldown_s.of(finding.kind)
-        last = self._last_nudge_s.get(finding.kind)
-        if last is not None and finding.at_s - last < cooldown:
+        sent_at = self._sent_at_s.setdefault(finding.kind, [])
+        if any(abs(finding.at_s - at) < cooldown for at in sent_at):
             self.suppressed["cooldown"] += 1
             return None
         exempt = (
@@ -58,7 +61,7 @@ class NudgePolicy:
         if self.sent >= self._cfg.budget_per_call and not exempt:
             self.suppressed["budget"] += 1
             return None
-        self._last_nudge_s[finding.kind] = finding.at_s
+        sent_at.append(finding.at_s)
         self.sent += 1
         message, suggestion = message_for(finding)
         return Nudge(

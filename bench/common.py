@@ -49,17 +49,26 @@ def gpu() -> str | None:
     return "; ".join(line.strip() for line in out.splitlines()) or None
 
 
+# Instruction sets that change how fast (and, in the last bits, what) CTranslate2's int8
+# kernels compute: hosts of one model name differ in them.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
+    flags: set[str] = set()
     with open("/proc/cpuinfo") as fh:
         for line in fh:
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "isa": [flag for flag in ISA_FLAGS if flag in flags],
         "memory_gb": round(mem_kb / 1e6, 1),
         "gpu": gpu(),
         "python": platform.python_version(),

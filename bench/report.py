@@ -62,7 +62,8 @@ def summary(results: dict[str, Any]) -> str:
     lines = [
         "# Latency and capacity benchmark",
         "",
-        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {gpu}; Python {m['python']}; "
+        f"{m['cpu']} ({', '.join(m.get('isa', [])) or 'ISA not recorded'}), {m['cores']} "
+        f"cores, {m['memory_gb']} GB, {gpu}; Python {m['python']}; "
         f"load average {m['load_average_1m']} at the start{_speed_note(m)}. "
         f"`{results['command']}`, {results['created']}, {results['wall_s']:.0f} s in all.",
         "",

@@ -7,7 +7,9 @@ its category is the most probable non-"none" class. A sentence holding a benign 
 ("there's no charge", "I can't wait to help") and no phrase of its category is let go
 unless the score reaches ``STRONG_SCORE``. An utterance fires as a whole at the threshold,
 or through one of its sentences alone at ``SENTENCE_ALONE`` (so one negative sentence
-among neutral ones is not diluted), and the strongest of these is quoted; a line problem
+among neutral ones is not diluted), and the strongest of these is quoted (an utterance of
+several sentences fires as a whole only with its category's phrase in it, or at
+``STRONG_SCORE``); a line problem
 ("I can't hear you") or "no problem" answering the customer's thanks is let go
 (``assist.text.context``). The finding is at the utterance's end, quotes the phrase that
 carries the category (placed in media time through the word timestamps) and carries the
@@ -96,8 +98,24 @@ def decide_utterance(
         (part, decision)
         for part, at in candidates
         if (decision := decide_sentence(part, at, previous)) is not None
+        and not (part is scores and _diffuse(scores, decision))
     ]
     return max(fired, key=lambda f: f[1].score) if fired else None
+
+
+def _diffuse(scores: TextScores, decision: PhrasingDecision) -> bool:
+    """Whether an utterance of several sentences fired as a whole with nothing to quote: no
+    phrase of its category anywhere in it, at a score short of ``STRONG_SCORE`` (its
+    sentences are still judged alone). The whole is judged so that one negative sentence
+    among neutral ones is not diluted; when no sentence carries the category, the score is
+    spread over the utterance (seen on misheard speech: field case F10's echoed monologue
+    as Whisper heard it on one CPU, "to do grammar and charge. So there are no surprising,
+    ...", policy 0.56), and a nudge would have no evidence to show."""
+    return (
+        len(scores.sentences) > 1
+        and decision.score < STRONG_SCORE
+        and find_phrase(scores.text, decision.category) is None
+    )
 
 
 def quote_span(utterance: str, sentence: TextScores, category: str) -> tuple[tuple[int, int], str]:

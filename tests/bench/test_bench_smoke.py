@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from assist.config import Settings
+from bench.common import ISA_FLAGS
 from bench.loadgen import load_calls, slot_schedule
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asr, pytest.mark.speech]
@@ -50,6 +51,7 @@ def test_run_writes_results_summary_and_plots(tmp_path):
     assert "gpu" in machine
     # the host's speed, so sweeps on other hosts (or days) compare
     assert machine["reference_encode"]["median_ms"] > 0
+    assert set(machine["isa"]) <= set(ISA_FLAGS)  # the flags int8 speed depends on
 
     [run] = results["runs"]
     assert run["calls"] == 1 and run["seconds"] == SECONDS

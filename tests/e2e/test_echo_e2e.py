@@ -41,6 +41,37 @@ def customer_finals(result: ReplayResult) -> list[dict[str, Any]]:
     ]
 
 
+TEXT_CUES = {"negative_phrasing": "agent", "customer_frustration": "customer"}  # -> channel
+
+
+def final_ending_at(result: ReplayResult, channel: str, at_s: float) -> dict[str, Any] | None:
+    """The final transcript a text cue's nudge at ``at_s`` judged (it fires at its end)."""
+    finals = [
+        e
+        for e in result.events
+        if e["type"] == "transcript" and e["final"] and e["channel"] == channel
+    ]
+    return min(finals, key=lambda e: abs(e["end_s"] - at_s), default=None)
+
+
+def comparable_nudges(result: ReplayResult, other: ReplayResult) -> list[tuple[str, float]]:
+    """(kind, media time) of ``result``'s nudges, leaving out the text cues on an utterance
+    Whisper heard differently in ``other``: the two calls differ in their audio (the echo
+    and what is left of it), and on another CPU Whisper may hear the same espeak-ng line
+    two ways ("That is a lot of information." as "Nothing a lot of information." once);
+    what the echo must not change is everything else."""
+    kept = []
+    for n in result.nudges:
+        if n["kind"] in TEXT_CUES:
+            channel = TEXT_CUES[n["kind"]]
+            mine = final_ending_at(result, channel, n["media_time_s"])
+            theirs = final_ending_at(other, channel, n["media_time_s"])
+            if mine is None or theirs is None or mine["text"] != theirs["text"]:
+                continue
+        kept.append((n["kind"], n["media_time_s"]))
+    return sorted(kept)
+
+
 def assert_echo_metrics(metrics: dict[str, Any], delay_ms: float, level_db: float, tol_db: float):
     echo = metrics["echo"]
     assert echo["detected"], echo
@@ -53,10 +84,10 @@ def assert_echo_metrics(metrics: dict[str, Any], delay_ms: float, level_db: floa
 async def test_agent_monologue_with_echo_is_a_monologue_and_no_customer_speech(server_factory):
     """An agent monologue echoed on the customer line (-22 dB, 180 ms, dispersive path),
     mu-law on the wire, transcribed and judged by the text models: exactly the nudges of the
-    same call without the echo (the monologue at its moment; text cues on what was really
-    said); customer talk time and overlap as without the echo (within the acquisition);
-    every customer transcript is a line the customer really said; the echo path in the
-    scorecard."""
+    same call without the echo (the monologue at its moment; text cues wherever Whisper
+    heard the same words in both); customer talk time and overlap as without the echo
+    (within the acquisition); every customer transcript is a line the customer really
+    said; the echo path in the scorecard."""
     # Every final transcribed: whether a backchannel ("okay") is skipped depends on what
     # waits in the recognizer's queue at that moment, and the two calls are compared.
     settings = make_settings(
@@ -70,8 +101,8 @@ async def test_agent_monologue_with_echo_is_a_monologue_and_no_customer_speech(s
     plain = await stream_rendered(running.ws, clean, "echo-mono-0", encoding="mulaw", speed=0)
     assert result.error is None and plain.error is None, (result.error, plain.error)
     assert "monologue" in [n["kind"] for n in plain.nudges]
-    got = sorted((n["kind"], n["media_time_s"]) for n in result.nudges)
-    want = sorted((n["kind"], n["media_time_s"]) for n in plain.nudges)
+    got = comparable_nudges(result, plain)
+    want = comparable_nudges(plain, result)
     assert [k for k, _ in got] == [k for k, _ in want], (got, want)
     assert all(abs(a - b) <= 0.3 for (_, a), (_, b) in zip(got, want, strict=True)), (got, want)
     assert_nudges_match(

@@ -64,6 +64,25 @@ def test_cooldown_per_kind(kind: str, times: list[float], expected: list[float])
     assert p.suppressed["cooldown"] == len(times) - len(expected)
 
 
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        # interruption, cooldown 10 s. Text findings wait for the recognizer, whose workers
+        # finish out of order, so a finding may arrive after a later one: the cooldown
+        # holds both ways
+        ([20.0, 9.5], [20.0, 9.5]),  # 10.5 s apart: both
+        ([20.0, 11.0], [20.0]),  # 9 s before a nudge sent: held back
+        ([20.0, 9.5, 14.0], [20.0, 9.5]),  # within 10 s of both
+        ([0.0, 20.0, 10.0], [0.0, 20.0, 10.0]),  # 10 s from each: clear on both sides
+    ],
+)
+def test_cooldown_holds_for_findings_out_of_order(
+    times: list[float], expected: list[float]
+) -> None:
+    p = policy()
+    assert sent_times(p, [finding("interruption", t) for t in times]) == expected
+
+
 def test_cooldowns_are_independent_per_kind() -> None:
     p = policy()
     findings = [

@@ -176,6 +176,37 @@ def test_one_negative_sentence_among_neutral_ones_fires_and_is_quoted() -> None:
     assert finding.span_start_s >= 10.0 + first * step - 1e-3  # word times: ms
 
 
+# Field case F10's echoed monologue as Whisper heard it on one CPU: no sentence says
+# anything negative, the whole scored 0.557 for "policy" against the threshold 0.54.
+MISHEARD = (
+    "to do grammar and charge. So there are no surprising, the contract term may not well"
+    " month. The router and the living included and if it breaks."
+)
+
+
+@pytest.mark.parametrize(
+    ("whole", "flagged"),
+    [
+        (0.56, False),  # several sentences, nothing of "policy" to quote: no nudge
+        (0.89, False),
+        (0.90, True),  # ... unless the whole is very sure (STRONG_SCORE)
+    ],
+)
+def test_several_sentences_firing_only_together_need_a_phrase_to_quote(
+    whole: float, flagged: bool
+) -> None:
+    parts = [agent_scores(text, 0.3, "policy") for text in sentences(MISHEARD)]
+    scores = utterance(agent_scores(MISHEARD, whole, "policy"), parts)
+    assert (decide_utterance(scores, 0.54) is not None) is flagged
+
+
+def test_several_sentences_firing_together_with_the_phrase_in_them_fire() -> None:
+    text = "Let me look at the account. It's our policy, the fee stays on the bill."
+    parts = [agent_scores(t, 0.5, "policy") for t in sentences(text)]
+    fired = decide_utterance(utterance(agent_scores(text, 0.6, "policy"), parts), 0.54)
+    assert fired is not None and fired[1].category == "policy"
+
+
 def test_the_strongest_firing_sentence_wins() -> None:
     text = "I can't refund that today. It's our company policy."
     scores = utterance(
