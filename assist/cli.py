@@ -38,7 +38,9 @@ def _format_event(event: dict[str, Any], elapsed: float) -> str | None:
             f"{event['message']}  [{event['evidence']['explanation']}, "
             f"at {event['media_time_s']:.2f}s of the call]{suggestion}"
         )
-    if event["type"] == "transcript" and event["final"]:
+    # An utterance Whisper heard no words in (a short backchannel, a cough) ends in an empty
+    # final: it clears the agent page's preview, and there is nothing to print.
+    if event["type"] == "transcript" and event["final"] and event["text"].strip():
         return f"[{elapsed:7.2f}s] {event['channel']:>8}: {event['text']}"
     return None
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from assist.cli import demo_call_path
+from assist.cli import _format_event, demo_call_path
 
 pytestmark = pytest.mark.e2e
 ASSIST = [sys.executable, "-m", "assist.cli"]
@@ -43,6 +43,17 @@ def test_demo_prints_nudges_urls_and_scorecard():
     # what the text cues raise depends on what Whisper makes of the call at 30x
     assert set(nudges) - set(audio_cues) <= {"negative_phrasing", "customer_frustration", "pace"}
     assert "Scorecard:" in out and "patience" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [("Okay, have you tried restarting the router?", True), ("", False), (" ", False)],
+)
+def test_the_demo_prints_finals_with_words_only(text: str, printed: bool) -> None:
+    final = {"type": "transcript", "final": True, "channel": "agent", "text": text}
+    line = _format_event(final, 9.34)
+    assert (line == f"[   9.34s]    agent: {text}") if printed else line is None
+    assert _format_event({**final, "final": False}, 9.34) is None  # partials: never
 
 
 async def test_serve_then_replay_a_wav(tmp_path):
