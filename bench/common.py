@@ -59,7 +59,7 @@ def machine() -> dict[str, Any]:
     flags: set[str] = set()
     with open("/proc/cpuinfo") as fh:
         for line in fh:
-            if line.startswith("model name") and cpu == "unknown":
+            if line.startswith("model name"):  # the first processor's; then its flags
                 cpu = line.split(":", 1)[1].strip()
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())

@@ -50,16 +50,29 @@ class PhrasingDecision:
 
 
 def decide_phrasing(
-    text: str, probabilities: Sequence[float], labels: Sequence[str], threshold: float
+    text: str,
+    probabilities: Sequence[float],
+    labels: Sequence[str],
+    threshold: float,
+    several_sentences: bool = False,
 ) -> PhrasingDecision | None:
-    """The decision on one agent sentence from the model's class probabilities
-    (``labels[0]`` is "none"); None when it is not negative phrasing."""
+    """The decision on one agent sentence (``several_sentences``: an utterance of several
+    judged as a whole) from the model's class probabilities (``labels[0]`` is "none");
+    None when it is not negative phrasing.
+
+    Short of ``STRONG_SCORE``, text with no phrase of its category is let go when it holds
+    a benign idiom, or when it is several sentences: the whole is judged so that one
+    negative sentence among neutral ones is not diluted, and when no sentence carries the
+    category the score is spread over the utterance and a nudge would have nothing to
+    quote (field case F10's echoed monologue as Whisper heard it on one CPU, "to do
+    grammar and charge. So there are no surprising, ...", policy 0.56)."""
     score = float(1.0 - probabilities[0])
     if not text or score < threshold:
         return None
     best = max(range(1, len(labels)), key=lambda i: probabilities[i])
     category = labels[best]
-    if score < STRONG_SCORE and find_phrase(text, category) is None and benign_idiom(text):
+    unquoted = score < STRONG_SCORE and find_phrase(text, category) is None
+    if unquoted and (several_sentences or benign_idiom(text)):
         return None
     return PhrasingDecision(category, score)
 
@@ -79,7 +92,13 @@ def decide_sentence(
     ):
         return None
     phrasing = scores.phrasing
-    return decide_phrasing(scores.text, list(phrasing.values()), list(phrasing), threshold)
+    return decide_phrasing(
+        scores.text,
+        list(phrasing.values()),
+        list(phrasing),
+        threshold,
+        several_sentences=len(scores.sentences) > 1,
+    )
 
 
 def decide_utterance(
@@ -98,24 +117,8 @@ def decide_utterance(
         (part, decision)
         for part, at in candidates
         if (decision := decide_sentence(part, at, previous)) is not None
-        and not (part is scores and _diffuse(scores, decision))
     ]
     return max(fired, key=lambda f: f[1].score) if fired else None
-
-
-def _diffuse(scores: TextScores, decision: PhrasingDecision) -> bool:
-    """Whether an utterance of several sentences fired as a whole with nothing to quote: no
-    phrase of its category anywhere in it, at a score short of ``STRONG_SCORE`` (its
-    sentences are still judged alone). The whole is judged so that one negative sentence
-    among neutral ones is not diluted; when no sentence carries the category, the score is
-    spread over the utterance (seen on misheard speech: field case F10's echoed monologue
-    as Whisper heard it on one CPU, "to do grammar and charge. So there are no surprising,
-    ...", policy 0.56), and a nudge would have no evidence to show."""
-    return (
-        len(scores.sentences) > 1
-        and decision.score < STRONG_SCORE
-        and find_phrase(scores.text, decision.category) is None
-    )
 
 
 def quote_span(utterance: str, sentence: TextScores, category: str) -> tuple[tuple[int, int], str]:

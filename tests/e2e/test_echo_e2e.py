@@ -33,11 +33,11 @@ def customer_lines(call: RenderedCall) -> list[tuple[float, float]]:
     return [(u.start_s, u.end_s) for u in call.utterances if u.who == "customer"]
 
 
-def customer_finals(result: ReplayResult) -> list[dict[str, Any]]:
+def finals_of(result: ReplayResult, channel: str = "customer") -> list[dict[str, Any]]:
     return [
         e
         for e in result.events
-        if e["type"] == "transcript" and e["channel"] == "customer" and e["final"]
+        if e["type"] == "transcript" and e["channel"] == channel and e["final"]
     ]
 
 
@@ -46,12 +46,7 @@ TEXT_CUES = {"negative_phrasing": "agent", "customer_frustration": "customer"}  
 
 def final_ending_at(result: ReplayResult, channel: str, at_s: float) -> dict[str, Any] | None:
     """The final transcript a text cue's nudge at ``at_s`` judged (it fires at its end)."""
-    finals = [
-        e
-        for e in result.events
-        if e["type"] == "transcript" and e["final"] and e["channel"] == channel
-    ]
-    return min(finals, key=lambda e: abs(e["end_s"] - at_s), default=None)
+    return min(finals_of(result, channel), key=lambda e: abs(e["end_s"] - at_s), default=None)
 
 
 def comparable_nudges(result: ReplayResult, other: ReplayResult) -> list[tuple[str, float]]:
@@ -116,8 +111,8 @@ async def test_agent_monologue_with_echo_is_a_monologue_and_no_customer_speech(s
     assert metrics["interruptions"] == 0 and metrics["monologues"] == 1
     # A dispersive path colours the echo: its speech-weighted loss is not the mix level.
     assert_echo_metrics(metrics, 180, -22, tol_db=5.0)
-    finals = customer_finals(result)
-    assert len(finals) == len(customer_finals(plain))  # the customer's own lines, no more
+    finals = finals_of(result)
+    assert len(finals) == len(finals_of(plain))  # the customer's own lines, no more
     for final in finals:
         assert any(
             final["start_s"] < end + 0.5 and start - 0.5 < final["end_s"]
@@ -220,7 +215,7 @@ async def test_field_f10_echo_of_the_agent_on_the_customer_line(server_factory):
     assert result.error is None, result.error
     assert [n["kind"] for n in result.nudges] == ["monologue"]
     assert abs(result.nudges[0]["media_time_s"] - 60.5) <= 0.3
-    assert customer_finals(result) == []
+    assert finals_of(result) == []
     assert result.scorecard is not None
     metrics = result.scorecard["metrics"]
     assert metrics["talk_s"]["customer"] <= ACQUISITION_S
