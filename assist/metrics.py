@@ -227,7 +227,7 @@ class ServiceMetrics:
         self.asr_full_window_retries = Counter(
             r,
             "assist_asr_full_window_retries_total",
-            "Windowed ASR results redone with Whisper's full 30 s window, by reason.",
+            "Windowed ASR results redone with longer windows (15 s, then 30 s), by reason.",
             ["reason"],
         )
         self.asr_batches = MirroredCounter(

@@ -50,6 +50,7 @@ from assist.audio.codecs import decode, mulaw_encode  # noqa: E402
 from assist.audio.resample import StreamResampler  # noqa: E402
 from assist.synth.recorded import SOUNDS, prompt_texts  # noqa: E402
 from assist.synth.render import read_wav_mono  # noqa: E402
+from assist.vocabulary import Recognized  # noqa: E402
 from bench.common import machine  # noqa: E402
 
 PRE_ROLL_S, POST_ROLL_S = 0.3, 0.15  # the segmenter's defaults ([utterances])
@@ -59,13 +60,18 @@ BOOTSTRAP_RESAMPLES = 2000
 
 
 class _FirstPass(WhisperRecognizer):
-    """The service's recognizer, keeping the windowed pass's text before the guard."""
+    """The service's recognizer, keeping the text of an utterance's first pass (the
+    windowed one) before the guard redoes it with longer windows. One utterance a call."""
 
-    first_pass = ""
+    first_pass: str | None = None
+
+    def recognize(self, batch: list[np.ndarray], words: bool = True) -> list[Recognized]:
+        self.first_pass = None
+        return super().recognize(batch, words)
 
     def _one(self, audio: np.ndarray, frames: int | None, options: dict[str, Any]) -> _Decoded:
         decoded = super()._one(audio, frames, options)
-        if frames is not None or self._floor_s >= FULL_WINDOW_S:
+        if self.first_pass is None:
             self.first_pass = decoded.recognized().text
         return decoded
 
@@ -191,7 +197,8 @@ def main() -> int:
                 (result,) = recognizer.recognize([audio])
                 ms = 1000 * (time.perf_counter() - t0)
                 errors, words = word_error_rate(reference, result.text)
-                first, _ = word_error_rate(reference, recognizer.first_pass)
+                first_pass = recognizer.first_pass or ""
+                first, _ = word_error_rate(reference, first_pass)
                 rows[(rate, floor)].append(
                     {
                         "name": name,
@@ -204,7 +211,7 @@ def main() -> int:
                         "words": words,
                         "retry": retried[0] if retried else None,
                         "text": result.text,
-                        "first_pass": recognizer.first_pass,
+                        "first_pass": first_pass,
                     }
                 )
         print(f"\r{done + 1}/{len(plays)} prompts x noise seeds", end="", flush=True)

@@ -7,10 +7,12 @@ window: the longest utterance in the step plus ``WINDOW_MARGIN_S``, at least
 Stock Whisper models are trained on 30 s windows only: with very short windows they start
 to repeat themselves (the same sentence twice or more). So every windowed result goes
 through a guard (``full_window_reason``): repeated text (a 4-word sequence said again, or
-a zlib compression ratio over 2.4, Whisper's own limit) is recognized again, greedy, with
-a 15 s window (``redo_windows``), and if that repeats too with the full 30 s window and
-Whisper's temperature fallback, exactly as before windows existed; each redone utterance
-is counted once (``on_full_window_retry``, named when the redo was 30 s only). The
+a zlib compression ratio over 2.4, Whisper's own limit), or a final of a short utterance
+with no word at all (a backchannel such as "Right." that short windows often hear as
+nothing: ``bench/backchannels.py``), is recognized again, greedy, with a 15 s window
+(``redo_windows``), and if that fails too with the full 30 s window and Whisper's
+temperature fallback, exactly as before windows existed; each redone utterance is counted
+once (``on_full_window_retry``, by reason). The
 windowed pass itself is greedy at temperature 0 (deterministic, bounded cost). Unsure
 decodes (mean token log-probability under -1) are not redone: on recorded speech that
 gained little, and on synthetic or noisy speech it redid a quarter of all utterances
@@ -53,11 +55,13 @@ FRAMES_PER_S = 100  # Whisper's mel frames: 10 ms hop
 FULL_WINDOW_S = FULL_WINDOW_FRAMES / FRAMES_PER_S  # 30 s
 WINDOW_MARGIN_S = 0.5  # window past the longest utterance of a step (s)
 REPEAT_NGRAM = 4  # a sequence of this many words said twice (not overlapping) is a repeat
+REPEAT_WORD_RUN = 4  # one word this many times in a row is a loop ("No. No. No. No. No.")
 MAX_COMPRESSION_RATIO = 2.4  # zlib ratio of the text above which Whisper calls it a loop
 MAX_TOKENS_PER_S = 10  # decoder tokens per second of audio, at most (speech makes 2-6)
 TOKEN_MARGIN = 16  # tokens a decode may add whatever its length (timestamps, the end)
 REDO_WINDOW_S = 15.0  # a repeated result is redone with this window first (s), then 30 s
 LAST_PASS_TAIL_S = 0.6  # a pass whose text ends this near the audio's end is the last (s)
+EMPTY_REDO_MAX_S = 2.0  # a final heard as nothing is redone when its audio is this short (s)
 
 _WORD = re.compile(r"[a-z0-9']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -91,10 +95,11 @@ def token_budget(seconds: float) -> int:
 
 
 def redo_windows(frames: int) -> list[int | None]:
-    """The windows (mel frames; None = the full 30 s) a repeated result of a ``frames``
-    window is redone with, in turn, until one does not repeat: ``REDO_WINDOW_S`` first when
-    it is longer (no repeat at a 15 s floor in 450 recorded utterances, half the full
-    window's cost), then the full window."""
+    """The windows (mel frames; None = the full 30 s) a rejected result of a ``frames``
+    window (``full_window_reason``) is redone with, in turn, until one passes:
+    ``REDO_WINDOW_S`` first when it is longer (no repeat at a 15 s floor in 450 recorded
+    utterances, two thirds of the empty backchannels heard; half the full window's cost),
+    then the full window."""
     mid = window_frames([0.0], REDO_WINDOW_S)
     return [mid, None] if mid is not None and mid > frames else [None]
 
@@ -112,13 +117,17 @@ def repeats_itself(text: str, n: int = REPEAT_NGRAM) -> bool:
     stock Whisper: "All circuits are busy now. All circuits are busy now." True speech of
     a few seconds rarely says 4 words twice. Shorter sentences count when one of 2 words or
     more is said again right after itself ("No more messages. No more messages."), and so
-    do three or more marks standing alone ("Right. . . . . . ."; the demo's agent once)."""
+    do one word ``REPEAT_WORD_RUN`` times in a row (a one-word backchannel in a short
+    window: "Great. Great. Great. Great. Great. Great"; "No, no, no." is speech) and three
+    or more marks standing alone ("Right. . . . . . ."; the demo's agent once)."""
     if compression_ratio(text) > MAX_COMPRESSION_RATIO or _LOOSE_MARKS.search(text):
         return True
     sentences = [_WORD.findall(s.lower()) for s in _SENTENCE_END.split(text)]
     if any(len(a) >= 2 and a == b for a, b in itertools.pairwise(sentences)):
         return True
     words = _WORD.findall(text.lower())
+    if any(len(list(run)) >= REPEAT_WORD_RUN for _, run in itertools.groupby(words)):
+        return True
     first_at: dict[tuple[str, ...], int] = {}
     for i in range(len(words) - n + 1):
         gram = tuple(words[i : i + n])
@@ -128,10 +137,18 @@ def repeats_itself(text: str, n: int = REPEAT_NGRAM) -> bool:
     return False
 
 
-def full_window_reason(text: str) -> str | None:
-    """Why a windowed result must be recognized again with the full 30 s window, or None:
-    ``"repetition"`` (``repeats_itself``), the metric's label."""
-    return "repetition" if repeats_itself(text) else None
+def full_window_reason(text: str, seconds: float = 0.0, final: bool = False) -> str | None:
+    """Why a windowed result (``text`` of ``seconds`` of audio) must be recognized again with
+    a longer window, or None; the metric's label. ``"repetition"``: ``repeats_itself``.
+    ``"empty"``: a ``final`` with no word, of audio at most ``EMPTY_REDO_MAX_S`` long. An 8 s
+    window hears about a quarter of one-word backchannels as nothing where the full window
+    hears them, and hears no more in music or noise (``bench/backchannels.py``); longer
+    audio with no word is music or noise, and partials only preview, so neither is redone."""
+    if repeats_itself(text):
+        return "repetition"
+    if final and seconds <= EMPTY_REDO_MAX_S and not _WORD.search(text.lower()):
+        return "empty"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,15 +277,19 @@ class WhisperRecognizer:
         )
         results = []
         for audio, one in zip(batch, decoded, strict=True):
+            seconds = len(audio) / ASR_RATE
             # only windowed results are judged
-            if frames is not None and (reason := full_window_reason(one.recognized().text)):
+            if frames is not None and (
+                reason := full_window_reason(one.recognized().text, seconds, final=words)
+            ):
                 with self._lock:
                     self.full_window_retries += 1
                 if self._on_retry is not None:
                     self._on_retry(reason)
                 for redo in redo_windows(frames):
                     one = self._one(audio, redo, self._options(redo, words, budget))
-                    if redo is None or full_window_reason(one.recognized().text) is None:
+                    text = one.recognized().text
+                    if redo is None or full_window_reason(text, seconds, final=words) is None:
                         break
             results.append(one.recognized())
         return results

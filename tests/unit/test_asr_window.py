@@ -67,6 +67,9 @@ def test_an_empty_step_has_no_window():
         "Goodbye now. Goodbye now.",
         "right. . . . . . . . . .",  # a loop of full stops (the demo, live, once)
         "Let me check. . . ?",
+        "No. No. No. No. No. No",  # a one-word backchannel in an 8 s window
+        "Great. Great. Great. Great. Great. Great",
+        "no no no no",
     ],
 )
 def test_repeated_text_is_caught(text):
@@ -79,6 +82,7 @@ def test_repeated_text_is_caught(text):
     [
         "",
         "No, no, no.",  # a word said thrice is speech, not a loop
+        "No, no, no. I said no.",  # not four in a row
         "I want to go, I want to cancel the order.",  # 3 words again: speech
         "Okay. Okay. Let me check.",  # one word again: speech
         "No more messages. Goodbye. No more messages.",  # not back to back
@@ -192,3 +196,72 @@ def test_text_ending_before_the_tail_lets_the_next_pass_decode():
 )
 def test_a_repeat_is_redone_with_15_s_first_then_the_full_window(frames, redo):
     assert redo_windows(frames) == redo
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "final", "reason"),
+    [
+        ("", 0.8, True, "empty"),  # a backchannel heard as nothing
+        (" . ", 1.9, True, "empty"),  # marks are no words
+        ("", 2.5, True, None),  # longer audio with no word: music or noise, not redone
+        ("", 0.8, False, None),  # a partial only previews
+        ("Right.", 0.8, True, None),
+        ("No more messages. No more messages.", 1.5, False, "repetition"),
+    ],
+)
+def test_the_guard_redoes_a_short_final_heard_as_nothing(text, seconds, final, reason):
+    assert full_window_reason(text, seconds, final=final) == reason
+
+
+class _HearsInWindows:
+    """A stand-in for faster-whisper's model that hears "Right." only in the windows
+    ``hears_in`` (mel frames, None = 30 s) and records every window it is asked for."""
+
+    def __init__(self, hears_in: set[int | None]) -> None:
+        self.hears_in = hears_in
+        self.windows: list[int | None] = []
+
+    @contextlib.contextmanager
+    def window(self, frames):
+        self.windows.append(frames)
+        yield
+
+    def transcribe(self, audio, **options):
+        heard = self.windows[-1] in self.hears_in
+
+        def segments():
+            if heard:
+                yield types.SimpleNamespace(text=" Right.", words=[], end=0.4, seek=0)
+
+        return segments(), None
+
+
+@pytest.mark.parametrize(
+    ("hears_in", "windows", "text"),
+    [
+        ({1500, None}, [800, 1500], "Right."),  # the 15 s redo hears it
+        ({None}, [800, 1500, None], "Right."),  # only the full window does
+        (set(), [800, 1500, None], ""),  # nothing hears anything: stays empty
+        ({800, 1500, None}, [800], "Right."),  # heard at once: no redo
+    ],
+)
+def test_an_empty_short_final_is_redone_with_longer_windows(hears_in, windows, text):
+    model = _HearsInWindows(hears_in)
+    retries: list[str] = []
+    loaded = LoadedModel(model, "windows", Path("."), "cpu", "int8", 0.0)
+    recognizer = WhisperRecognizer(loaded, window_floor_s=8.0, on_full_window_retry=retries.append)
+    (result,) = recognizer.recognize([np.zeros(16_000, dtype=np.float32)])  # 1 s
+    assert model.windows == windows and result.text == text
+    assert retries == (["empty"] if len(windows) > 1 else [])  # counted once
+    assert recognizer.full_window_retries == len(retries)
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(1.0, False), (2.5, True)])
+def test_partials_and_long_audio_heard_as_nothing_are_not_redone(seconds, words):
+    model = _HearsInWindows({None})
+    loaded = LoadedModel(model, "windows", Path("."), "cpu", "int8", 0.0)
+    recognizer = WhisperRecognizer(loaded, window_floor_s=8.0)
+    audio = np.zeros(round(seconds * 16_000), dtype=np.float32)
+    (result,) = recognizer.recognize([audio], words=words)
+    assert model.windows == [800] and result.text == ""
+    assert recognizer.full_window_retries == 0

@@ -71,7 +71,7 @@ EXPECTED = {
     "assist_asr_queue": ("gauge", "Utterances waiting for an ASR worker.", ()),
     "assist_asr_full_window_retries_total": (
         "counter",
-        "Windowed ASR results redone with Whisper's full 30 s window, by reason.",
+        "Windowed ASR results redone with longer windows (15 s, then 30 s), by reason.",
         ("reason",),
     ),
     "assist_asr_batches_total": ("counter", "ASR steps, by batch size.", ("batch",)),
