@@ -19,7 +19,6 @@ a Markdown table. Needs the ``[voices]`` extra (Piper) and espeak-ng.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,8 +35,14 @@ from assist.asr.wer import word_error_rate  # noqa: E402
 from assist.audio.codecs import decode, mulaw_encode  # noqa: E402
 from assist.audio.resample import StreamResampler  # noqa: E402
 from assist.synth.render import MOH_DIR, _piper_tts, _tts, read_wav_mono  # noqa: E402
-from bench.common import machine  # noqa: E402
-from bench.window_floor import NOISE_DBFS, POST_ROLL_S, PRE_ROLL_S, _FirstPass  # noqa: E402
+from bench.common import recognizer_run_header, write_results  # noqa: E402
+from bench.window_floor import (  # noqa: E402
+    NOISE_DBFS,
+    POST_ROLL_S,
+    PRE_ROLL_S,
+    _FirstPass,
+    timed_recognition,
+)
 
 LINE_RATE = 8000  # Hz: a mu-law phone line
 BACKCHANNELS = [
@@ -213,10 +218,7 @@ def main() -> int:
     for seed, (kind, source, reference, clip) in enumerate(plays):
         audio = on_the_line(clip, seed)
         for floor, recognizer in recognizers.items():
-            retried.clear()
-            t0 = time.perf_counter()
-            (result,) = recognizer.recognize([audio])
-            ms = 1000 * (time.perf_counter() - t0)
+            result, timed = timed_recognition(recognizer, audio, retried)
             errors, words = word_error_rate(reference, result.text) if reference else (0, 0)
             rows[floor].append(
                 {
@@ -224,23 +226,20 @@ def main() -> int:
                     "source": source,
                     "reference": reference,
                     "seconds": round(len(audio) / 16000, 3),
-                    "ms": round(ms, 1),
                     "errors": errors,
                     "words": words,
-                    "retry": retried[0] if retried else None,
-                    "text": result.text,
-                    "first_pass": recognizer.first_pass or "",
+                    **timed,
                 }
             )
         print(f"\r{seed + 1}/{len(plays)} clips", end="", flush=True)
     print(f"  ({time.perf_counter() - started:.0f} s)")
     results: dict[str, Any] = {
-        "benchmark": "backchannels and non-speech through the encoder window",
-        "machine": machine(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "model": args.model,
-        "compute_type": loaded.compute_type,
+        **recognizer_run_header(
+            "backchannels and non-speech through the encoder window",
+            load_before,
+            args.model,
+            loaded.compute_type,
+        ),
         "floors": {
             str(floor): summarize(
                 [r for r in rows[floor] if r["kind"] == "speech"],
@@ -250,12 +249,7 @@ def main() -> int:
         },
         "rows": {str(floor): rows[floor] for floor in args.floors},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "backchannels.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print(table(results))
-    print(f"wrote {path}")
-    plot(results, args.out / "backchannels.png")
+    write_results(args.out, "backchannels", results, table, plot)
     return 0
 
 

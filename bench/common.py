@@ -8,6 +8,7 @@ Used by ``bench/run.py`` (latency and capacity), ``bench/micro.py`` (components)
 from __future__ import annotations
 
 import collections
+import json
 import math
 import os
 import platform
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,38 @@ def process_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def recognizer_run_header(
+    benchmark: str, load_before: Iterable[float], model: str, compute_type: str
+) -> dict[str, Any]:
+    """The first keys of a recognizer benchmark's JSON: what ran, on which machine, how
+    loaded it was before (``load_before``, 1/5/15 min) and after, with which model."""
+    return {
+        "benchmark": benchmark,
+        "machine": machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "model": model,
+        "compute_type": compute_type,
+    }
+
+
+def write_results(
+    out: Path,
+    stem: str,
+    results: dict[str, Any],
+    table: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], Path], None],
+) -> None:
+    """Write ``OUT/STEM.json`` and ``OUT/STEM.png`` (``plot``), and print the Markdown
+    ``table`` of ``results`` and where the JSON went."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stem}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
+    print(f"wrote {path}")
+    plot(results, out / f"{stem}.png")
 
 
 def machine_cpu_ticks() -> tuple[int, int]:

@@ -51,7 +51,7 @@ from assist.audio.resample import StreamResampler  # noqa: E402
 from assist.synth.recorded import SOUNDS, prompt_texts  # noqa: E402
 from assist.synth.render import read_wav_mono  # noqa: E402
 from assist.vocabulary import Recognized  # noqa: E402
-from bench.common import machine  # noqa: E402
+from bench.common import recognizer_run_header, write_results  # noqa: E402
 
 PRE_ROLL_S, POST_ROLL_S = 0.3, 0.15  # the segmenter's defaults ([utterances])
 NOISE_DBFS = -60.0  # line noise, as in assist.synth.recorded.prompt_call
@@ -74,6 +74,23 @@ class _FirstPass(WhisperRecognizer):
         if self.first_pass is None:
             self.first_pass = decoded.recognized().text
         return decoded
+
+
+def timed_recognition(
+    recognizer: _FirstPass, audio: np.ndarray, retried: list[str]
+) -> tuple[Recognized, dict[str, Any]]:
+    """One utterance (float32 at 16 kHz) through ``recognizer``, whose redos append their
+    reason to ``retried``: the result and its row fields (ms, the redo's reason, the text
+    with the guard and of the first pass alone)."""
+    retried.clear()
+    started = time.perf_counter()
+    (result,) = recognizer.recognize([audio])
+    return result, {
+        "ms": round(1000 * (time.perf_counter() - started), 1),
+        "retry": retried[0] if retried else None,
+        "text": result.text,
+        "first_pass": recognizer.first_pass or "",
+    }
 
 
 def prompts(limit: int | None, short: bool = False) -> list[tuple[str, str, str]]:
@@ -192,26 +209,19 @@ def main() -> int:
             if rate == args.rates[0] and seed == args.noise_seeds[0]:
                 durations.append((channel, len(audio) / 16000))
             for floor, recognizer in recognizers.items():
-                retried.clear()
-                t0 = time.perf_counter()
-                (result,) = recognizer.recognize([audio])
-                ms = 1000 * (time.perf_counter() - t0)
+                result, timed = timed_recognition(recognizer, audio, retried)
                 errors, words = word_error_rate(reference, result.text)
-                first_pass = recognizer.first_pass or ""
-                first, _ = word_error_rate(reference, first_pass)
+                first, _ = word_error_rate(reference, timed["first_pass"])
                 rows[(rate, floor)].append(
                     {
                         "name": name,
                         "seed": seed,
                         "channel": channel,
                         "seconds": round(len(audio) / 16000, 3),
-                        "ms": round(ms, 1),
                         "errors": errors,
                         "errors_first_pass": first,
                         "words": words,
-                        "retry": retried[0] if retried else None,
-                        "text": result.text,
-                        "first_pass": first_pass,
+                        **timed,
                     }
                 )
         print(f"\r{done + 1}/{len(plays)} prompts x noise seeds", end="", flush=True)
@@ -219,12 +229,12 @@ def main() -> int:
     sentences = np.array([s for group, s in durations if group != "short"])
     short = np.array([s for group, s in durations if group == "short"] or [0.0])
     results: dict[str, Any] = {
-        "benchmark": "Whisper encoder window floor: WER and speed on recorded phone speech",
-        "machine": machine(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "model": args.model,
-        "compute_type": loaded.compute_type,
+        **recognizer_run_header(
+            "Whisper encoder window floor: WER and speed on recorded phone speech",
+            load_before,
+            args.model,
+            loaded.compute_type,
+        ),
         "cpu_threads": args.threads,
         "noise_seeds": args.noise_seeds,
         "utterances": {
@@ -245,12 +255,7 @@ def main() -> int:
         },
         "rows": {f"{rate}/{f}": rows[(rate, f)] for rate in args.rates for f in args.floors},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "window_floor.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print(table(results))
-    print(f"wrote {path}")
-    plot(results, args.out / "window_floor.png")
+    write_results(args.out, "window_floor", results, table, plot)
     return 0
 
 
