@@ -196,8 +196,9 @@ class AsrConfig(_Section):
     partial_stale_after_s: float = Field(1.0, gt=0)
     beam_size: int = Field(1, ge=1)
     # Shortest Whisper encoder window (s): a step encodes max(this, longest utterance + 0.5 s)
-    # instead of 30 s; repetitions and short finals heard as nothing are redone with 15 s,
-    # then 30 s (bench/window_floor.py, bench/backchannels.py); 30 = always 30 s.
+    # instead of 30 s; repetitions, short finals heard as nothing and finals Whisper judges
+    # not speech are redone with 15 s, then 30 s (bench/window_floor.py,
+    # bench/backchannels.py); 30 = always 30 s.
     window_floor_s: float = Field(8.0, ge=1, le=30)
     # A partial arriving while more than this many requests wait is not transcribed (no cue
     # reads partials; finals get the time); 0 = only when nothing waits; max_queue = never.

@@ -3,12 +3,13 @@
 Live, many utterances the segmenter cuts are one-word backchannels ("Right.", "Mm-hmm.")
 and a few are music or noise the VAD took for speech. This plays ``BACKCHANNELS`` in
 five voices (Piper's customer and agent voices, three espeak-ng voices) and non-speech
-clips (Asterisk's music on hold at four lengths, white noise and clicks at two levels)
-through an 8 kHz mu-law line with the segmenter's rolls of line noise, to the service's
-own ``WhisperRecognizer`` at each floor (finals: words on), one utterance at a time.
-Per floor: backchannels heard as nothing, by the windowed pass alone and with the guard
-(which redoes a short final heard as nothing, ``full_window_reason``); non-speech heard
-as words; WER on the backchannels; ms per utterance; the redos by reason.
+clips (Asterisk's music on hold at four lengths and four passages of each file, white
+noise and clicks at two levels) through an 8 kHz mu-law line with the segmenter's rolls of
+line noise, to the service's own ``WhisperRecognizer`` at each floor (finals: words on),
+one utterance at a time. Per floor: backchannels heard as nothing, by the windowed pass
+alone and with the guard (which redoes a short final heard as nothing and words Whisper
+judges not speech, ``full_window_reason``); non-speech heard as words; WER on the
+backchannels; ms per utterance; the redos by reason.
 
     python bench/backchannels.py [--floors 30 15 8] [--limit N] [--out bench/results]
 
@@ -19,6 +20,7 @@ a Markdown table. Needs the ``[voices]`` extra (Piper) and espeak-ng.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -64,7 +66,8 @@ BACKCHANNELS = [
 ]
 ESPEAK_VOICES = ["en-us+m3", "en-us+f3", "en-gb+m1"]
 ESPEAK_WPM = 170
-MUSIC_SECONDS = [0.6, 1.0, 1.5, 2.5]  # clips of each hold-music file
+MUSIC_SECONDS = [0.6, 1.0, 1.5, 2.5]  # clips of each hold-music file, at each passage
+MUSIC_PASSAGES = 4  # passages of each file, 13 s apart (the shortest file is 73 s)
 MUSIC_LEVEL_DBFS = -24.0  # RMS, as hold music plays in the synthesized calls
 NOISE_LEVELS_DBFS = [-30.0, -40.0]  # white noise RMS; clicks peak 20 dB higher
 NOISE_SECONDS = [0.5, 1.0, 2.0]
@@ -104,8 +107,10 @@ def non_speech_clips(limit: int | None) -> list[tuple[str, float, np.ndarray]]:
     for path in sorted(MOH_DIR.glob("*.wav"))[:limit]:
         music, rate = read_wav_mono(path)
         music = soxr.resample(music, rate, LINE_RATE).astype(np.float32)
-        for k, seconds in enumerate(MUSIC_SECONDS):
-            start = round((5 + 7 * k) * LINE_RATE)  # a different passage for each length
+        for (k, seconds), passage in itertools.product(
+            enumerate(MUSIC_SECONDS), range(MUSIC_PASSAGES)
+        ):
+            start = round((5 + 7 * k + 13 * passage) * LINE_RATE)  # another passage each
             clip = music[start : start + round(seconds * LINE_RATE)]
             rms = float(np.sqrt(np.mean(clip**2))) or 1.0
             clips.append(

@@ -7,12 +7,13 @@ window: the longest utterance in the step plus ``WINDOW_MARGIN_S``, at least
 Stock Whisper models are trained on 30 s windows only: with very short windows they start
 to repeat themselves (the same sentence twice or more). So every windowed result goes
 through a guard (``full_window_reason``): repeated text (a 4-word sequence said again, or
-a zlib compression ratio over 2.4, Whisper's own limit), or a final of a short utterance
+a zlib compression ratio over 2.4, Whisper's own limit), a final of a short utterance
 with no word at all (a backchannel such as "Right." that short windows often hear as
-nothing: ``bench/backchannels.py``), is recognized again, greedy, with a 15 s window
-(``redo_windows``), and if that fails too with the full 30 s window and Whisper's
-temperature fallback, exactly as before windows existed; each redone utterance is counted
-once (``on_full_window_retry``, by reason). The
+nothing), or a final whose words Whisper itself judges likely not speech (the "Thank
+you." short windows say on hold music; ``bench/backchannels.py``), is recognized again,
+greedy, with a 15 s window (``redo_windows``), and if that fails too with the full 30 s
+window and Whisper's temperature fallback, exactly as before windows existed; each
+redone utterance is counted once (``on_full_window_retry``, by reason). The
 windowed pass itself is greedy at temperature 0 (deterministic, bounded cost). Unsure
 decodes (mean token log-probability under -1) are not redone: on recorded speech that
 gained little, and on synthetic or noisy speech it redid a quarter of all utterances
@@ -62,6 +63,7 @@ TOKEN_MARGIN = 16  # tokens a decode may add whatever its length (timestamps, th
 REDO_WINDOW_S = 15.0  # a repeated result is redone with this window first (s), then 30 s
 LAST_PASS_TAIL_S = 0.6  # a pass whose text ends this near the audio's end is the last (s)
 EMPTY_REDO_MAX_S = 2.0  # a final heard as nothing is redone when its audio is this short (s)
+NO_SPEECH_PROB = 0.6  # Whisper's own no-speech threshold: a final's text above it is redone
 
 _WORD = re.compile(r"[a-z0-9']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -137,18 +139,25 @@ def repeats_itself(text: str, n: int = REPEAT_NGRAM) -> bool:
     return False
 
 
-def full_window_reason(text: str, seconds: float = 0.0, final: bool = False) -> str | None:
+def full_window_reason(
+    text: str, seconds: float = 0.0, final: bool = False, no_speech_prob: float = 0.0
+) -> str | None:
     """Why a windowed result (``text`` of ``seconds`` of audio) must be recognized again with
     a longer window, or None; the metric's label. ``"repetition"``: ``repeats_itself``.
-    ``"empty"``: a ``final`` with no word, of audio at most ``EMPTY_REDO_MAX_S`` long. An 8 s
-    window hears about a quarter of one-word backchannels as nothing where the full window
-    hears them, and hears no more in music or noise (``bench/backchannels.py``); longer
-    audio with no word is music or noise, and partials only preview, so neither is redone."""
+    For a ``final`` (partials only preview, so they are never redone for these):
+    ``"empty"``, no word, of audio at most ``EMPTY_REDO_MAX_S`` long (an 8 s window hears
+    about a quarter of one-word backchannels as nothing where the full window hears them;
+    longer audio with no word is music or noise); ``"no_speech"``, words from a segment
+    whose ``no_speech_prob`` is over ``NO_SPEECH_PROB`` (Whisper's own threshold): the
+    "Thank you." an 8 s window says on hold music and after a backchannel, which the full
+    window does not, while no recorded sentence reaches it (``bench/backchannels.py``)."""
     if repeats_itself(text):
         return "repetition"
-    if final and seconds <= EMPTY_REDO_MAX_S and not _WORD.search(text.lower()):
-        return "empty"
-    return None
+    if not final:
+        return None
+    if not _WORD.search(text.lower()):
+        return "empty" if seconds <= EMPTY_REDO_MAX_S else None
+    return "no_speech" if no_speech_prob > NO_SPEECH_PROB else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,17 +219,26 @@ def _word(word: Any, offset_s: float) -> Word:
 
 
 class _Decoded:
-    """One utterance's segments gathered: their text and words."""
+    """One utterance's segments gathered: their text and words, and the highest
+    no-speech probability of a segment with words in it (0-1; 0 when none has)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.words: list[Word] = []
+        self.no_speech_prob = 0.0
 
     def add(self, segment: Any, offset_s: float) -> None:
         if not _WORD.search(segment.text.lower()):
             return  # "." alone after the sentence (short windows): no speech in it
         self.texts.append(segment.text.strip())
         self.words += [_word(w, offset_s) for w in segment.words or ()]
+        self.no_speech_prob = max(self.no_speech_prob, float(segment.no_speech_prob))
+
+    def redo_reason(self, seconds: float, final: bool) -> str | None:
+        """``full_window_reason`` of this result, ``seconds`` of audio long."""
+        return full_window_reason(
+            self.recognized().text, seconds, final=final, no_speech_prob=self.no_speech_prob
+        )
 
     def recognized(self) -> Recognized:
         return Recognized(" ".join(t for t in self.texts if t), self.words)
@@ -279,17 +297,14 @@ class WhisperRecognizer:
         for audio, one in zip(batch, decoded, strict=True):
             seconds = len(audio) / ASR_RATE
             # only windowed results are judged
-            if frames is not None and (
-                reason := full_window_reason(one.recognized().text, seconds, final=words)
-            ):
+            if frames is not None and (reason := one.redo_reason(seconds, final=words)):
                 with self._lock:
                     self.full_window_retries += 1
                 if self._on_retry is not None:
                     self._on_retry(reason)
                 for redo in redo_windows(frames):
                     one = self._one(audio, redo, self._options(redo, words, budget))
-                    text = one.recognized().text
-                    if redo is None or full_window_reason(text, seconds, final=words) is None:
+                    if redo is None or one.redo_reason(seconds, final=words) is None:
                         break
             results.append(one.recognized())
         return results

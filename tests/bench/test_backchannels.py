@@ -28,11 +28,11 @@ def test_backchannels_writes_counts_per_floor_and_a_plot(tmp_path):
     assert "| 8 s |" in done.stdout
     full, windowed = results["floors"]["30.0"], results["floors"]["8.0"]
     assert full["backchannels"] == windowed["backchannels"] == 5  # one word, five voices
-    assert full["non_speech"] == windowed["non_speech"] == 4 + 2 * 4  # music, noise, clicks
+    assert full["non_speech"] == windowed["non_speech"] == 16 + 2 * 4  # music, noise, clicks
     assert full["redone"] == {}  # the full window is never judged
     heard = {r["source"] for r in results["rows"]["30.0"] if r["kind"] == "speech" and r["text"]}
     for row in results["rows"]["8.0"]:
         assert row["ms"] > 0 and row["seconds"] > 0
         if row["kind"] == "speech" and row["source"] in heard:
             assert row["text"], row
-    assert set(windowed["redone"]) <= {"empty", "repetition"}
+    assert set(windowed["redone"]) <= {"empty", "no_speech", "repetition"}

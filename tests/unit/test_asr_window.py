@@ -166,7 +166,9 @@ class _CountingModel:
         def segments():
             for end in self.ends:
                 self.pulled += 1
-                yield types.SimpleNamespace(text=" hello there", words=[], end=end, seek=0)
+                yield types.SimpleNamespace(
+                    text=" hello there", words=[], end=end, seek=0, no_speech_prob=0.01
+                )
 
         return segments(), None
 
@@ -213,12 +215,43 @@ def test_the_guard_redoes_a_short_final_heard_as_nothing(text, seconds, final, r
     assert full_window_reason(text, seconds, final=final) == reason
 
 
-class _HearsInWindows:
-    """A stand-in for faster-whisper's model that hears "Right." only in the windows
-    ``hears_in`` (mel frames, None = 30 s) and records every window it is asked for."""
+@pytest.mark.parametrize(
+    ("no_speech_prob", "final", "seconds", "reason"),
+    [
+        (0.91, True, 1.5, "no_speech"),  # "Thank you." on hold music, 8 s window
+        (0.91, True, 12.0, "no_speech"),  # whatever the length
+        (0.91, False, 1.5, None),  # a partial only previews
+        (0.6, True, 1.5, None),  # Whisper's threshold itself is speech
+        (0.05, True, 1.5, None),
+    ],
+)
+def test_the_guard_redoes_words_whisper_judges_not_speech(no_speech_prob, final, seconds, reason):
+    got = full_window_reason("Thank you.", seconds, final=final, no_speech_prob=no_speech_prob)
+    assert got == reason
 
-    def __init__(self, hears_in: set[int | None]) -> None:
+
+def test_words_judged_not_speech_are_redone_until_a_window_hears_nothing():
+    model = _HearsInWindows({800}, " Thank you.", no_speech_prob=0.9)  # only the 8 s window
+    retries: list[str] = []
+    loaded = LoadedModel(model, "windows", Path("."), "cpu", "int8", 0.0)
+    recognizer = WhisperRecognizer(loaded, window_floor_s=8.0, on_full_window_retry=retries.append)
+    (result,) = recognizer.recognize([np.zeros(24_000, dtype=np.float32)])  # 1.5 s
+    # heard as nothing at 15 s, a short final is tried with the full window too
+    assert model.windows == [800, 1500, None] and result.text == ""
+    assert retries == ["no_speech"]  # counted once, by the first reason
+
+
+class _HearsInWindows:
+    """A stand-in for faster-whisper's model that hears ``text`` (with ``no_speech_prob``)
+    only in the windows ``hears_in`` (mel frames, None = 30 s) and records every window it
+    is asked for."""
+
+    def __init__(
+        self, hears_in: set[int | None], text: str = " Right.", no_speech_prob: float = 0.1
+    ) -> None:
         self.hears_in = hears_in
+        self.text = text
+        self.no_speech_prob = no_speech_prob
         self.windows: list[int | None] = []
 
     @contextlib.contextmanager
@@ -231,7 +264,9 @@ class _HearsInWindows:
 
         def segments():
             if heard:
-                yield types.SimpleNamespace(text=" Right.", words=[], end=0.4, seek=0)
+                yield types.SimpleNamespace(
+                    text=self.text, words=[], end=0.4, seek=0, no_speech_prob=self.no_speech_prob
+                )
 
         return segments(), None
 
