@@ -66,6 +66,8 @@ BACKCHANNELS = [
 ]
 ESPEAK_VOICES = ["en-us+m3", "en-us+f3", "en-gb+m1"]
 ESPEAK_WPM = 170
+# Every backchannel is played in each voice, in this order: Piper's two sides, then espeak-ng
+VOICES = ["piper-customer", "piper-agent", *(f"espeak-{voice}" for voice in ESPEAK_VOICES)]
 MUSIC_SECONDS = [0.6, 1.0, 1.5, 2.5]  # clips of each hold-music file, at each passage
 MUSIC_PASSAGES = 4  # passages of each file, 13 s apart (the shortest file is 73 s)
 MUSIC_LEVEL_DBFS = -24.0  # RMS, as hold music plays in the synthesized calls
@@ -87,15 +89,20 @@ def on_the_line(audio: np.ndarray, seed: int) -> np.ndarray:
     return StreamResampler(LINE_RATE, 16000).process(wire, last=True).astype(np.float32)
 
 
+def spoken(voice: str, text: str) -> np.ndarray:
+    """``text`` said by ``voice`` (one of ``VOICES``), float32 at 8 kHz."""
+    synthesizer, _, name = voice.partition("-")
+    if synthesizer == "piper":
+        return _piper_tts(name, 1.0, text, LINE_RATE)
+    if synthesizer == "espeak":
+        return _tts(name, ESPEAK_WPM, text, LINE_RATE)
+    raise ValueError(f"voice {voice!r}: not one of {VOICES}")
+
+
 def speech_clips(limit: int | None) -> list[tuple[str, str, np.ndarray]]:
-    """(voice, text, audio at 8 kHz) for each backchannel in each voice."""
-    clips = []
-    for text in BACKCHANNELS[:limit]:
-        for who in ("customer", "agent"):
-            clips.append((f"piper-{who}", text, _piper_tts(who, 1.0, text, LINE_RATE)))
-        for voice in ESPEAK_VOICES:
-            clips.append((f"espeak-{voice}", text, _tts(voice, ESPEAK_WPM, text, LINE_RATE)))
-    return clips
+    """(voice, text, audio at 8 kHz) for each backchannel in each of ``VOICES``; the
+    non-speech clips are played after these (their seeds follow on)."""
+    return [(voice, text, spoken(voice, text)) for text in BACKCHANNELS[:limit] for voice in VOICES]
 
 
 def non_speech_clips(limit: int | None) -> list[tuple[str, float, np.ndarray]]:

@@ -15,8 +15,8 @@ from assist.detectors.negative_phrasing import quote_times
 from assist.events import Transcript, TranscriptWord
 from assist.scorecard import said_during
 from assist.synth.recorded import SOUNDS, prompt_texts
-from assist.synth.render import _piper_tts, _tts, read_wav_mono
-from bench.backchannels import BACKCHANNELS, ESPEAK_VOICES, non_speech_clips, on_the_line
+from assist.synth.render import read_wav_mono
+from bench.backchannels import BACKCHANNELS, VOICES, non_speech_clips, on_the_line, spoken
 
 pytestmark = pytest.mark.asr
 
@@ -196,15 +196,15 @@ def test_the_guard_redoes_a_repetition_with_the_full_window(loaded, recognizer):
 
 
 # One-word backchannels an 8 s window heard as nothing on a Zen 4 CPU, where the full window
-# heard them (bench/backchannels.py): (synthesizer, voice, text)
+# heard them (bench/backchannels.py): (voice, text)
 BACKCHANNELS_HEARD_AS_NOTHING = [
-    ("piper", "agent", "Right."),
-    ("piper", "customer", "Sure."),
-    ("piper", "customer", "I see."),
-    ("espeak", "en-us+m3", "Yes."),
-    ("espeak", "en-gb+m1", "Yeah."),
-    ("espeak", "en-us+f3", "Alright."),
-    ("espeak", "en-us+m3", "Great."),
+    ("piper-agent", "Right."),
+    ("piper-customer", "Sure."),
+    ("piper-customer", "I see."),
+    ("espeak-en-us+m3", "Yes."),
+    ("espeak-en-gb+m1", "Yeah."),
+    ("espeak-en-us+f3", "Alright."),
+    ("espeak-en-us+m3", "Great."),
 ]
 
 
@@ -214,11 +214,8 @@ def test_a_short_final_is_never_heard_as_nothing_where_the_full_window_hears_it(
     (words whenever the full window has words), not a count."""
     retries: list[str] = []
     windowed = WhisperRecognizer(loaded, window_floor_s=8.0, on_full_window_retry=retries.append)
-    for seed, (tts, voice, text) in enumerate(BACKCHANNELS_HEARD_AS_NOTHING):
-        speech = (
-            _piper_tts(voice, 1.0, text, 8000) if tts == "piper" else _tts(voice, 170, text, 8000)
-        )
-        audio = on_the_line(speech, seed)
+    for seed, (voice, text) in enumerate(BACKCHANNELS_HEARD_AS_NOTHING):
+        audio = on_the_line(spoken(voice, text), seed)
         (full,) = recognizer.recognize([audio])
         (result,) = windowed.recognize([audio])
         assert full.words, (text, "the full window heard nothing")
@@ -229,7 +226,7 @@ def test_a_short_final_is_never_heard_as_nothing_where_the_full_window_hears_it(
 # Hold-music clips (bench/backchannels.py's non-speech clips, by index) an 8 s window heard
 # as "Thank you." on a Zen 4 CPU, where the full window heard nothing
 MUSIC_HEARD_AS_THANK_YOU = [11, 42, 54, 55, 71]
-SPEECH_CLIPS = len(BACKCHANNELS) * (2 + len(ESPEAK_VOICES))  # played before them (Piper: 2)
+SPEECH_CLIPS = len(BACKCHANNELS) * len(VOICES)  # the benchmark plays these first
 
 
 def test_hold_music_is_not_heard_as_words_where_the_full_window_hears_none(loaded, recognizer):
