@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -173,9 +174,12 @@ class _CountingModel:
         return segments(), None
 
 
-def _recognizer_on(model: _CountingModel) -> WhisperRecognizer:
-    loaded = LoadedModel(model, "counting", Path("."), "cpu", "int8", 0.0)
-    return WhisperRecognizer(loaded, window_floor_s=8.0)
+def _recognizer_on(model: Any, retries: list[str] | None = None) -> WhisperRecognizer:
+    """The service's recognizer (8 s floor) on a stand-in ``model``; its redos' reasons are
+    appended to ``retries``."""
+    loaded = LoadedModel(model, "stand-in", Path("."), "cpu", "int8", 0.0)
+    on_retry = retries.append if retries is not None else None
+    return WhisperRecognizer(loaded, window_floor_s=8.0, on_full_window_retry=on_retry)
 
 
 def test_no_pass_is_decoded_after_text_that_reaches_the_post_roll():
@@ -233,8 +237,7 @@ def test_the_guard_redoes_words_whisper_judges_not_speech(no_speech_prob, final,
 def test_words_judged_not_speech_are_redone_until_a_window_hears_nothing():
     model = _HearsInWindows({800}, " Thank you.", no_speech_prob=0.9)  # only the 8 s window
     retries: list[str] = []
-    loaded = LoadedModel(model, "windows", Path("."), "cpu", "int8", 0.0)
-    recognizer = WhisperRecognizer(loaded, window_floor_s=8.0, on_full_window_retry=retries.append)
+    recognizer = _recognizer_on(model, retries)
     (result,) = recognizer.recognize([np.zeros(24_000, dtype=np.float32)])  # 1.5 s
     # heard as nothing at 15 s, a short final is tried with the full window too
     assert model.windows == [800, 1500, None] and result.text == ""
@@ -283,8 +286,7 @@ class _HearsInWindows:
 def test_an_empty_short_final_is_redone_with_longer_windows(hears_in, windows, text):
     model = _HearsInWindows(hears_in)
     retries: list[str] = []
-    loaded = LoadedModel(model, "windows", Path("."), "cpu", "int8", 0.0)
-    recognizer = WhisperRecognizer(loaded, window_floor_s=8.0, on_full_window_retry=retries.append)
+    recognizer = _recognizer_on(model, retries)
     (result,) = recognizer.recognize([np.zeros(16_000, dtype=np.float32)])  # 1 s
     assert model.windows == windows and result.text == text
     assert retries == (["empty"] if len(windows) > 1 else [])  # counted once
@@ -294,8 +296,7 @@ def test_an_empty_short_final_is_redone_with_longer_windows(hears_in, windows, t
 @pytest.mark.parametrize(("seconds", "words"), [(1.0, False), (2.5, True)])
 def test_partials_and_long_audio_heard_as_nothing_are_not_redone(seconds, words):
     model = _HearsInWindows({None})
-    loaded = LoadedModel(model, "windows", Path("."), "cpu", "int8", 0.0)
-    recognizer = WhisperRecognizer(loaded, window_floor_s=8.0)
+    recognizer = _recognizer_on(model)
     audio = np.zeros(round(seconds * 16_000), dtype=np.float32)
     (result,) = recognizer.recognize([audio], words=words)
     assert model.windows == [800] and result.text == ""
