@@ -23,7 +23,8 @@ Writes ``window_floor.json`` (every utterance's text too) and ``window_floor.png
 and ms per utterance by floor; needs matplotlib, the ``[bench]`` extra).
 
     python bench/window_floor.py [--floors 30 15 10 8 6 5 4 3 2] [--rates 8000 16000]
-                                 [--noise-seeds 0 1 2] [--threads 1] [--limit N]
+                                 [--noise-seeds 0 1 2] [--threads 1] [--beam-size 1]
+                                 [--limit N]
                                  [--out bench/results]
     python bench/window_floor.py --plot-only [--out bench/results]   # table + plot again
 """
@@ -180,6 +181,12 @@ def main() -> int:
         help="play every prompt once per seed, each with its own line noise",
     )
     parser.add_argument("--model", default="tiny.en")
+    parser.add_argument(
+        "--beam-size",
+        type=int,
+        default=1,
+        help="decoder beam at every floor (1 = greedy, the service's default)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N prompts (smoke runs)")
     parser.add_argument("--no-short", action="store_true", help="sentences only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -193,7 +200,7 @@ def main() -> int:
     loaded = load_model(args.model, "cpu", cpu_threads=args.threads)
     retried: list[str] = []
     recognizers = {
-        floor: _FirstPass(loaded, 1, floor, on_full_window_retry=retried.append)
+        floor: _FirstPass(loaded, args.beam_size, floor, on_full_window_retry=retried.append)
         for floor in args.floors
     }
     chosen = prompts(args.limit, short=not args.no_short)
@@ -236,6 +243,7 @@ def main() -> int:
             loaded.compute_type,
         ),
         "cpu_threads": args.threads,
+        "beam_size": args.beam_size,
         "noise_seeds": args.noise_seeds,
         "utterances": {
             "sentences": len(sentences),
@@ -384,7 +392,8 @@ def plot(results: dict[str, Any], out: Path) -> None:
         bottom.legend(fontsize=8)
     m = results["machine"]
     fig.suptitle(
-        f"{results['model']} {results['compute_type']}, {results['cpu_threads']} thread, "
+        f"{results['model']} {results['compute_type']}, beam {results.get('beam_size', 1)}, "
+        f"{results['cpu_threads']} thread, "
         f"{m['cpu']} ({m['cores']} cores); load average {results['load_average_before'][0]}"
         f" -> {results['load_average_after'][0]}"
     )
