@@ -228,7 +228,7 @@ class ClusterHub(Hub):
         await nc.subscribe(f"assist.worker.{token(self.worker_id)}.>", cb=self._on_worker)
         for agent_id in list(self._agents):
             await self._listen_agent(agent_id)
-        await nc.flush()
+        await subscriptions_flushed(nc)
         log.info("bus connected: %s as worker %s", self._shown, self.worker_id)
         self.registry.connected()
         self.joined.set()
@@ -477,7 +477,7 @@ class ClusterHub(Hub):
                     sub = await nc.subscribe(subject, cb=self._on_agent)
                 if agent_id in self._agent_bus:
                     self._agent_bus[agent_id] = sub
-                    await nc.flush(timeout=SUBSCRIBE_WAIT_S)
+                    await subscriptions_flushed(nc, SUBSCRIBE_WAIT_S)
                 else:  # the agent left meanwhile
                     await sub.unsubscribe()
         except Exception as exc:
@@ -557,6 +557,21 @@ class ClusterHub(Hub):
                 self.on_snooze(str(body["call_id"]), str(body["kind"]))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("bus: unreadable %s: %s", msg.subject, exc)
+
+
+async def subscriptions_flushed(nc: Client, round_trip_s: int = 10) -> None:
+    """Return once the server has every subscription ``nc`` made so far (raises
+    ``nats.errors.FlushTimeoutError`` after ``round_trip_s`` per round trip; 10 s is
+    nats-py's own default).
+
+    One ``flush`` is not enough: nats-py writes its PING straight to the socket while a new
+    SUB may still wait in its pending buffer, so the PONG can come back before the server
+    has the SUB, and a message published on the subject by another worker just then is
+    lost (seen: 1 run in 4 of ``test_without_jetstream_agents_events_are_live_only``).
+    During the first round trip the client's flusher writes the buffer; the second PING
+    follows it on the socket, so its PONG comes after the server has read the SUBs."""
+    await nc.flush(timeout=round_trip_s)
+    await nc.flush(timeout=round_trip_s)
 
 
 async def _quietly(awaitable: Any) -> None:
