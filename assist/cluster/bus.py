@@ -567,7 +567,7 @@ async def subscriptions_flushed(nc: Client, round_trip_s: int = 10) -> None:
     One ``flush`` is not enough: nats-py writes its PING straight to the socket while a new
     SUB may still wait in its pending buffer, so the PONG can come back before the server
     has the SUB, and a message published on the subject by another worker just then is
-    lost (seen: 1 run in 4 of ``test_without_jetstream_agents_events_are_live_only``).
+    lost (seen: 3 runs of 34 of ``test_without_jetstream_agents_events_are_live_only``).
     During the first round trip the client's flusher writes the buffer; the second PING
     follows it on the socket, so its PONG comes after the server has read the SUBs."""
     await nc.flush(timeout=round_trip_s)
