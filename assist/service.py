@@ -207,6 +207,7 @@ class AssistService:
                 cfg.beam_size,
                 cfg.window_floor_s,
                 lambda reason: self.metrics.asr_full_window_retries.inc(reason=reason),
+                silence_tail=cfg.silence_tail,
             ),
             workers=workers,
             max_batch=max_batch,
@@ -227,6 +228,7 @@ class AssistService:
             "workers": workers,
             "max_batch": max_batch,
             "window_floor_s": cfg.window_floor_s,
+            "silence_tail": cfg.silence_tail and loaded.device == "cpu",
             "load_s": round(loaded.load_s, 2),
         }
         return pool

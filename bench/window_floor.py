@@ -9,7 +9,8 @@ utterance (0.3 s pre-roll, 0.15 s post-roll of -60 dBFS line noise) and brought 
 the way each call rate reaches the recognizer: an 8 kHz mu-law call through the service's
 streaming resampler, a 16 kHz PCM16 call as sent. Each utterance is recognized by the
 service's own ``WhisperRecognizer`` at every floor in turn (floors interleaved per
-utterance, so a busy machine slows all floors alike), one CPU thread, tiny.en int8.
+utterance, so a busy machine slows all floors alike), one CPU thread, tiny.en int8, short
+windows followed by the silence tail as in the service (``--no-silence-tail``: without).
 
 Per floor and rate, for the customer and agent sentences and the short utterances: word
 error rate with the repetition guard (what the service does) and of the windowed pass
@@ -24,7 +25,7 @@ and ms per utterance by floor; needs matplotlib, the ``[bench]`` extra).
 
     python bench/window_floor.py [--floors 30 15 10 8 6 5 4 3 2] [--rates 8000 16000]
                                  [--noise-seeds 0 1 2] [--threads 1] [--beam-size 1]
-                                 [--limit N]
+                                 [--no-silence-tail] [--limit N]
                                  [--out bench/results]
     python bench/window_floor.py --plot-only [--out bench/results]   # table + plot again
 """
@@ -187,6 +188,11 @@ def main() -> int:
         default=1,
         help="decoder beam at every floor (1 = greedy, the service's default)",
     )
+    parser.add_argument(
+        "--no-silence-tail",
+        action="store_true",
+        help="short windows' encoder output as it is, not followed by the encoding of silence",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N prompts (smoke runs)")
     parser.add_argument("--no-short", action="store_true", help="sentences only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -200,7 +206,13 @@ def main() -> int:
     loaded = load_model(args.model, "cpu", cpu_threads=args.threads)
     retried: list[str] = []
     recognizers = {
-        floor: _FirstPass(loaded, args.beam_size, floor, on_full_window_retry=retried.append)
+        floor: _FirstPass(
+            loaded,
+            args.beam_size,
+            floor,
+            on_full_window_retry=retried.append,
+            silence_tail=not args.no_silence_tail,
+        )
         for floor in args.floors
     }
     chosen = prompts(args.limit, short=not args.no_short)
@@ -244,6 +256,7 @@ def main() -> int:
         ),
         "cpu_threads": args.threads,
         "beam_size": args.beam_size,
+        "silence_tail": not args.no_silence_tail,
         "noise_seeds": args.noise_seeds,
         "utterances": {
             "sentences": len(sentences),
@@ -393,6 +406,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
     m = results["machine"]
     fig.suptitle(
         f"{results['model']} {results['compute_type']}, beam {results.get('beam_size', 1)}, "
+        f"{'' if results.get('silence_tail', False) else 'no '}silence tail, "
         f"{results['cpu_threads']} thread, "
         f"{m['cpu']} ({m['cores']} cores); load average {results['load_average_before'][0]}"
         f" -> {results['load_average_after'][0]}"

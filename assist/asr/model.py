@@ -15,6 +15,18 @@ before the encoder, so a 3 s utterance costs as much as a 30 s one. The model lo
 is a ``WhisperModel`` whose ``encode`` cuts that input to a shorter window when its thread
 asked for one (``with model.window(frames): ...``); CTranslate2 (>= 3.19) accepts fewer
 than 3000 frames. ``assist/asr/whisper.py`` chooses the window per utterance or batch.
+
+The silence tail. Whisper's decoder was trained on 30 s windows only: an utterance always
+came with its encoder output followed by the encoding of silence up to 1500 positions
+(faster-whisper pads the features with zeros). A short window takes that tail away, and the
+decoder then mishears a few words ("caller" as "color", "pin" as "pen"). So by default the
+short window's encoder output is extended to 1500 positions with the encoder output of an
+all-zero 30 s window (computed once per model): the decoder sees the geometry it was
+trained on, while the encoder, the costly part, runs on the short window only. On 225
+recorded 8 kHz phone prompts (``bench/window_floor.py``) the 8 s window's word errors went
+from 29 / 21 to 26 / 19 (customer / agent; the full window 23 / 21) for about a quarter
+more CPU per utterance than the bare window (the decoder reads 1500 positions), a quarter
+of the full window's. CPU only: on CUDA the short window's output is used as it is.
 """
 
 from __future__ import annotations
@@ -142,46 +154,82 @@ def _joined_base_model() -> Path:
 def windowed_model_class() -> type:
     """faster-whisper's ``WhisperModel`` with an encoder window chosen per thread.
 
-    ``model.window(frames)`` is a context manager: while it is open, the first ``encode``
-    this thread makes (of a single utterance in ``transcribe``, or of a batch in
-    ``BatchedInferencePipeline``: a (batch, n_mels, 3000) array padded by faster-whisper)
-    keeps only the first ``frames`` mel frames (100 per second); later ones in the same
-    context (faster-whisper's continuation after an early segment end) and all outside it
-    encode the full 30 s. Other threads sharing the model are not affected. ``frames``
-    must cover the longest utterance (the caller's job: frames past the cut are never
-    seen). Imports faster-whisper, hence built on first use.
+    ``model.window(frames, silence_tail)`` is a context manager: while it is open, the
+    first ``encode`` this thread makes (of a single utterance in ``transcribe``, or of a
+    batch in ``BatchedInferencePipeline``: a (batch, n_mels, 3000) array padded by
+    faster-whisper) keeps only the first ``frames`` mel frames (100 per second); later ones
+    in the same context (faster-whisper's continuation after an early segment end) and all
+    outside it encode the full 30 s. With ``silence_tail`` (the default) that short encoder
+    output, (batch, frames / 2, d_model), is extended to (batch, 1500, d_model) with the
+    encoding of silence (module docstring; CPU only). Other threads sharing the model are
+    not affected. ``frames`` must cover the longest utterance (the caller's job: frames
+    past the cut are never seen). Imports faster-whisper, hence built on first use.
     """
+    import ctranslate2
+    import numpy as np
     from faster_whisper import WhisperModel
 
     class WindowedWhisperModel(WhisperModel):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._window = threading.local()  # .frames: this thread's window, None = 30 s
+            # .frames: this thread's window (None = 30 s); .silence_tail: extend its output
+            self._window = threading.local()
+            self._silence: np.ndarray | None = None  # (1, 1500, d_model): zeros encoded
+            self._silence_lock = threading.Lock()
 
         @contextmanager
-        def window(self, frames: int | None) -> Iterator[None]:
+        def window(self, frames: int | None, silence_tail: bool = True) -> Iterator[None]:
             """Encode only the first ``frames`` mel frames in this thread (None: all), in
-            the context's first ``encode``; later ones get the full window."""
+            the context's first ``encode``, followed by the silence tail when asked;
+            later ones get the full window."""
             if frames is not None and not 2 <= frames <= FULL_WINDOW_FRAMES:
                 raise ValueError(f"window of {frames} frames: not in 2..{FULL_WINDOW_FRAMES}")
-            previous = getattr(self._window, "frames", None)
-            self._window.frames = frames
+            previous = (
+                getattr(self._window, "frames", None),
+                getattr(self._window, "silence_tail", True),
+            )
+            self._window.frames, self._window.silence_tail = frames, silence_tail
             try:
                 yield
             finally:
-                self._window.frames = previous
+                self._window.frames, self._window.silence_tail = previous
 
         def encode(self, features: Any) -> Any:
             frames = getattr(self._window, "frames", None)
-            if frames is not None:
-                # Once: faster-whisper encodes again only to go on after a segment that
-                # ended before the audio did. That rest (often the silence after the last
-                # word) in a short window makes the model loop on ". . ." for hundreds of
-                # tokens; in the full window it gets what it was trained on.
-                self._window.frames = None
-                if features.shape[-1] > frames:
-                    features = features[..., :frames]
-            return super().encode(features)
+            if frames is None:
+                return super().encode(features)
+            # Once: faster-whisper encodes again only to go on after a segment that ended
+            # before the audio did. That rest (often the silence after the last word) in a
+            # short window makes the model loop on ". . ." for hundreds of tokens; in the
+            # full window it gets what it was trained on.
+            self._window.frames = None
+            if features.shape[-1] > frames:
+                features = features[..., :frames]
+            encoded = super().encode(features)
+            if not self._window.silence_tail or encoded.device != "cpu":
+                return encoded
+            return self._with_silence_tail(encoded, n_mels=features.shape[-2])
+
+        def silence_encoding(self, n_mels: int) -> np.ndarray:
+            """The encoder output of a full window of zero features (faster-whisper's
+            padding), (1, 1500, d_model) in the encoder's dtype; computed once, then shared."""
+            with self._silence_lock:
+                if self._silence is None:
+                    zeros = np.zeros((1, n_mels, FULL_WINDOW_FRAMES), dtype=np.float32)
+                    self._silence = np.array(super().encode(zeros))
+                return self._silence
+
+        def _with_silence_tail(self, encoded: Any, n_mels: int) -> Any:
+            head = np.asarray(encoded)  # (batch, positions, d_model), on the CPU
+            silence = self.silence_encoding(n_mels)
+            batch, positions, width = head.shape
+            if positions >= silence.shape[1]:
+                return encoded
+            tail = np.broadcast_to(
+                silence[:, positions:], (batch, silence.shape[1] - positions, width)
+            )
+            whole = np.ascontiguousarray(np.concatenate([head, tail], axis=1))
+            return ctranslate2.StorageView.from_array(whole)  # keeps ``whole`` alive
 
     return WindowedWhisperModel
 

@@ -4,10 +4,14 @@ Whisper's encoder takes 30 s of audio; faster-whisper pads every utterance to th
 3 s utterance costs as much as a 30 s one. Here each recognition step encodes a shorter
 window: the longest utterance in the step plus ``WINDOW_MARGIN_S``, at least
 ``window_floor_s`` (``[asr] window_floor_s``), rounded up to whole seconds, at most 30 s.
-Stock Whisper models are trained on 30 s windows only: with very short windows they start
-to repeat themselves (the same sentence twice or more). So every windowed result goes
-through a guard (``full_window_reason``): repeated text (a 4-word sequence said again, or
-a zlib compression ratio over 2.4, Whisper's own limit), a final of a short utterance
+The decoder still sees Whisper's 30 s geometry: the short window's encoder output is
+followed by the encoding of silence up to 1500 positions (the silence tail,
+``assist/asr/model.py``; ``[asr] silence_tail``), which keeps the words the bare short
+window mishears ("caller" as "color") and keeps short windows from repeating themselves.
+Without the tail, stock Whisper models (trained on 30 s windows only) start to repeat
+themselves in very short windows (the same sentence twice or more). So every windowed
+result goes through a guard (``full_window_reason``): repeated text (a 4-word sequence
+said again, or a zlib compression ratio over 2.4, Whisper's own limit), a final of a short utterance
 with no word at all (a backchannel such as "Right." that short windows often hear as
 nothing), or a final whose words Whisper itself judges likely not speech (the "Thank
 you." short windows say on hold music; ``bench/backchannels.py``), is recognized again,
@@ -250,6 +254,8 @@ class WhisperRecognizer:
     utterances (module docstring), ``beam_size`` 1 = greedy.
 
     ``window_floor_s`` (1-30 s; 30 = always the full window) is the shortest encoder window;
+    ``silence_tail`` extends a short window's encoder output with the encoding of silence
+    to Whisper's 1500 positions (``assist/asr/model.py``; CPU only);
     ``on_full_window_retry(reason)`` is called, in the worker thread, each time a windowed
     result is redone with a longer window (``full_window_reason``, ``redo_windows``).
     ``full_window_retries`` counts them too. Thread-safe: one recognizer serves all the
@@ -262,6 +268,7 @@ class WhisperRecognizer:
         beam_size: int = 1,
         window_floor_s: float = FULL_WINDOW_S,
         on_full_window_retry: Callable[[str], None] | None = None,
+        silence_tail: bool = True,
     ) -> None:
         if not 1.0 <= window_floor_s <= FULL_WINDOW_S:
             raise ValueError(f"window_floor_s {window_floor_s}: not in 1..30 s")
@@ -269,6 +276,7 @@ class WhisperRecognizer:
         self._model = loaded.model
         self._beam_size = beam_size
         self._floor_s = window_floor_s
+        self._silence_tail = silence_tail
         self._on_retry = on_full_window_retry
         self._local = threading.local()  # .batched: this thread's BatchedInferencePipeline
         self._lock = threading.Lock()
@@ -325,7 +333,7 @@ class WhisperRecognizer:
     def _one(self, audio: np.ndarray, frames: int | None, options: dict[str, Any]) -> _Decoded:
         out = _Decoded()
         tail_from_s = len(audio) / ASR_RATE - LAST_PASS_TAIL_S
-        with self._model.window(frames):
+        with self._model.window(frames, self._silence_tail):
             segments, _ = self._model.transcribe(audio, vad_filter=False, **options)
             for segment in segments:  # lazy: the decoding happens here, in this thread
                 out.add(segment, 0.0)
@@ -340,7 +348,7 @@ class WhisperRecognizer:
     ) -> list[_Decoded]:
         layout = BatchLayout.of([len(a) for a in batch])
         out = [_Decoded() for _ in batch]
-        with self._model.window(frames):
+        with self._model.window(frames, self._silence_tail):
             segments, _ = self._batched().transcribe(
                 layout.join(batch),
                 clip_timestamps=layout.clips(),

@@ -17,6 +17,7 @@ from assist.scorecard import said_during
 from assist.synth.recorded import SOUNDS, prompt_texts
 from assist.synth.render import read_wav_mono
 from bench.backchannels import BACKCHANNELS, VOICES, non_speech_clips, on_the_line, spoken
+from bench.window_floor import utterance
 
 pytestmark = pytest.mark.asr
 
@@ -132,7 +133,7 @@ def test_the_window_cuts_only_the_first_encode_of_its_context(loaded):
     everything outside the context."""
     model = loaded.model
     features = np.zeros((1, 80, 3000), dtype=np.float32)
-    with model.window(400):
+    with model.window(400, silence_tail=False):
         first, again = model.encode(features), model.encode(features)
     after = model.encode(features)
     # the encoder halves the mel frames: 400 -> 200 positions, 3000 -> 1500
@@ -141,6 +142,37 @@ def test_the_window_cuts_only_the_first_encode_of_its_context(loaded):
         assert model.encode(features).shape[1] == 1500
     with pytest.raises(ValueError, match=r"not in 2\.\.3000"), model.window(1):
         pass
+
+
+def test_the_silence_tail_follows_the_short_windows_encoding(loaded):
+    """With the tail (the default) the decoder gets Whisper's 1500 positions: the short
+    window's own encoding, then the encoding of silence from where it ends."""
+    model = loaded.model
+    rng = np.random.default_rng(7)
+    features = rng.uniform(-1, 1, (2, 80, 3000)).astype(np.float32)  # a batch of two
+    with model.window(400, silence_tail=False):
+        bare = np.array(model.encode(features))
+    with model.window(400):
+        tailed = np.array(model.encode(features))
+    silence = model.silence_encoding(80)
+    assert bare.shape == (2, 200, 384) and tailed.shape == (2, 1500, 384)
+    assert silence.shape == (1, 1500, 384)
+    np.testing.assert_array_equal(tailed[:, :200], bare)
+    np.testing.assert_array_equal(tailed[:, 200:], np.repeat(silence[:, 200:], 2, axis=0))
+    assert np.abs(bare - silence[:, :200]).mean() > 0.1  # the speech part is not silence
+
+
+# Recorded prompts whose word the bare 8 s window mishears on the 8 kHz line where the tail
+# (and mostly the full window) hears it (bench/window_floor.py, three line-noise seeds each)
+MISHEARD_BY_THE_BARE_WINDOW = {"priv-callpending": "caller", "vm-starmain": "star"}
+
+
+def test_the_silence_tail_hears_the_words_the_bare_short_window_mishears(loaded):
+    tailed = WhisperRecognizer(loaded, window_floor_s=8.0)
+    for name, word in MISHEARD_BY_THE_BARE_WINDOW.items():
+        texts = [tailed.recognize([utterance(name, 8000, seed)])[0].text for seed in (0, 1, 2)]
+        heard = sum(word in text.lower().replace(".", "").split() for text in texts)
+        assert heard >= 2, texts  # bare 8 s window: "color" 3 of 3, "Start" 2 of 3
 
 
 def test_a_short_window_gives_the_full_windows_text(loaded, recognizer):
@@ -158,32 +190,39 @@ def test_a_short_window_gives_the_full_windows_text(loaded, recognizer):
     assert errors / words <= 0.05
 
 
+def first_pass(loaded: LoadedModel, audio: np.ndarray, frames: int, silence_tail: bool) -> str:
+    """What the windowed pass alone says (no guard), as the recognizer decodes it."""
+    with loaded.model.window(frames, silence_tail):
+        segments, _ = loaded.model.transcribe(
+            audio,
+            language="en",
+            beam_size=1,
+            temperature=0.0,
+            vad_filter=False,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            without_timestamps=False,
+        )
+        return " ".join(s.text.strip() for s in segments)
+
+
 def test_the_guard_redoes_a_repetition_with_the_full_window(loaded, recognizer):
     """A 2 s floor cuts the window to the prompt plus 0.5 s (3-4 s): stock Whisper then says
-    the sentence twice; the recognizer gives the full window's text all the same (the guard
-    redoes a repeat, or the repeat was a pass of its own that it never decoded)."""
+    the sentence twice in the bare window; the recognizer gives the full window's text all
+    the same (the guard redoes a repeat, or the repeat was a pass of its own that it never
+    decoded)."""
     retries: list[str] = []
-    windowed = WhisperRecognizer(loaded, window_floor_s=2.0, on_full_window_retry=retries.append)
+    windowed = WhisperRecognizer(
+        loaded, window_floor_s=2.0, on_full_window_retry=retries.append, silence_tail=False
+    )
     repeated = 0
     for name in REPEATED_IN_SHORT_WINDOWS:
         audio = clip(name, 0.3, 0.15)
         frames = window_frames([len(audio) / 16000], 2.0)
         assert frames is not None and frames <= 400
-        with loaded.model.window(frames):  # what the windowed pass alone says
-            segments, _ = loaded.model.transcribe(
-                audio,
-                language="en",
-                beam_size=1,
-                temperature=0.0,
-                vad_filter=False,
-                word_timestamps=True,
-                condition_on_previous_text=False,
-                without_timestamps=False,
-            )
-            first_pass = " ".join(s.text.strip() for s in segments)
         (result,) = windowed.recognize([audio])
         assert not repeats_itself(result.text), result.text
-        if repeats_itself(first_pass):
+        if repeats_itself(first_pass(loaded, audio, frames, silence_tail=False)):
             repeated += 1
             (full,) = recognizer.recognize([audio])
             assert result.text == full.text
@@ -193,6 +232,20 @@ def test_the_guard_redoes_a_repetition_with_the_full_window(loaded, recognizer):
     # doesn't let faster-whisper decode (LAST_PASS_TAIL_S): those need no redo at all.
     assert set(retries) <= {"repetition"} and len(retries) <= repeated
     assert windowed.full_window_retries == len(retries)
+
+
+def test_the_silence_tail_keeps_short_windows_from_repeating(loaded):
+    """The same 3-4 s windows with the silence tail: the decoder sees Whisper's 30 s
+    geometry and says each sentence once (none of the four repeat on the CPU measured)."""
+    repeated = []
+    for name in REPEATED_IN_SHORT_WINDOWS:
+        audio = clip(name, 0.3, 0.15)
+        frames = window_frames([len(audio) / 16000], 2.0)
+        assert frames is not None
+        text = first_pass(loaded, audio, frames, silence_tail=True)
+        if repeats_itself(text):
+            repeated.append(text)
+    assert len(repeated) <= 1, repeated
 
 
 # One-word backchannels an 8 s window heard as nothing on a Zen 4 CPU, where the full window

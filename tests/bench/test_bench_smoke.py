@@ -86,15 +86,15 @@ def test_run_writes_results_summary_and_plots(tmp_path):
 
 def test_window_floor_writes_the_table_json_and_plot(tmp_path):
     """``bench/window_floor.py`` on one sentence and one short prompt, two floors: the
-    service's recognizer on real recorded speech (a beam of 2, recorded in the JSON), a row
-    per floor, and the plot again from the JSON alone (``--plot-only``)."""
+    service's recognizer on real recorded speech (a beam of 2 and no silence tail, recorded
+    in the JSON), a row per floor, and the plot again from the JSON alone (``--plot-only``)."""
     command = [sys.executable, "bench/window_floor.py", "--floors", "30", "8", "--beam-size", "2"]
-    command += ["--rates", "8000", "--limit", "1", "--out", str(tmp_path)]
+    command += ["--rates", "8000", "--limit", "1", "--no-silence-tail", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| 30 s (full) | 8 kHz |" in done.stdout and "| 8 s | 8 kHz |" in done.stdout
     results = json.loads((tmp_path / "window_floor.json").read_text())
-    assert results["beam_size"] == 2
+    assert results["beam_size"] == 2 and results["silence_tail"] is False
     for floor in ("30.0", "8.0"):
         run = results["floors"]["8000"][floor]
         assert {"customer", "all", "short"} <= set(run)

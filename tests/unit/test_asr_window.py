@@ -158,7 +158,7 @@ class _CountingModel:
         self.options: dict = {}
 
     @contextlib.contextmanager
-    def window(self, frames):
+    def window(self, frames, silence_tail=True):
         yield
 
     def transcribe(self, audio, **options):
@@ -258,7 +258,7 @@ class _HearsInWindows:
         self.windows: list[int | None] = []
 
     @contextlib.contextmanager
-    def window(self, frames):
+    def window(self, frames, silence_tail=True):
         self.windows.append(frames)
         yield
 
