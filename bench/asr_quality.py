@@ -74,8 +74,15 @@ async def measure(url: str, call: Any, rate: int = 8000) -> dict[str, Any]:
     for channel in ("customer", "agent"):
         mine = sorted((e for e, _ in finals if e["channel"] == channel), key=lambda e: e["start_s"])
         reference = " ".join(u.text for u in call.utterances if u.who == channel)
-        errors, words = word_error_rate(reference, " ".join(e["text"] for e in mine))
-        channels[channel] = {"wer": round(errors / words, 4), "errors": errors, "words": words}
+        heard = " ".join(e["text"] for e in mine)
+        errors, words = word_error_rate(reference, heard)
+        channels[channel] = {
+            "wer": round(errors / words, 4),
+            "errors": errors,
+            "words": words,
+            "reference": reference,
+            "heard": heard,  # the evidence behind the count
+        }
     delays = []
     for utterance in call.utterances:
         covering = [

@@ -965,4 +965,31 @@ def _recognizer_section(report: dict[str, Any]) -> list[str]:
                 f"**{result['recognized']['all']['f1']:.3f}** |"
             )
     lines.append("")
+    return lines + _recognized_by_class(recognized)
+
+
+def _recognized_by_class(recognized: dict[str, Any]) -> list[str]:
+    """The card's table of the hard cases by class, F1 on the written lines next to F1 on
+    each engine's recognizer output (empty when no engine heard the hard cases)."""
+    engines = [engine for engine, sets in recognized.items() if HARD_CASES in sets]
+    if not engines:
+        return []
+    hard = {engine: recognized[engine][HARD_CASES] for engine in engines}
+    clean = hard[engines[0]]["clean"]  # the same written lines for every engine
+    lines = [
+        "Hard cases by class, F1 (lines):",
+        "",
+        "| class | clean | " + " | ".join(f"{engine} output" for engine in engines) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in engines) + " |",
+    ]
+    for kind in (*HARD_CLASSES, "all"):
+        if kind not in clean:
+            continue
+        heard = [hard[engine]["recognized"].get(kind) for engine in engines]
+        lines.append(
+            f"| {kind} | {clean[kind]['f1']:.3f} ({clean[kind]['n']}) | "
+            + " | ".join(f"{h['f1']:.3f}" if h else "-" for h in heard)
+            + " |"
+        )
+    lines.append("")
     return lines

@@ -26,6 +26,7 @@ from assist.text.train import (
     Line,
     binary_metrics,
     evaluate,
+    model_card,
     read_lines,
     read_tsv,
 )
@@ -141,6 +142,20 @@ def test_heldout_f1_meets_the_goal_and_matches_the_model_card(
     assert abs(f1 - reported["heldout"]["f1"]) <= 0.01  # the card tells the truth
     card = (ROOT / "assist" / "models" / f"{task}.md").read_text()
     assert f"**{reported['heldout']['f1']:.3f}**" in card
+
+
+@pytest.mark.parametrize("task", [task.name for task in TASKS])
+def test_each_model_card_is_written_from_its_metrics(task: str) -> None:
+    """The committed card is ``model_card`` of the committed metrics, word for word: no
+    number in a card (held-out, hard cases by class, recognizer output by class) is
+    edited by hand."""
+    report = json.loads((ROOT / "assist" / "models" / f"{task}.metrics.json").read_text())
+    card = (ROOT / "assist" / "models" / f"{task}.md").read_text()
+    assert model_card(report, report["probes"]) == card
+    if report.get("recognized"):
+        litotes = report["recognized"]["piper"][HARD_CASES]["recognized"]["litotes"]["f1"]
+        assert f"| litotes | {report['hard_cases']['litotes']['f1']:.3f} (" in card
+        assert f"| {litotes:.3f} |" in card
 
 
 def test_min_scores_replace_the_models_thresholds_both_ways() -> None:
