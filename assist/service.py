@@ -227,6 +227,7 @@ class AssistService:
             "compute_type": loaded.compute_type,
             "workers": workers,
             "max_batch": max_batch,
+            "beam_size": cfg.beam_size,  # of finals; partials are greedy
             "window_floor_s": cfg.window_floor_s,
             "silence_tail": cfg.silence_tail and loaded.device == "cpu",
             "load_s": round(loaded.load_s, 2),

@@ -19,15 +19,19 @@ per utterance (mean, p50, p95). Floor 30 is Whisper's full window (the reference
 floor's WER minus its, per group, with a 95 % interval from a paired bootstrap over the
 prompts (the same audio at every floor, so the line noise cancels out of the difference
 but not out of either WER). ``--noise-seeds`` plays every prompt once per seed with other
-line noise, which shows how much the noise alone moves a WER.
+line noise, which shows how much the noise alone moves a WER. ``--reference FILE`` (the
+``window_floor.json`` of another run on the same audio: same prompts, rates and noise
+seeds) also compares every floor with that run's 30 s rows: e.g. beam search against the
+greedy full window the service used before.
 Writes ``window_floor.json`` (every utterance's text too) and ``window_floor.png`` (WER
 and ms per utterance by floor; needs matplotlib, the ``[bench]`` extra).
 
     python bench/window_floor.py [--floors 30 15 10 8 6 5 4 3 2] [--rates 8000 16000]
-                                 [--noise-seeds 0 1 2] [--threads 1] [--beam-size 1]
+                                 [--noise-seeds 0 1 2] [--threads 1] [--beam-size 3]
                                  [--no-silence-tail] [--limit N]
+                                 [--reference OTHER/window_floor.json]
                                  [--out bench/results]
-    python bench/window_floor.py --plot-only [--out bench/results]   # table + plot again
+    python bench/window_floor.py --plot-only [--reference FILE] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from assist.asr.wer import word_error_rate  # noqa: E402
 from assist.asr.whisper import FULL_WINDOW_S, WhisperRecognizer, _Decoded  # noqa: E402
 from assist.audio.codecs import decode, mulaw_encode  # noqa: E402
 from assist.audio.resample import StreamResampler  # noqa: E402
+from assist.config import AsrConfig  # noqa: E402
 from assist.synth.recorded import SOUNDS, prompt_texts  # noqa: E402
 from assist.synth.render import read_wav_mono  # noqa: E402
 from assist.vocabulary import Recognized  # noqa: E402
@@ -185,8 +190,8 @@ def main() -> int:
     parser.add_argument(
         "--beam-size",
         type=int,
-        default=1,
-        help="decoder beam at every floor (1 = greedy, the service's default)",
+        default=AsrConfig().beam_size,
+        help="decoder beam at every floor (default: the service's [asr] beam_size; 1 = greedy)",
     )
     parser.add_argument(
         "--no-silence-tail",
@@ -195,13 +200,19 @@ def main() -> int:
     )
     parser.add_argument("--limit", type=int, default=None, help="first N prompts (smoke runs)")
     parser.add_argument("--no-short", action="store_true", help="sentences only")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="window_floor.json of a run on the same audio: every floor against its 30 s rows too",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--plot-only", action="store_true", help="table and plot of OUT/window_floor.json"
     )
     args = parser.parse_args()
     if args.plot_only:
-        return replot(args.out)
+        return replot(args.out, args.reference)
     load_before = os.getloadavg()
     loaded = load_model(args.model, "cpu", cpu_threads=args.threads)
     retried: list[str] = []
@@ -271,6 +282,7 @@ def main() -> int:
             for rate in args.rates
         },
         "against_full_window": against_full_window(rows),
+        **reference_comparison(rows, args.reference),
         "wer_by_noise_seed": {
             f"{rate}/{f}": per_seed_wer(rows[(rate, f)]) for rate in args.rates for f in args.floors
         },
@@ -339,6 +351,44 @@ def against_full_window(
     return out
 
 
+def saved_rows(results: dict[str, Any]) -> dict[tuple[int, float], list[dict[str, Any]]]:
+    """The ``rows`` of a written ``window_floor.json``, keyed (rate, floor) again."""
+    return {
+        (int(rate), float(floor)): rows
+        for key, rows in results["rows"].items()
+        for rate, floor in [key.split("/")]
+    }
+
+
+def reference_comparison(
+    rows: dict[tuple[int, float], list[dict[str, Any]]], reference: Path | None
+) -> dict[str, Any]:
+    """``{"reference": {...}, "against_reference": {rate: {floor: {group: difference}}}}``:
+    every floor of ``rows`` against the 30 s rows of the same rate in the run written to
+    ``reference`` (``paired_difference``; the same prompts and noise seeds), with that
+    run's beam and tail; ``{}`` without a reference. Raises ``ValueError`` when the
+    reference has no 30 s rows for a rate or other utterances."""
+    if reference is None:
+        return {}
+    other = json.loads(reference.read_text())
+    theirs = saved_rows(other)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (rate, floor), mine in rows.items():
+        full = theirs.get((rate, FULL_WINDOW_S))
+        if full is None:
+            raise ValueError(f"{reference} has no 30 s rows at {rate} Hz")
+        out.setdefault(str(rate), {})[str(floor)] = {
+            group: paired_difference(
+                [r for r in full if r["channel"] in members],
+                [r for r in mine if r["channel"] in members],
+            )
+            for group, members in GROUPS.items()
+            if any(r["channel"] in members for r in mine)
+        }
+    described = {k: other.get(k) for k in ("beam_size", "silence_tail", "noise_seeds")}
+    return {"reference": {"file": str(reference), **described}, "against_reference": out}
+
+
 def per_seed_wer(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """WER per noise seed and group: how much the line noise alone moves it."""
     seeds = sorted({r.get("seed", 0) for r in rows})
@@ -352,17 +402,17 @@ def per_seed_wer(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
-def replot(out: Path) -> int:
+def replot(out: Path, reference: Path | None = None) -> int:
     """``--plot-only``: the table and plot of ``out/window_floor.json`` again (with the
-    paired differences computed from its rows when it was written before them)."""
-    results = json.loads((out / "window_floor.json").read_text())
+    paired differences computed from its rows when it was written before them, and
+    against ``reference``'s 30 s rows when given; the file is then rewritten with them)."""
+    path = out / "window_floor.json"
+    results = json.loads(path.read_text())
     if "against_full_window" not in results:
-        saved = {
-            (int(rate), float(floor)): rows
-            for key, rows in results["rows"].items()
-            for rate, floor in [key.split("/")]
-        }
-        results["against_full_window"] = against_full_window(saved)
+        results["against_full_window"] = against_full_window(saved_rows(results))
+    if reference is not None:
+        results.update(reference_comparison(saved_rows(results), reference))
+        path.write_text(json.dumps(results, indent=1))
     print(table(results))
     plot(results, out / "window_floor.png")
     return 0
@@ -421,14 +471,22 @@ def table(results: dict[str, Any]) -> str:
     (without it in brackets) of the customer and agent sentences and of the short
     utterances, the customer's and agent's WER minus the full window's (points, 95 %
     interval), ms per utterance (mean), and the utterances redone with 30 s."""
+    by_reference = results.get("against_reference")
+    reference = results.get("reference", {})
+    extra = (
+        f" customer / agent vs the reference's 30 s (beam {reference.get('beam_size')}) |"
+        if by_reference
+        else ""
+    )
     lines = [
         "| floor | rate | WER customer | WER agent | WER short | customer / agent vs 30 s "
-        "(95 % interval) | ms/sentence | ms/short | redone with 30 s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"(95 % interval) |{extra} ms/sentence | ms/short | redone with 30 s |",
+        "| --- | --- | --- | --- | --- | --- |"
+        + (" --- |" if extra else "")
+        + " --- | --- | --- |",
     ]
-    differences = results.get("against_full_window", {})
 
-    def versus(rate: str, floor: str) -> str:
+    def versus(rate: str, floor: str, differences: dict[str, Any]) -> str:
         groups = differences.get(rate, {}).get(floor)
         if not groups:
             return "-"
@@ -453,10 +511,12 @@ def table(results: dict[str, Any]) -> str:
                     reasons[k] = reasons.get(k, 0) + v
             why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
             ms_short = s["short"]["ms_per_utterance"]["mean"] if "short" in s else None
+            full = versus(rate, floor, results.get("against_full_window", {}))
             lines.append(
                 f"| {label} | {int(rate) // 1000} kHz | {wer(s, 'customer')} | {wer(s, 'agent')} "
-                f"| {wer(s, 'short')} | {versus(rate, floor)} "
-                f"| {s['all']['ms_per_utterance']['mean']:.0f} "
+                f"| {wer(s, 'short')} | {full} "
+                + (f"| {versus(rate, floor, by_reference)} " if by_reference else "")
+                + f"| {s['all']['ms_per_utterance']['mean']:.0f} "
                 f"| {'-' if ms_short is None else f'{ms_short:.0f}'} "
                 f"| {sum(reasons.values())}{f' ({why})' if why else ''} |"
             )

@@ -14,11 +14,14 @@ result goes through a guard (``full_window_reason``): repeated text (a 4-word se
 said again, or a zlib compression ratio over 2.4, Whisper's own limit), a final of a short utterance
 with no word at all (a backchannel such as "Right." that short windows often hear as
 nothing), or a final whose words Whisper itself judges likely not speech (the "Thank
-you." short windows say on hold music; ``bench/backchannels.py``), is recognized again,
-greedy, with a 15 s window (``redo_windows``), and if that fails too with the full 30 s
+you." short windows say on hold music; ``bench/backchannels.py``), is recognized again
+with a 15 s window (``redo_windows``), and if that fails too with the full 30 s
 window and Whisper's temperature fallback, exactly as before windows existed; each
 redone utterance is counted once (``on_full_window_retry``, by reason). The
-windowed pass itself is greedy at temperature 0 (deterministic, bounded cost). Unsure
+windowed pass itself is at temperature 0 (deterministic, bounded cost), with a beam of 3
+for finals (``[asr] beam_size``; on the 675 recorded utterances of ``bench/window_floor.py``
+it hears what greedy decoding garbles in short windows, "The speed dial entry you've
+accessed is empty.", for a sixth more CPU per sentence) and greedy for partials. Unsure
 decodes (mean token log-probability under -1) are not redone: on recorded speech that
 gained little, and on synthetic or noisy speech it redid a quarter of all utterances
 (``bench/window_floor.py``, ``bench/run.py``).
@@ -35,7 +38,7 @@ One utterance: ``WhisperModel.transcribe``. Several (from any calls): they are l
 after another with ``GAP_S`` of silence between them (each starting on a 10 ms mel frame)
 and decoded together by ``BatchedInferencePipeline``, one clip per utterance, encoded as
 one (batch, 80, window) array; each result is mapped back to its utterance by the frame
-its clip starts on. Options suit short telephone utterances: greedy, English, no
+its clip starts on. Options suit short telephone utterances: English, no
 previous-text conditioning (each utterance stands alone), word timestamps on.
 """
 
@@ -251,7 +254,8 @@ class _Decoded:
 class WhisperRecognizer:
     """The ``Recognizer`` behind the ASR pool: faster-whisper on a ``LoadedModel`` (loaded
     by ``load_model``: it must have the per-thread window), options for short telephone
-    utterances (module docstring), ``beam_size`` 1 = greedy.
+    utterances (module docstring). ``beam_size`` is the decoder beam of finals (1 =
+    greedy); partials (``words=False``) are always greedy.
 
     ``window_floor_s`` (1-30 s; 30 = always the full window) is the shortest encoder window;
     ``silence_tail`` extends a short window's encoder output with the encoding of silence
@@ -321,7 +325,8 @@ class WhisperRecognizer:
         options: dict[str, Any] = {
             "max_new_tokens": budget,
             "language": "en",
-            "beam_size": self._beam_size,
+            # partials only preview (no cue reads them): greedy, the cheapest decode
+            "beam_size": self._beam_size if words else 1,
             "word_timestamps": words,
             "condition_on_previous_text": False,
             "without_timestamps": not words,

@@ -11,6 +11,7 @@ import soxr
 from assist.asr.model import LoadedModel, ModelNotAvailable, load_model, resolve_model_path
 from assist.asr.wer import word_error_rate
 from assist.asr.whisper import WhisperRecognizer, repeats_itself, window_frames
+from assist.config import AsrConfig
 from assist.detectors.negative_phrasing import quote_times
 from assist.events import Transcript, TranscriptWord
 from assist.scorecard import said_during
@@ -175,6 +176,18 @@ def test_the_silence_tail_hears_the_words_the_bare_short_window_mishears(loaded)
         assert heard >= 2, texts  # bare 8 s window: "color" 3 of 3, "Start" 2 of 3
 
 
+def test_the_services_beam_hears_the_prompt_greedy_short_windows_garble(loaded):
+    """The service's default beam (3) with the tail at 8 s, on the 8 kHz line with three
+    line-noise seeds: greedy decoding heard "The Speed Dialantry Uve access is empty." on
+    all three (bench/window_floor.py --beam-size 1), the beam hears the words."""
+    beam = AsrConfig().beam_size
+    assert beam > 1
+    decoder = WhisperRecognizer(loaded, beam_size=beam, window_floor_s=8.0)
+    texts = [decoder.recognize([utterance("speed-dial-empty", 8000, s)])[0].text for s in (0, 1, 2)]
+    heard = sum("speed dial entry" in text.lower() for text in texts)
+    assert heard >= 2, texts
+
+
 def test_a_short_window_gives_the_full_windows_text(loaded, recognizer):
     """The default 8 s floor: a third of the encoder's work, the same words."""
     windowed = WhisperRecognizer(loaded, window_floor_s=8.0)
@@ -301,11 +314,15 @@ def test_hold_music_is_not_heard_as_words_where_the_full_window_hears_none(loade
     assert set(retries) <= {"no_speech", "empty", "repetition"}
 
 
-def test_a_windowed_batch_gives_each_utterance_its_own_text_and_guard(loaded):
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_windowed_batch_gives_each_utterance_its_own_text_and_guard(loaded, beam_size):
     """One encoder window for the batch (its longest utterance), each result mapped back to
-    its utterance, and a repetition redone for that utterance alone."""
+    its utterance, and a repetition redone for that utterance alone; greedy and with the
+    service's beam (each utterance's hypotheses decoded beside the others')."""
     retries: list[str] = []
-    windowed = WhisperRecognizer(loaded, window_floor_s=2.0, on_full_window_retry=retries.append)
+    windowed = WhisperRecognizer(
+        loaded, beam_size=beam_size, window_floor_s=2.0, on_full_window_retry=retries.append
+    )
     names = ["number-not-answering", "vm-tooshort", "all-circuits-busy-now"]
     batch = [clip(name, 0.3, 0.15) for name in names]
     texts = prompt_texts()

@@ -115,3 +115,19 @@ def test_window_floor_writes_the_table_json_and_plot(tmp_path):
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert png.is_file() and "| 8 s | 8 kHz |" in again.stdout
+    # judged against a reference run's 30 s rows (here a copy of itself: no difference)
+    reference = tmp_path / "reference.json"
+    reference.write_text((tmp_path / "window_floor.json").read_text())
+    command = [sys.executable, "bench/window_floor.py", "--plot-only", "--out", str(tmp_path)]
+    compared = subprocess.run(
+        [*command, "--reference", str(reference)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    assert "vs the reference's 30 s (beam 2)" in compared.stdout
+    results = json.loads((tmp_path / "window_floor.json").read_text())
+    assert results["against_reference"]["8000"]["8.0"]["all"]["points"] == versus["points"]
+    assert results["against_reference"]["8000"]["30.0"]["all"]["points"] == 0.0

@@ -1,9 +1,16 @@
 """``bench/window_floor.py``'s statistics: a floor's WER against the full window's, paired
 by utterance, with a bootstrap interval over the prompts (no model: hand-made rows)."""
 
+import json
+
 import pytest
 
-from bench.window_floor import against_full_window, paired_difference, per_seed_wer
+from bench.window_floor import (
+    against_full_window,
+    paired_difference,
+    per_seed_wer,
+    reference_comparison,
+)
 
 
 def row(name, errors, words=10, seed=0, channel="customer"):
@@ -71,3 +78,25 @@ def test_word_error_rate_per_noise_seed():
         "0": {"customer": 0.1, "all": 0.1},
         "1": {"agent": 0.3, "all": 0.3},
     }
+
+
+def test_a_run_is_compared_with_the_full_window_of_a_reference_run(tmp_path):
+    greedy_full = [row("a", 1, channel="customer"), row("b", 2, channel="agent")]
+    reference = tmp_path / "window_floor.json"
+    reference.write_text(
+        json.dumps({"beam_size": 1, "silence_tail": True, "rows": {"8000/30.0": greedy_full}})
+    )
+    beam_eight = [row("a", 0, channel="customer"), row("b", 2, channel="agent")]
+    compared = reference_comparison({(8000, 8.0): beam_eight}, reference)
+    assert compared["reference"] == {
+        "file": str(reference),
+        "beam_size": 1,
+        "silence_tail": True,
+        "noise_seeds": None,
+    }
+    groups = compared["against_reference"]["8000"]["8.0"]
+    assert groups["customer"]["points"] == pytest.approx(-10.0)
+    assert groups["agent"]["points"] == 0.0
+    assert reference_comparison({(8000, 8.0): beam_eight}, None) == {}
+    with pytest.raises(ValueError, match="no 30 s rows at 16000"):
+        reference_comparison({(16000, 8.0): beam_eight}, reference)

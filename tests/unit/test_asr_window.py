@@ -256,6 +256,7 @@ class _HearsInWindows:
         self.text = text
         self.no_speech_prob = no_speech_prob
         self.windows: list[int | None] = []
+        self.beams: list[int] = []  # the decoder beam of each transcribe
 
     @contextlib.contextmanager
     def window(self, frames, silence_tail=True):
@@ -263,6 +264,7 @@ class _HearsInWindows:
         yield
 
     def transcribe(self, audio, **options):
+        self.beams.append(options["beam_size"])
         heard = self.windows[-1] in self.hears_in
 
         def segments():
@@ -301,3 +303,13 @@ def test_partials_and_long_audio_heard_as_nothing_are_not_redone(seconds, words)
     (result,) = recognizer.recognize([audio], words=words)
     assert model.windows == [800] and result.text == ""
     assert recognizer.full_window_retries == 0
+
+
+def test_finals_are_decoded_with_the_beam_and_partials_greedy():
+    model = _HearsInWindows({800})
+    loaded = LoadedModel(model, "stand-in", Path("."), "cpu", "int8", 0.0)
+    recognizer = WhisperRecognizer(loaded, beam_size=3, window_floor_s=8.0)
+    audio = np.zeros(32_000, dtype=np.float32)
+    recognizer.recognize([audio], words=True)
+    recognizer.recognize([audio], words=False)
+    assert model.beams == [3, 1]
