@@ -34,8 +34,9 @@ console output):
   when every process meets the goals.
 
 Servers get ``ASSIST_ASR__MAX_BATCH`` = the largest batch size unless ``--server-env``
-sets it. Exit status 0 when the stages ran (numbers are results, not assertions), 2 when
-the check failed.
+sets it; the ``batch`` stage decodes with the service's ``[asr] beam_size`` as the servers
+do (``--server-env ASSIST_ASR__BEAM_SIZE=1`` for greedy in every stage). Exit status 0
+when the stages ran (numbers are results, not assertions), 2 when the check failed.
 """
 
 from __future__ import annotations
@@ -208,8 +209,10 @@ def batch_stage(
     floors: list[float],
     min_utterances: int,
     min_seconds: float,
+    beam_size: int = 1,
 ) -> dict[str, Any]:
-    """Utterances per second by batch size and window floor (module docstring)."""
+    """Utterances per second by batch size and window floor (module docstring), finals
+    decoded with ``beam_size`` (1 = greedy)."""
     from assist.asr.model import load_model
     from assist.asr.wer import word_error_rate
     from assist.asr.whisper import WhisperRecognizer
@@ -223,6 +226,7 @@ def batch_stage(
     out: dict[str, Any] = {
         "device": loaded.device,
         "compute_type": loaded.compute_type,
+        "beam_size": beam_size,
         "utterances": {
             "n": len(clips),
             "seconds_mean": round(float(seconds.mean()), 2),
@@ -232,7 +236,9 @@ def batch_stage(
     }
     for floor in floors:
         retries: list[str] = []
-        recognizer = WhisperRecognizer(loaded, 1, floor, on_full_window_retry=retries.append)
+        recognizer = WhisperRecognizer(
+            loaded, beam_size, floor, on_full_window_retry=retries.append
+        )
         rows = {}
         for size in sizes:
             groups = (
@@ -476,7 +482,12 @@ def main() -> int:
             {
                 **summary,
                 **batch_stage(
-                    args.device, args.batch_sizes, floors, args.min_utterances, args.min_seconds
+                    args.device,
+                    args.batch_sizes,
+                    floors,
+                    args.min_utterances,
+                    args.min_seconds,
+                    beam_size=Settings().asr.beam_size,
                 ),
             },
         )

@@ -75,6 +75,7 @@ def test_the_batch_stage_runs_on_the_cpu(tmp_path):
     assert check["ok"] and check["load"]["device"] == "cpu"
     batch = json.loads((out / "batch.json").read_text())
     assert batch["device"] == "cpu" and batch["utterances"]["n"] >= 100
+    assert batch["beam_size"] == 3  # the service's default, as the sweep's servers decode
     for size in ("1", "4"):
         row = batch["floors"]["8"][size]
         assert row["utterances"] >= 8 and row["utterances_per_s"] > 0
