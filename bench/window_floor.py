@@ -331,6 +331,17 @@ def paired_difference(
     }
 
 
+def by_group(full: list[dict[str, Any]], mine: list[dict[str, Any]]) -> dict[str, Any]:
+    """``paired_difference`` of ``mine`` against ``full`` per group (``GROUPS``) that
+    ``mine`` has rows of."""
+    out = {}
+    for group, members in GROUPS.items():
+        here = [r for r in mine if r["channel"] in members]
+        if here:
+            out[group] = paired_difference([r for r in full if r["channel"] in members], here)
+    return out
+
+
 def against_full_window(
     rows: dict[tuple[int, float], list[dict[str, Any]]],
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -341,13 +352,7 @@ def against_full_window(
         full = rows.get((rate, FULL_WINDOW_S))
         if full is None or floor >= FULL_WINDOW_S:
             continue
-        per_group = {}
-        for group, members in GROUPS.items():
-            here = [r for r in mine if r["channel"] in members]
-            there = [r for r in full if r["channel"] in members]
-            if here:
-                per_group[group] = paired_difference(there, here)
-        out.setdefault(str(rate), {})[str(floor)] = per_group
+        out.setdefault(str(rate), {})[str(floor)] = by_group(full, mine)
     return out
 
 
@@ -377,14 +382,7 @@ def reference_comparison(
         full = theirs.get((rate, FULL_WINDOW_S))
         if full is None:
             raise ValueError(f"{reference} has no 30 s rows at {rate} Hz")
-        out.setdefault(str(rate), {})[str(floor)] = {
-            group: paired_difference(
-                [r for r in full if r["channel"] in members],
-                [r for r in mine if r["channel"] in members],
-            )
-            for group, members in GROUPS.items()
-            if any(r["channel"] in members for r in mine)
-        }
+        out.setdefault(str(rate), {})[str(floor)] = by_group(full, mine)
     described = {k: other.get(k) for k in ("beam_size", "silence_tail", "noise_seeds")}
     return {"reference": {"file": str(reference), **described}, "against_reference": out}
 
@@ -408,10 +406,11 @@ def replot(out: Path, reference: Path | None = None) -> int:
     against ``reference``'s 30 s rows when given; the file is then rewritten with them)."""
     path = out / "window_floor.json"
     results = json.loads(path.read_text())
+    rows = saved_rows(results)
     if "against_full_window" not in results:
-        results["against_full_window"] = against_full_window(saved_rows(results))
+        results["against_full_window"] = against_full_window(rows)
     if reference is not None:
-        results.update(reference_comparison(saved_rows(results), reference))
+        results.update(reference_comparison(rows, reference))
         path.write_text(json.dumps(results, indent=1))
     print(table(results))
     plot(results, out / "window_floor.png")
