@@ -212,13 +212,14 @@ def rows_of(name: str) -> Callable[[Path], list[tuple[str, str]]]:
     return lambda data: read_tsv(data / name)
 
 
+# second batches of training lines (README, "Text models": more training lines)
+SECOND_BATCHES = ("negative_phrasing.train.batch2.tsv", "customer_frustration.train.batch2.tsv")
+
 OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
     "acknowledgements": acknowledgements,
     "hard_cases_agent": hard_cases_of("agent"),
     "hard_cases_customer": hard_cases_of("customer"),
-    # second batches of training lines (README, "Text models": more training lines)
-    "negative_phrasing.train.batch2.tsv": rows_of("negative_phrasing.train.batch2.tsv"),
-    "customer_frustration.train.batch2.tsv": rows_of("customer_frustration.train.batch2.tsv"),
+    **{name: rows_of(name) for name in SECOND_BATCHES},
 }
 
 PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
@@ -787,10 +788,9 @@ SOURCE_NOTES = {
         for speaker in ("agent", "customer")
     },
     **{
-        f"{task}.train.batch2.tsv": f"`models/data/{task}.train.batch2.tsv`, a second batch "
-        "written for training to briefs of the hard cases by sessions that never opened a "
-        "held-out file (Apache-2.0)"
-        for task in ("negative_phrasing", "customer_frustration")
+        name: f"`models/data/{name}`, a second batch written for training to briefs of the "
+        "hard cases by sessions that never opened a held-out file (Apache-2.0)"
+        for name in SECOND_BATCHES
     },
 }
 
