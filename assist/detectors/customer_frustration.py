@@ -7,12 +7,12 @@ with the model when that is 0), or one of its sentences' alone reaches
 end, quoting its most frustrated sentence) unless the agent acknowledged feelings within
 ``acknowledged_within_s`` before it ended: the agent's utterances count as
 acknowledgements when the empathy model's score of the utterance or one of its sentences
-reaches its stored threshold. A line problem ("I can't hear you") or "no worries"
-answering the agent's apology (the previous turn) is never frustration
-(``assist.text.context``). Transcripts may come back out of order (agent finals are
-transcribed first), so only acknowledgements that ended before count. Every
-acknowledgement and every frustrated utterance is kept as a ``Moment`` for the scorecard,
-nudged or not. Pure.
+reaches its stored threshold. A line problem ("I can't hear you"), "no worries"
+answering the agent's apology or "no, that is all" answering "anything else?" (the
+previous turn) is never frustration (``assist.text.context``). Transcripts may come
+back out of order (agent finals are transcribed first), so only acknowledgements that
+ended before count. Every acknowledgement and every frustrated utterance is kept as a
+``Moment`` for the scorecard, nudged or not. Pure.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from assist.config import CustomerFrustrationConfig
 from assist.detectors import CueDetector
 from assist.detectors.negative_phrasing import SENTENCE_ALONE
 from assist.events import Transcript
-from assist.text.context import PreviousTurns, answers_courtesy, line_problem
+from assist.text.context import PreviousTurns, answers_courtesy, closes_call, line_problem
 from assist.vocabulary import CueKind, Finding, TextScores
 
 
@@ -47,8 +47,9 @@ def frustrated_sentence(
 ) -> TextScores | None:
     """What of a customer utterance is most frustrated: the utterance as a whole at
     ``threshold``, or one of its ``sentences`` alone at ``SENTENCE_ALONE`` (or
-    ``threshold`` when higher); a line problem ("I can't hear you") or "no worries"
-    answering the agent's apology never counts (``assist.text.context``). None when
+    ``threshold`` when higher); a line problem ("I can't hear you"), "no worries"
+    answering the agent's apology or "no, that is all" answering "anything else?" never
+    counts (``assist.text.context``). None when
     nothing is."""
     if scores.speaker != "customer":
         return None
@@ -62,6 +63,7 @@ def frustrated_sentence(
         and part.frustration >= at
         and not line_problem(part.text)
         and not answers_courtesy(previous, part.text)
+        and not closes_call(previous, part.text)
     ]
     return max(fired, key=lambda s: s.frustration or 0.0) if fired else None
 

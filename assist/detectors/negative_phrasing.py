@@ -29,6 +29,7 @@ from assist.text.context import (
     PreviousTurns,
     answers_courtesy,
     bare_acknowledgement,
+    closes_call,
     line_problem,
 )
 from assist.text.phrases import benign_idiom, find_phrase
@@ -82,13 +83,15 @@ def decide_sentence(
 ) -> PhrasingDecision | None:
     """The decision on one agent sentence's scores (``decide_phrasing``), knowing the
     customer's previous turn: a line problem ("I can't hear you"), courtesy answering
-    thanks or an apology ("no problem") and a bare acknowledgement ("Right.", "Sure.") are
-    never negative phrasing (``assist.text.context``)."""
+    thanks or an apology ("no problem"), a closing answer to "anything else?" ("No,
+    that's all.") and a bare acknowledgement ("Right.", "Sure.") are never negative
+    phrasing (``assist.text.context``)."""
     if (
         not scores.phrasing
         or line_problem(scores.text)
         or bare_acknowledgement(scores.text)
         or answers_courtesy(previous, scores.text)
+        or closes_call(previous, scores.text)
     ):
         return None
     phrasing = scores.phrasing

@@ -7,6 +7,12 @@ The text models judge one sentence at a time; a few readings need the conversati
   (``LINE_PROBLEM``), never negative phrasing, never frustration, no nudge;
 * "no problem", "no worries", "not at all", "don't mention it" **answering thanks or an
   apology** is courtesy, not negativity;
+* a **closing answer** ("No, that is all.", "Nope, I'm all set, thanks.", "No, nothing
+  else.") **to an offer of more help** ("Is there anything else I can help you with?")
+  ends the call politely: the frustration head scored the bundled demo's "No, that is
+  all." 0.59 and "No, I am all set." 0.61 (threshold 0.46), reading the bare "No" as
+  refusal. Only a sentence made of closing words alone counts: "No, that is all, and
+  frankly this was a waste of my afternoon." is still the head's to judge;
 * a **bare acknowledgement** ("Right.", "Sure.", "Mm-hmm.", "Understood.", "Okay, got it.")
   is a backchannel with no phrasing in it: the negative-phrasing head scored "Understood."
   0.84, "Sure." 0.61, "Mm-hmm." 0.58 and "Right." 0.54 (threshold 0.54), and the bundled
@@ -50,6 +56,28 @@ _COURTESY = re.compile(
     re.I,
 )
 
+# The other speaker offers more help, or asks whether the caller is done.
+_OFFER_MORE = re.compile(
+    r"\b(?:(?:anything|something)\s+else|any\s*(?:thing|one)?\s*more|any\s+other\s+"
+    r"(?:questions?|concerns?|issues?|way)|(?:will|would)\s+that\s+be\s+(?:all|everything)|"
+    r"is\s+that\s+(?:all|everything|it)|all\s+set|(?:else|more)\s+i\s+can\s+(?:do|help))\b",
+    re.I,
+)
+# A sentence of closing words only: "No, that is all. Thanks.", "Nope, I'm good.",
+# "No thank you, that will be all.", "No, nothing else, have a good day."
+_CLOSING = re.compile(
+    r"^\W*(?:(?:no|nope|nah|not\s+really|not\s+today|no\s+thanks?|no\s+thank\s+you|"
+    r"thanks?|thank\s+you(?:\s+(?:so|very)\s+much)?|(?:i\s+)?think|oh|well|um|uh|okay|ok|"
+    r"(?:that(?:'s|\s+is|\s+was|'ll\s+be|\s+will\s+be|\s+should\s+be)\s+"
+    r"(?:all|it|everything|enough))(?:\s+(?:i\s+)?(?:needed|need|wanted|for\s+(?:now|today)))?|"
+    r"nothing\s+(?:else|more)(?:\s+for\s+(?:now|today))?|"
+    r"(?:i'?m|i\s+am|we'?re|we\s+are)\s+(?:all\s+)?(?:good|fine|set|sorted|done)"
+    r"(?:\s+for\s+(?:now|today))?|all\s+(?:good|set)|for\s+(?:now|today)|"
+    r"(?:bye|goodbye)(?:\s+now)?|have\s+a\s+(?:good|great|nice)\s+(?:day|one|evening|night)|"
+    r"you\s+too|take\s+care|sir|ma'?am)\b\W*)+$",
+    re.I,
+)
+
 
 _ACKNOWLEDGEMENT = re.compile(
     r"^\W*(?:(?:oh|well|um|uh|ah)\W+)?(?:(?:all\s*right|alright|right|okay|ok|sure|yes|yeah|"
@@ -77,6 +105,17 @@ def answers_courtesy(previous: str | None, text: str) -> bool:
         previous is not None
         and _THANKS_OR_SORRY.search(previous) is not None
         and _COURTESY.search(text) is not None
+    )
+
+
+def closes_call(previous: str | None, text: str) -> bool:
+    """``text`` is closing words only ("No, that is all.", "Nope, I'm all set.") and
+    answers an offer of more help in ``previous`` (the other speaker's turn: "Anything
+    else I can help you with?")."""
+    return (
+        previous is not None
+        and _OFFER_MORE.search(previous) is not None
+        and _CLOSING.match(text) is not None
     )
 
 

@@ -42,6 +42,8 @@ def test_demo_prints_nudges_urls_and_scorecard():
     assert audio_cues == ["interruption", "long_hold", "dead_air"]
     # what the text cues raise depends on what Whisper makes of the call at 30x
     assert set(nudges) - set(audio_cues) <= {"negative_phrasing", "customer_frustration", "pace"}
+    # the customer's "No, that is all." answers "anything else?": a close, not frustration
+    assert not re.search(r"NUDGE .*that is all", out, re.I)
     assert "Scorecard:" in out and "patience" in out
 
 

@@ -112,6 +112,9 @@ def test_the_issues_diluted_sentence_fires_and_is_quoted(classifier: TextClassif
     ("speaker", "previous", "text", "line_problem"),
     [
         ("agent", "Thank you so much for your help!", "No problem at all.", False),
+        # the bundled demo's close: the head alone scores it 0.59 (threshold 0.46)
+        ("customer", "Is there anything else I can help you with?", "No, that is all.", False),
+        ("customer", "Anything else today?", "No, I am all set.", False),
         ("agent", "Hello?", "I can't hear anything on your end.", True),
         ("customer", "Can you hear me okay?", "I can't hear you, you're breaking up.", True),
         ("customer", "Hello, are you there?", "Sorry, the line is really bad.", True),
@@ -125,3 +128,14 @@ def test_context_and_line_problems_never_nudge(
     assert verdict["kind"] is None
     assert verdict["line_problem"] is line_problem
     assert live(classifier, speaker, previous, text) == []
+
+
+def test_the_demo_close_is_frustration_only_without_its_offer(classifier: TextClassifier) -> None:
+    """The head alone flags the bundled demo's "No, that is all." (the bare "No" reads as
+    refusal); answering "anything else?" it is a closing answer, no nudge, live or in
+    ``assist classify``."""
+    text, offer = "No, that is all.", "Is there anything else I can help you with?"
+    scores = classifier.score_utterance("customer", text)
+    assert verdict_json(scores, CuesConfig(), None)["kind"] == "customer_frustration"
+    assert verdict_json(scores, CuesConfig(), offer)["kind"] is None
+    assert live(classifier, "customer", offer, text) == []

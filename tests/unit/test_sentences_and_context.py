@@ -18,6 +18,7 @@ from assist.text.context import (
     PreviousTurns,
     answers_courtesy,
     bare_acknowledgement,
+    closes_call,
     line_problem,
 )
 from assist.text.sentences import MAX_WORDS, WINDOW_WORDS, sentence_spans, sentences
@@ -139,6 +140,35 @@ def test_courtesy_answers_thanks_or_an_apology_only() -> None:
     assert not answers_courtesy("Can you waive the fee?", "No problem at all.")
     assert not answers_courtesy(None, "No worries.")
     assert not answers_courtesy("Thanks.", "I can't do that.")
+
+
+OFFER = "Is there anything else I can help you with today?"
+
+
+@pytest.mark.parametrize(
+    ("previous", "text", "expected"),
+    [
+        (OFFER, "No, that is all.", True),
+        (OFFER, "No. That is all. Thanks.", True),
+        (OFFER, "Nope, I'm all set, thanks.", True),
+        (OFFER, "No thank you, that will be all, have a good day.", True),
+        (OFFER, "I think that's everything for now.", True),
+        ("Anything more I can do?", "No, nothing else.", True),
+        ("Will that be all?", "That's it, bye.", True),
+        # closing words plus a complaint: the head judges it
+        (OFFER, "No, that is all, and frankly this was a waste of my afternoon.", False),
+        (OFFER, "No. This is useless.", False),
+        (OFFER, "No, I'm done with you people.", False),
+        (OFFER, "No, you've done enough.", False),
+        # no offer of more help before it
+        ("Can you waive the fee?", "No, that is all.", False),
+        (None, "No, that is all.", False),
+    ],
+)
+def test_a_closing_answer_to_an_offer_of_more_help(
+    previous: str | None, text: str, expected: bool
+) -> None:
+    assert closes_call(previous, text) is expected
 
 
 def test_the_previous_turn_is_the_other_speakers_last_one_just_before() -> None:
