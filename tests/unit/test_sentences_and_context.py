@@ -21,7 +21,7 @@ from assist.text.context import (
     closes_call,
     line_problem,
 )
-from assist.text.sentences import MAX_WORDS, WINDOW_WORDS, sentence_spans, sentences
+from assist.text.sentences import MAX_WORDS, WINDOW_WORDS, pieces_of, sentence_spans, sentences
 from assist.vocabulary import TextScores
 from tests.unit.test_text_cues import agent_scores, customer_scores, transcript
 
@@ -47,16 +47,31 @@ def test_sentences_are_cut_at_stops_but_not_after_titles() -> None:
         "Mr. Smith, I can help today. Would Tuesday work for you? Yes; fine then."
     ) == [
         "Mr. Smith, I can help today.",
+        "Would Tuesday work for you?",
         "Would Tuesday work for you? Yes; fine then.",
     ]
-    # a short sentence joins the next one (the last the one before): one thought
+    # a short sentence joins the next one: one thought
     assert sentences("It's not impossible. Let me see what I can do.") == [
         "It's not impossible. Let me see what I can do."
     ]
+    # short ones at the end join the one before, which is also judged alone
     assert sentences("Sure! Is that okay? Yes. I can do that for you right now. Fine.") == [
         "Sure! Is that okay?",
+        "Yes. I can do that for you right now.",
         "Yes. I can do that for you right now. Fine.",
     ]
+    assert sentences("It's our policy, sir. Anything else today?") == [
+        "It's our policy, sir.",
+        "It's our policy, sir. Anything else today?",
+    ]
+    assert sentences("I checked. No.") == ["I checked. No."]
+
+
+def test_the_pieces_judged_besides_the_whole_never_repeat_it() -> None:
+    text = " It's our policy, sir. Anything else today? "
+    assert [text[a:b] for a, b in pieces_of(text)] == ["It's our policy, sir."]
+    assert pieces_of("It's not impossible. Let me see what I can do.") == []
+    assert len(pieces_of(ISSUE)) == 3
     assert sentences("") == [] and sentences(" ... ") == []
     assert sentences("Okay") == ["Okay"]
 
