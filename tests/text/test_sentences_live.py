@@ -139,3 +139,12 @@ def test_the_demo_close_is_frustration_only_without_its_offer(classifier: TextCl
     assert verdict_json(scores, CuesConfig(), None)["kind"] == "customer_frustration"
     assert verdict_json(scores, CuesConfig(), offer)["kind"] is None
     assert live(classifier, "customer", offer, text) == []
+
+
+def test_a_closing_question_does_not_dilute_the_sentence_before_it(
+    classifier: TextClassifier,
+) -> None:
+    text = "Let me pull up the account. It's our policy, sir. Anything else today?"
+    verdict = verdict_json(classifier.score_utterance("agent", text), CuesConfig())
+    assert (verdict["kind"], verdict["category"]) == ("negative_phrasing", "policy")
+    assert verdict["quote"] in "It's our policy, sir."
