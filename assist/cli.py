@@ -326,6 +326,7 @@ def verdict_json(
         acknowledges,
         frustrated_sentence,
         frustration_threshold,
+        quoted_part,
     )
     from assist.detectors.negative_phrasing import decide_utterance, quote_span, threshold_of
     from assist.nudges import ACKNOWLEDGE_FEELINGS
@@ -336,17 +337,15 @@ def verdict_json(
     if scores.speaker == "customer":
         threshold = frustration_threshold(scores, cues.customer_frustration)
         sentence = frustrated_sentence(scores, threshold, previous)
-        quoted = None
-        if sentence is not None:
-            quoted = list(sentence.span) if sentence.span else [0, len(scores.text)]
+        part = quoted_part(scores, sentence, previous) if sentence else None
         out.update(
             kind="customer_frustration" if sentence else None,
             score=round((sentence or scores).frustration or 0.0, 4),
             second_opinion=(sentence or scores).second_opinion,
             threshold=threshold,
-            quote=sentence.text if sentence else None,
+            quote=part.text if part else None,
             suggestion=ACKNOWLEDGE_FEELINGS if sentence else None,
-            span=quoted,
+            span=(list(part.span or (0, len(scores.text))) if part else None),
             sentences=[
                 {
                     "text": p.text,

@@ -7,9 +7,9 @@ with the model when that is 0), or one of its sentences' alone reaches
 end, quoting its most frustrated sentence) unless the agent acknowledged feelings within
 ``acknowledged_within_s`` before it ended: the agent's utterances count as
 acknowledgements when the empathy model's score of the utterance or one of its sentences
-reaches its stored threshold. A line problem ("I can't hear you"), "no worries"
-answering the agent's apology or "no, that is all" answering "anything else?" (the
-previous turn) is never frustration (``assist.text.context``). Transcripts may come
+reaches its stored threshold. What ``assist.text.context.excused`` excuses given the
+agent's previous turn (a line problem, "no worries" answering an apology, "no, that is
+all" answering "anything else?") is never frustration, nor quoted. Transcripts may come
 back out of order (agent finals are transcribed first), so only acknowledgements that
 ended before count. Every acknowledgement and every frustrated utterance is kept as a
 ``Moment`` for the scorecard, nudged or not. Pure.
@@ -23,7 +23,7 @@ from assist.config import CustomerFrustrationConfig
 from assist.detectors import CueDetector
 from assist.detectors.negative_phrasing import SENTENCE_ALONE
 from assist.events import Transcript
-from assist.text.context import PreviousTurns, answers_courtesy, closes_call, line_problem
+from assist.text.context import PreviousTurns, excused, line_problem
 from assist.vocabulary import CueKind, Finding, TextScores
 
 
@@ -47,10 +47,8 @@ def frustrated_sentence(
 ) -> TextScores | None:
     """What of a customer utterance is most frustrated: the utterance as a whole at
     ``threshold``, or one of its ``sentences`` alone at ``SENTENCE_ALONE`` (or
-    ``threshold`` when higher); a line problem ("I can't hear you"), "no worries"
-    answering the agent's apology or "no, that is all" answering "anything else?" never
-    counts (``assist.text.context``). None when
-    nothing is."""
+    ``threshold`` when higher); a sentence ``excused`` given ``previous`` never counts
+    (``assist.text.context``). None when nothing is."""
     if scores.speaker != "customer":
         return None
     alone = max(threshold, SENTENCE_ALONE)
@@ -61,9 +59,7 @@ def frustrated_sentence(
         if part.text
         and part.frustration is not None
         and part.frustration >= at
-        and not line_problem(part.text)
-        and not answers_courtesy(previous, part.text)
-        and not closes_call(previous, part.text)
+        and not excused("customer", previous, part.text)
     ]
     return max(fired, key=lambda s: s.frustration or 0.0) if fired else None
 
@@ -89,12 +85,14 @@ def acknowledges(scores: TextScores) -> bool:
     )
 
 
-def _quote(scores: TextScores, fired: TextScores) -> str:
-    """The sentence to quote: the one that fired, or when the whole utterance did, its most
-    frustrated sentence."""
+def quoted_part(scores: TextScores, fired: TextScores, previous: str | None) -> TextScores:
+    """What to quote of a customer utterance whose ``fired`` part (``frustrated_sentence``)
+    fired: that sentence, or when the whole utterance fired, its most frustrated sentence
+    that context does not excuse (the whole when every one is)."""
     if fired is scores and scores.sentences:
-        return max(scores.sentences, key=lambda s: s.frustration or 0.0).text
-    return fired.text
+        quotable = [s for s in scores.sentences if not excused("customer", previous, s.text)]
+        return max(quotable, key=lambda s: s.frustration or 0.0) if quotable else scores
+    return fired
 
 
 class CustomerFrustrationDetector(CueDetector):
@@ -146,7 +144,7 @@ class CustomerFrustrationDetector(CueDetector):
                 measured=sentence.frustration,
                 unit="score",
                 details={
-                    "quote": _quote(scores, sentence),
+                    "quote": quoted_part(scores, sentence, previous).text,
                     "utterance_id": transcript.utterance_id,
                     "second_opinion": sentence.second_opinion,
                 },

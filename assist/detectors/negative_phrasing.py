@@ -9,9 +9,9 @@ unless the score reaches ``STRONG_SCORE``. An utterance fires as a whole at the 
 or through one of its sentences alone at ``SENTENCE_ALONE`` (so one negative sentence
 among neutral ones is not diluted), and the strongest of these is quoted (an utterance of
 several sentences fires as a whole only with its category's phrase in it, or at
-``STRONG_SCORE``); a line problem
-("I can't hear you") or "no problem" answering the customer's thanks is let go
-(``assist.text.context``). The finding is at the utterance's end, quotes the phrase that
+``STRONG_SCORE``); what ``assist.text.context.excused`` excuses given the customer's
+previous turn (a line problem, "no problem" answering thanks, a bare "Right.") is let
+go. The finding is at the utterance's end, quotes the phrase that
 carries the category (placed in media time through the word timestamps) and carries the
 positive rewrite (worded in ``assist.nudges``). Pure.
 """
@@ -25,13 +25,7 @@ from assist.config import NegativePhrasingConfig
 from assist.detectors import CueDetector
 from assist.events import Transcript
 from assist.nudges import rewrite
-from assist.text.context import (
-    PreviousTurns,
-    answers_courtesy,
-    bare_acknowledgement,
-    closes_call,
-    line_problem,
-)
+from assist.text.context import PreviousTurns, excused
 from assist.text.phrases import benign_idiom, find_phrase
 from assist.vocabulary import CueKind, Finding, TextScores
 
@@ -82,17 +76,9 @@ def decide_sentence(
     scores: TextScores, threshold: float, previous: str | None = None
 ) -> PhrasingDecision | None:
     """The decision on one agent sentence's scores (``decide_phrasing``), knowing the
-    customer's previous turn: a line problem ("I can't hear you"), courtesy answering
-    thanks or an apology ("no problem"), a closing answer to "anything else?" ("No,
-    that's all.") and a bare acknowledgement ("Right.", "Sure.") are never negative
-    phrasing (``assist.text.context``)."""
-    if (
-        not scores.phrasing
-        or line_problem(scores.text)
-        or bare_acknowledgement(scores.text)
-        or answers_courtesy(previous, scores.text)
-        or closes_call(previous, scores.text)
-    ):
+    customer's previous turn: what ``assist.text.context.excused`` excuses (a line problem,
+    "no problem" answering thanks, a bare "Right.") is never negative phrasing."""
+    if not scores.phrasing or excused("agent", previous, scores.text):
         return None
     phrasing = scores.phrasing
     return decide_phrasing(

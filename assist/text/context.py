@@ -7,19 +7,21 @@ The text models judge one sentence at a time; a few readings need the conversati
   (``LINE_PROBLEM``), never negative phrasing, never frustration, no nudge;
 * "no problem", "no worries", "not at all", "don't mention it" **answering thanks or an
   apology** is courtesy, not negativity;
-* a **closing answer** ("No, that is all.", "Nope, I'm all set, thanks.", "No, nothing
-  else.") **to an offer of more help** ("Is there anything else I can help you with?")
-  ends the call politely: the frustration head scored the bundled demo's "No, that is
-  all." 0.59 and "No, I am all set." 0.61 (threshold 0.46), reading the bare "No" as
-  refusal. Only a sentence made of closing words alone counts: "No, that is all, and
-  frankly this was a waste of my afternoon." is still the head's to judge;
+* a customer's **closing answer** ("No, that is all.", "Nope, I'm all set, thanks.", "No,
+  nothing else.") **to an offer of more help** ("Is there anything else I can help you
+  with?") ends the call politely: the frustration head of 2026-12-03's morning scored the
+  bundled demo's "No, that is all." 0.59 and "No, I am all set." 0.61 (threshold 0.46),
+  reading the bare "No" as refusal. Only a sentence made of closing words alone counts:
+  "No, that is all, and frankly this was a waste of my afternoon." is still the head's to
+  judge, and so are "That's it?" and "No. No. No.";
 * a **bare acknowledgement** ("Right.", "Sure.", "Mm-hmm.", "Understood.", "Okay, got it.")
   is a backchannel with no phrasing in it: the negative-phrasing head scored "Understood."
   0.84, "Sure." 0.61, "Mm-hmm." 0.58 and "Right." 0.54 (threshold 0.54), and the bundled
   demo's agent says "Right." while the customer speaks.
 
-``PreviousTurns`` remembers the call's final transcripts per speaker so that a decision
-can ask for the other speaker's turn just before a sentence. English regular
+``excused`` is the one check both text cues make. ``PreviousTurns`` remembers the call's
+final transcripts per speaker so that a decision can ask for the other speaker's turn
+just before a sentence. English regular
 expressions, case-insensitive; pure.
 """
 
@@ -56,27 +58,36 @@ _COURTESY = re.compile(
     re.I,
 )
 
-# The other speaker offers more help, or asks whether the caller is done.
+# The other speaker offers more help, or asks whether the caller is done ...
 _OFFER_MORE = re.compile(
-    r"\b(?:(?:anything|something)\s+else|any\s*(?:thing|one)?\s*more|any\s+other\s+"
-    r"(?:questions?|concerns?|issues?|way)|(?:will|would)\s+that\s+be\s+(?:all|everything)|"
-    r"is\s+that\s+(?:all|everything|it)|all\s+set|(?:else|more)\s+i\s+can\s+(?:do|help))\b",
+    r"\b(?:(?:anything|something)\s+(?:else|further|more)|any\s+other\s+(?:questions?|"
+    r"concerns?|issues?|thing)|(?:will|would)\s+that\s+be\s+(?:all|everything)|"
+    r"is\s+that\s+(?:all|everything)|are\s+you\s+all\s+set|"
+    r"(?:what|how)\s+else\s+can\s+(?:i|we))\b",
     re.I,
 )
-# A sentence of closing words only: "No, that is all. Thanks.", "Nope, I'm good.",
-# "No thank you, that will be all.", "No, nothing else, have a good day."
-_CLOSING = re.compile(
-    r"^\W*(?:(?:no|nope|nah|not\s+really|not\s+today|no\s+thanks?|no\s+thank\s+you|"
-    r"thanks?|thank\s+you(?:\s+(?:so|very)\s+much)?|(?:i\s+)?think|oh|well|um|uh|okay|ok|"
-    r"(?:that(?:'s|\s+is|\s+was|'ll\s+be|\s+will\s+be|\s+should\s+be)\s+"
-    r"(?:all|it|everything|enough))(?:\s+(?:i\s+)?(?:needed|need|wanted|for\s+(?:now|today)))?|"
-    r"nothing\s+(?:else|more)(?:\s+for\s+(?:now|today))?|"
-    r"(?:i'?m|i\s+am|we'?re|we\s+are)\s+(?:all\s+)?(?:good|fine|set|sorted|done)"
-    r"(?:\s+for\s+(?:now|today))?|all\s+(?:good|set)|for\s+(?:now|today)|"
-    r"(?:bye|goodbye)(?:\s+now)?|have\s+a\s+(?:good|great|nice)\s+(?:day|one|evening|night)|"
-    r"you\s+too|take\s+care|sir|ma'?am)\b\W*)+$",
+# ... unless the turn says what can't be done ("There's nothing more I can do.").
+_NEGATED = re.compile(r"n't\b|\b(?:not|nothing|cannot|no\s+longer)\b", re.I)
+# One unit of a closing answer ("no", "that's all", "thanks for your help", "have a good
+# day"); an answer is a run of units (``closing_words``). Each alternative is a phrase with
+# bounded options and the units are matched one after another, never backtracking over
+# the run, so the time is linear in the text (a repeated "No, thank you." is safe).
+_CLOSING_UNIT = re.compile(
+    r"(?:thank\s+you(?:\s+(?:so|very)\s+much)?(?:\s+for\s+(?:all\s+)?(?:your|the)\s+help)?|"
+    r"thanks(?:\s+(?:so|very)\s+much)?(?:\s+(?:again|for\s+(?:all\s+)?(?:your|the)\s+help))?|"
+    r"that(?:'s|\s+is|\s+was|'ll\s+be|\s+will\s+be|\s+should\s+be|\s+would\s+be|'d\s+be)\s+"
+    r"(?:all|it|everything|about\s+it)(?:\s+(?:i\s+)?(?:needed|wanted))?|"
+    r"that(?:'ll|\s+will|\s+should)\s+do(?:\s+it)?|nothing\s+(?:else|more|further)|"
+    r"(?:i'm|i\s+am|we're|we\s+are)\s+(?:all\s+)?(?:good|fine|okay|ok|set|sorted)|"
+    r"all\s+(?:good|set)|for\s+(?:now|today|me)|(?:good)?bye(?:\s+now)?|"
+    r"have\s+a\s+(?:good|great|nice|lovely)\s+(?:day|one|evening|night|weekend)|"
+    r"you\s+too|take\s+care|cheers|(?:i\s+)?appreciate\s+it|not\s+(?:really|today)|"
+    r"i\s+think|all\s+right|alright|okay|ok|oh|well|um|uh|so|no|nope|nah|yes|yeah|yep|yup|"
+    r"sir|ma'am)\b[^\w']*",
     re.I,
 )
+_NO = re.compile(r"\b(?:no|nope|nah)\b", re.I)
+CLOSING_MAX_CHARS = 200  # longer than any closing answer
 
 
 _ACKNOWLEDGEMENT = re.compile(
@@ -108,15 +119,45 @@ def answers_courtesy(previous: str | None, text: str) -> bool:
     )
 
 
+def closing_words(text: str) -> bool:
+    """``text`` is closing words only ("No, that is all.", "Yes, I'm all set, thanks.",
+    "Nothing else, have a good day."): no question, no emphatic "No. No. No.", nothing
+    else said."""
+    text = text.replace("\u2019", "'").strip()
+    if not text or len(text) > CLOSING_MAX_CHARS or "?" in text or len(_NO.findall(text)) > 2:
+        return False
+    at = len(text) - len(text.lstrip(".,;:!- "))
+    while at < len(text):
+        unit = _CLOSING_UNIT.match(text, at)
+        if unit is None or unit.end() == at:
+            return False
+        at = unit.end()
+    return True
+
+
 def closes_call(previous: str | None, text: str) -> bool:
-    """``text`` is closing words only ("No, that is all.", "Nope, I'm all set.") and
-    answers an offer of more help in ``previous`` (the other speaker's turn: "Anything
-    else I can help you with?")."""
+    """``text`` is closing words only (``closing_words``) and answers an offer of more
+    help in ``previous`` (the agent's turn: "Anything else I can help you with?", not
+    "There's nothing more I can do.")."""
     return (
         previous is not None
         and _OFFER_MORE.search(previous) is not None
-        and _CLOSING.match(text) is not None
+        and _NEGATED.search(previous) is None
+        and closing_words(text)
     )
+
+
+def excused(speaker: str, previous: str | None, text: str) -> bool:
+    """The sentence is never a text cue, whatever the models say, given the other
+    speaker's ``previous`` turn: a line problem, courtesy answering thanks or an apology,
+    and for the agent a bare acknowledgement, for the customer a closing answer to an offer
+    of more help (module docstring). An agent's "No, that's it." answering "Can you do
+    anything else?" is a refusal, not a close: the models judge it."""
+    if line_problem(text) or answers_courtesy(previous, text):
+        return True
+    if speaker == "agent":
+        return bare_acknowledgement(text)
+    return closes_call(previous, text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,11 @@ title such as "Mr." or an initial); a sentence of fewer than ``MIN_WORDS`` words
 next one, because Whisper often ends a clause with a full stop where the writer put a
 comma ("It's not impossible. Let me see what I can do."). Short sentences at the end join
 the one before, and that one is also judged alone: a closing question must not dilute
-what came before it ("It's our policy, sir. Anything else today?" scored 0.88 joined,
-under the 0.9 a sentence alone needs, and 1.00 alone). Whisper's punctuation can't be
-trusted alone: it often runs clauses together without a stop, so a piece still longer than
-``MAX_WORDS`` words is cut at its commas, and a clause still too long is judged in
+what came before it (in "Let me pull up the account. It's our policy, sir. Anything else
+today?" the last two scored 0.88 joined, under the 0.9 a sentence alone needs, and the
+policy sentence 1.00 alone). Whisper's punctuation can't be trusted alone: it often runs
+clauses together without a stop, so a piece still longer than ``MAX_WORDS`` words is cut
+at its commas, and a clause still too long is judged in
 overlapping windows of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart (the last one ends
 with the piece), so every stretch of a long run-on is seen in a short enough text. Pure,
 character spans.
@@ -85,7 +86,9 @@ def word_count(text: str) -> int:
 def _merge_short(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sentences of fewer than ``MIN_WORDS`` words joined to the next one: "It's not
     impossible. Let me see." is one thought, however Whisper punctuates it. Short ones at
-    the end join the one before, which stays a piece of its own too (the two overlap)."""
+    the end join the one before, which stays a piece of its own too (the two overlap,
+    in order of their starts), unless the short ones have no words or the two together
+    are longer than ``MAX_WORDS`` (then they are cut at commas anyway)."""
     merged: list[tuple[int, int]] = []
     pending: int | None = None  # start of short sentences waiting for the next one
     for start, end in spans:
@@ -96,10 +99,12 @@ def _merge_short(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int
         merged.append((begin, end))
         pending = None
     if pending is not None:
-        if merged:
-            merged.append((merged[-1][0], spans[-1][1]))
+        joined = (merged[-1][0] if merged else pending, spans[-1][1])
+        tail_has_words = _LETTER.search(text, pending, spans[-1][1]) is not None
+        if merged and (not tail_has_words or word_count(text[slice(*joined)]) > MAX_WORDS):
+            merged[-1] = joined  # nothing to judge alone, or cut at commas anyway
         else:
-            merged.append((pending, spans[-1][1]))
+            merged.append(joined)
     return merged
 
 

@@ -19,6 +19,7 @@ from assist.text.context import (
     answers_courtesy,
     bare_acknowledgement,
     closes_call,
+    excused,
     line_problem,
 )
 from assist.text.sentences import MAX_WORDS, WINDOW_WORDS, pieces_of, sentence_spans, sentences
@@ -65,6 +66,11 @@ def test_sentences_are_cut_at_stops_but_not_after_titles() -> None:
         "It's our policy, sir. Anything else today?",
     ]
     assert sentences("I checked. No.") == ["I checked. No."]
+    # a tail without words, or too long to judge together: no second piece
+    assert sentences("It's our policy, sir. ...") == ["It's our policy, sir. ..."]
+    long_last = " ".join(["word"] * 26) + ", then more words, and more. Thanks."
+    spans = sentence_spans("Hello there, how are you. " + long_last)
+    assert spans == sorted(set(spans))
 
 
 def test_the_pieces_judged_besides_the_whole_never_repeat_it() -> None:
@@ -168,15 +174,25 @@ OFFER = "Is there anything else I can help you with today?"
         (OFFER, "Nope, I'm all set, thanks.", True),
         (OFFER, "No thank you, that will be all, have a good day.", True),
         (OFFER, "I think that's everything for now.", True),
-        ("Anything more I can do?", "No, nothing else.", True),
-        ("Will that be all?", "That's it, bye.", True),
+        (OFFER, "Yes, that’s all, thanks for your help!", True),
+        (OFFER, "Alright, thank you, have a good day.", True),
+        ("Is there anything more I can do?", "No, nothing else.", True),
+        ("Will that be all?", "Yep, that's it, bye.", True),
+        ("What else can I do for you today?", "That should do it, cheers.", True),
+        # a question, an emphatic no, or more than closing words: the head judges it
+        (OFFER, "That's it? I'm done.", False),
+        (OFFER, "No. No. No.", False),
+        (OFFER, "No, that's all. " * 20, False),
         # closing words plus a complaint: the head judges it
         (OFFER, "No, that is all, and frankly this was a waste of my afternoon.", False),
         (OFFER, "No. This is useless.", False),
         (OFFER, "No, I'm done with you people.", False),
         (OFFER, "No, you've done enough.", False),
-        # no offer of more help before it
+        # no offer of more help before it, or one that says what can't be done
         ("Can you waive the fee?", "No, that is all.", False),
+        ("There's nothing more I can do for you.", "No, that is all.", False),
+        ("I can't do anything else for you.", "Okay, bye.", False),
+        ("We don't offer that anymore.", "No, that is all.", False),
         (None, "No, that is all.", False),
     ],
 )
@@ -184,6 +200,16 @@ def test_a_closing_answer_to_an_offer_of_more_help(
     previous: str | None, text: str, expected: bool
 ) -> None:
     assert closes_call(previous, text) is expected
+
+
+def test_what_context_excuses_depends_on_who_speaks() -> None:
+    assert excused("customer", OFFER, "No, that is all.")
+    # the agent's "No, that's it." to the customer's request is a refusal: judged
+    assert not excused("agent", "Can you do anything else for me?", "No, that's it.")
+    assert excused("agent", None, "Right.") and not excused("customer", None, "Fine.")
+    for speaker in ("agent", "customer"):
+        assert excused(speaker, None, "Sorry, you're breaking up.")
+        assert excused(speaker, "Thanks so much!", "No worries at all.")
 
 
 def test_the_previous_turn_is_the_other_speakers_last_one_just_before() -> None:
@@ -323,3 +349,22 @@ def test_a_frustrated_sentence_is_quoted_alone() -> None:
     (finding,) = CustomerFrustrationDetector(CustomerFrustrationConfig()).on_scores(said, whole)
     assert finding.details["quote"] == "This is the third time I've called about it."
     assert finding.measured == 0.93
+
+
+def test_an_excused_sentence_is_never_quoted() -> None:
+    """The whole utterance fires; the closing answer, excused by the agent's offer, scores
+    highest of its sentences but the quote is the complaint."""
+    text = "The app crashed again today but whatever. No, that is all."
+    scores = utterance(
+        customer_scores(text, 0.5),
+        [
+            customer_scores("The app crashed again today but whatever.", 0.4),
+            customer_scores("No, that is all.", 0.6),
+        ],
+    )
+    detector = CustomerFrustrationDetector(CustomerFrustrationConfig())
+    detector.on_final(transcript("agent", OFFER, 0.0, 2.0), 2.0)
+    said = transcript("customer", text, 2.5, 6.0)
+    detector.on_final(said, 3.5)
+    (finding,) = detector.on_scores(said, scores)
+    assert finding.details["quote"] == "The app crashed again today but whatever."
