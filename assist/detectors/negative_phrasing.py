@@ -11,9 +11,9 @@ among neutral ones is not diluted), and the strongest of these is quoted (an utt
 several sentences fires as a whole only with its category's phrase in it, or at
 ``STRONG_SCORE``); what ``assist.text.context.excused`` excuses given the customer's
 previous turn (a line problem, "no problem" answering thanks, a bare "Right.") is let
-go. The finding is at the utterance's end, quotes the phrase that
-carries the category (placed in media time through the word timestamps) and carries the
-positive rewrite (worded in ``assist.nudges``). Pure.
+go. The finding is at the utterance's end, quotes the phrase that carries the category
+(placed in media time through the word timestamps) and carries the positive rewrite
+(worded in ``assist.nudges``). Pure.
 """
 
 from __future__ import annotations

@@ -21,8 +21,7 @@ The text models judge one sentence at a time; a few readings need the conversati
 
 ``excused`` is the one check both text cues make. ``PreviousTurns`` remembers the call's
 final transcripts per speaker so that a decision can ask for the other speaker's turn
-just before a sentence. English regular
-expressions, case-insensitive; pure.
+just before a sentence. English regular expressions, case-insensitive; pure.
 """
 
 from __future__ import annotations

@@ -81,11 +81,7 @@ TASKS = (
         "negative_phrasing",
         public=("taskmaster_agent",),
         # what Whisper heard of the training lines was tried: see the README's text cues
-        own_extra=(
-            "acknowledgements",
-            "hard_cases_agent",
-            "negative_phrasing.train.batch2.tsv",
-        ),
+        own_extra=("acknowledgements", "hard_cases_agent", "negative_phrasing.train.batch2.tsv"),
     ),
     Task(
         "customer_frustration",

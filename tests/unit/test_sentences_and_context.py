@@ -71,6 +71,8 @@ def test_sentences_are_cut_at_stops_but_not_after_titles() -> None:
     long_last = " ".join(["word"] * 26) + ", then more words, and more. Thanks."
     spans = sentence_spans("Hello there, how are you. " + long_last)
     assert spans == sorted(set(spans))
+    assert sentences("") == [] and sentences(" ... ") == []
+    assert sentences("Okay") == ["Okay"]
 
 
 def test_the_pieces_judged_besides_the_whole_never_repeat_it() -> None:
@@ -78,8 +80,6 @@ def test_the_pieces_judged_besides_the_whole_never_repeat_it() -> None:
     assert [text[a:b] for a, b in pieces_of(text)] == ["It's our policy, sir."]
     assert pieces_of("It's not impossible. Let me see what I can do.") == []
     assert len(pieces_of(ISSUE)) == 3
-    assert sentences("") == [] and sentences(" ... ") == []
-    assert sentences("Okay") == ["Okay"]
 
 
 def test_a_long_run_on_without_punctuation_is_judged_in_overlapping_windows() -> None:
