@@ -12,14 +12,17 @@ be assessed are logged and skipped, never stopping the batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +200,56 @@ def _outcomes(jobs: list[CallJob], settings: Settings, workers: int) -> Iterator
     yield from _pool_outcomes(jobs, settings, workers)
 
 
+# How often the pool loop looks for a Ctrl-C while no call completes (seconds).
+_CTRL_C_POLL_S = 0.2
+
+
+@dataclass
+class _CtrlC:
+    """Whether Ctrl-C (SIGINT) was pressed while ``_ctrl_c_deferred`` was in force."""
+
+    pressed: bool = False
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[_CtrlC]:
+    """Ctrl-C marks the returned flag instead of raising ``KeyboardInterrupt`` wherever the
+    main thread happens to be; a second Ctrl-C raises at once (the user insists).
+
+    Why: the pool loop's main thread spends its time inside a ``threading.Condition`` wait,
+    and a ``KeyboardInterrupt`` raised there just after the condition released its lock
+    surfaces as "RuntimeError: release unlocked lock" (CPython 3.11, seen in CI) instead of a
+    clean stop. The loop checks the flag between short waits and raises ``KeyboardInterrupt``
+    itself, outside any lock. Off the main thread (no signals arrive there) nothing changes.
+    """
+    flag = _CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if flag.pressed:
+            raise KeyboardInterrupt
+        flag.pressed = True  # a plain attribute: no lock taken inside a signal handler
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _as_completed(futures: Iterable[Future[Any]], ctrl_c: _CtrlC) -> Iterator[Future[Any]]:
+    """``futures`` as they complete, like ``concurrent.futures.as_completed``; raises
+    ``KeyboardInterrupt`` (outside any lock) once ``ctrl_c`` is pressed."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=_CTRL_C_POLL_S, return_when=FIRST_COMPLETED)
+        if ctrl_c.pressed:
+            raise KeyboardInterrupt
+        yield from done
+
+
 def _pool_outcomes(jobs: list[CallJob], settings: Settings, workers: int) -> Iterator[CallOutcome]:
     """The jobs on ``workers`` spawned processes, outcomes as they complete.
 
@@ -215,45 +268,52 @@ def _pool_outcomes(jobs: list[CallJob], settings: Settings, workers: int) -> Ite
 
     strikes: Counter[CallJob] = Counter()  # pools a job was unanswered in
     queue = list(jobs)
-    while queue:
-        suspects = [job for job in queue if strikes[job] >= 2]
-        batch = suspects or queue
-        executor = pool(1 if suspects else min(workers, len(batch)))
-        try:
-            if suspects:  # one at a time: a dead worker names its call
-                for job in suspects:
-                    try:
-                        outcome = executor.submit(assess_in_worker, job).result()
-                    except BrokenProcessPool:
-                        files = " + ".join(p for p in (job.stereo, job.customer, job.agent) if p)
-                        outcome = CallOutcome(
-                            job, error=f"{files}: its worker process died assessing it", broken=True
-                        )
-                        executor.shutdown(wait=True)
-                        executor = pool(1)
-                    queue.remove(job)
-                    yield outcome
-                continue
-            futures = {executor.submit(assess_in_worker, job): job for job in batch}
-            unanswered: list[CallJob] = []
-            for future in as_completed(futures):
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool:
-                    unanswered.append(futures[future])
+    with _ctrl_c_deferred() as ctrl_c:
+        while queue:
+            suspects = [job for job in queue if strikes[job] >= 2]
+            batch = suspects or queue
+            executor = pool(1 if suspects else min(workers, len(batch)))
+            try:
+                if suspects:  # one at a time: a dead worker names its call
+                    for job in suspects:
+                        try:
+                            submitted = executor.submit(assess_in_worker, job)
+                            outcome = next(_as_completed([submitted], ctrl_c)).result()
+                        except BrokenProcessPool:
+                            outcome = _worker_died(job)
+                            executor.shutdown(wait=True)
+                            executor = pool(1)
+                        queue.remove(job)
+                        yield outcome
                     continue
-                yield outcome
-            strikes.update(unanswered)
-            queue = unanswered
-            if unanswered:
-                log.warning("a worker process died: %d call(s) run again", len(unanswered))
-        except BaseException:  # Ctrl-C, or the caller stopped: the calls in flight are lost
-            executor.shutdown(wait=False, cancel_futures=True)
-            for child in multiprocessing.active_children():
-                child.terminate()
-            raise
-        finally:
-            executor.shutdown(wait=True)
+                futures = {executor.submit(assess_in_worker, job): job for job in batch}
+                unanswered: list[CallJob] = []
+                for future in _as_completed(futures, ctrl_c):
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        unanswered.append(futures[future])
+                        continue
+                    yield outcome
+                strikes.update(unanswered)
+                queue = unanswered
+                if unanswered:
+                    log.warning("a worker process died: %d call(s) run again", len(unanswered))
+            except BaseException:  # Ctrl-C, or the caller stopped: the calls in flight are lost
+                executor.shutdown(wait=False, cancel_futures=True)
+                for child in multiprocessing.active_children():
+                    child.terminate()
+                raise
+            finally:
+                executor.shutdown(wait=True)
+        if ctrl_c.pressed:  # pressed while the last outcome was being stored
+            raise KeyboardInterrupt
+
+
+def _worker_died(job: CallJob) -> CallOutcome:
+    """The outcome of ``job`` when its worker process died assessing it, every time."""
+    files = " + ".join(p for p in (job.stereo, job.customer, job.agent) if p)
+    return CallOutcome(job, error=f"{files}: its worker process died assessing it", broken=True)
 
 
 def assess(

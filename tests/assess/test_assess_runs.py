@@ -9,12 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from assist.assess.agents import parse_date
-from assist.assess.batch import AssessOptions, assess
+from assist.assess.batch import AssessOptions, _as_completed, _ctrl_c_deferred, assess
 from assist.assess.worker import CallOutcome
 from assist.cli import main
 from assist.config import Settings
@@ -182,6 +183,26 @@ def test_ctrl_c_stops_the_worker_pool_and_the_next_run_resumes(tmp_path: Path) -
     assert f"{4 - len(stored)} assessed" in again.stdout
     assert f"{len(stored)} assessed before" in again.stdout
     assert len(_records(tmp_path)) == 4
+
+
+def test_ctrl_c_in_the_pool_loop_is_raised_outside_any_lock() -> None:
+    """The pool loop's Ctrl-C: the first SIGINT only marks the flag (a KeyboardInterrupt
+    raised inside a Condition wait can surface as "release unlocked lock", as it did in CI),
+    the loop's wait raises KeyboardInterrupt itself, a second SIGINT raises at once, and the
+    previous handler is back afterwards."""
+    before = signal.getsignal(signal.SIGINT)
+    waiting: Future[int] = Future()  # never completes
+    done: Future[int] = Future()
+    done.set_result(7)
+    with _ctrl_c_deferred() as ctrl_c:
+        assert [f.result() for f in _as_completed([done], ctrl_c)] == [7]
+        signal.raise_signal(signal.SIGINT)  # handled before raise_signal returns
+        assert ctrl_c.pressed
+        with pytest.raises(KeyboardInterrupt):
+            next(_as_completed([waiting], ctrl_c))
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def _workers_of(pid: int) -> list[int]:
