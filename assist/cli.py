@@ -361,6 +361,7 @@ def verdict_json(
     fired = decide_utterance(scores, threshold, previous)
     out.update(
         score=round(scores.phrasing_score, 4),
+        second_opinion=scores.second_opinion,
         threshold=threshold,
         category=None,
         quote=None,
@@ -371,6 +372,7 @@ def verdict_json(
                 "text": p.text,
                 "span": list(p.span or (0, len(p.text))),
                 "score": round(p.phrasing_score, 4),
+                "second_opinion": p.second_opinion,
             }
             for p in scores.sentences or (scores,)
         ],
@@ -382,6 +384,7 @@ def verdict_json(
             kind="negative_phrasing",
             category=decision.category,
             score=round(decision.score, 4),
+            second_opinion=sentence.second_opinion,
             quote=scores.text[span[0] : span[1]],
             suggestion=suggestion,
             span=list(span),

@@ -266,30 +266,37 @@ def bench_text(repeats: int) -> dict[str, Any]:
         out[f"text_{speaker}_utterance"] = timings_ms(
             samples, what=f"one {speaker} sentence: MiniLM encoder + {heads} heads"
         )
-    out["text_customer_heldout_line"] = _bench_customer_lines(classifier)
+    for speaker in ("agent", "customer"):
+        out[f"text_{speaker}_heldout_line"] = _bench_heldout_lines(classifier, speaker)
     return out
 
 
-def _bench_customer_lines(classifier: Any) -> dict[str, Any]:
-    """One customer line at a time, over every held-out and hard-case customer line: the
-    mean is the CPU a line costs, and the share the second opinion (e5) was asked shows
-    where the tail comes from (``assist.text.second_opinion``)."""
+# Each speaker's held-out set and what its heads are (the hard cases hold both speakers).
+HELDOUT_SETS = {
+    "agent": ("negative_phrasing.heldout.tsv", "negative-phrasing and empathy heads"),
+    "customer": ("customer_frustration.heldout.tsv", "frustration head"),
+}
+
+
+def _bench_heldout_lines(classifier: Any, speaker: str) -> dict[str, Any]:
+    """One line at a time, over every held-out and hard-case line of ``speaker``: the mean
+    is the CPU a line costs, and the share the second opinion (e5) was asked shows where the
+    tail comes from (``assist.text.second_opinion``)."""
     from assist.text.train import HARD_CASES, read_lines
 
     data = ROOT / "models" / "data"
-    lines = read_lines(data / "customer_frustration.heldout.tsv") + read_lines(
-        data / f"{HARD_CASES}.heldout.tsv", "customer"
-    )
+    heldout, heads = HELDOUT_SETS[speaker]
+    lines = read_lines(data / heldout) + read_lines(data / f"{HARD_CASES}.heldout.tsv", speaker)
     samples, asked = [], 0
     for line in lines:
         t = time.perf_counter_ns()
-        (scores,) = classifier.score("customer", [line.text])
+        (scores,) = classifier.score(speaker, [line.text])
         samples.append(time.perf_counter_ns() - t)
         asked += scores.second_opinion
     result = timings_ms(
         samples,
-        what="one held-out or hard-case customer line scored as one text (frustration "
-        "head, e5 second opinion where it is unsure)",
+        what=f"one held-out or hard-case {speaker} line scored as one text ({heads}, e5 "
+        "second opinion where a head with one is unsure)",
         second_opinion_asked=round(asked / len(lines), 4),
     )
     result["mean_ms"] = round(float(np.mean(samples)) / 1e6, 4)

@@ -200,6 +200,7 @@ class NegativePhrasingDetector(CueDetector):
                     "text": scores.text,
                     "suggestion": suggestion,
                     "utterance_id": transcript.utterance_id,
+                    "second_opinion": sentence.second_opinion,
                 },
             )
         ]

@@ -33,7 +33,7 @@ SPEAKERS: tuple[Role, ...] = ("agent", "customer")
 # The heads ship inside the package (package data), so a wheel install finds them too.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 # Required. A head's second opinion (<task>.second.onnx, assist.text.second_opinion) is
-# used when it sits beside it; the packaged customer_frustration has one.
+# used when it sits beside it; the packaged negative_phrasing and customer_frustration have one.
 HEAD_FILES = ("negative_phrasing.onnx", "customer_frustration.onnx", "empathy.onnx")
 
 

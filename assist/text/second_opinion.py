@@ -6,6 +6,7 @@ hears of natural speech, but costs about three times MiniLM's CPU per sentence, 
 sentences are clear to the small head. Measured on the customer-frustration sets (README,
 text models): the cascade decides the held-out sets, the hard cases and Piper's
 recognizer output like the e5 head alone while asking it about 16-18 % of the sentences.
+Negative phrasing has had one too since 2026-12-03 (13 % of its held-out sentences asked).
 
 Invariant: merged probabilities are decided against the *first* head's threshold. The
 second head's flag score (1 - P(nothing to flag)) is moved in logit space so that its own

@@ -82,6 +82,7 @@ TASKS = (
         public=("taskmaster_agent",),
         # what Whisper heard of the training lines was tried: see the README's text cues
         own_extra=("acknowledgements", "hard_cases_agent", "negative_phrasing.train.batch2.tsv"),
+        second_opinion=(),
     ),
     Task(
         "customer_frustration",

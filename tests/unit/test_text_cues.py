@@ -6,6 +6,8 @@ punctuation attached to the word before it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from assist.config import CustomerFrustrationConfig, NegativePhrasingConfig
@@ -82,6 +84,15 @@ def test_negative_phrasing_is_found_at_the_sentence_end_with_the_quote_in_media_
     assert finding.details["suggestion"] == (
         "While I'm not able to refund that today, what I can do is ..."
     )
+    assert finding.details["second_opinion"] is False
+
+
+def test_the_evidence_says_when_the_second_opinion_decided() -> None:
+    detector = NegativePhrasingDetector(NegativePhrasingConfig())
+    said = transcript("agent", "I can't refund that today", 10.0, 12.5)
+    scores = dataclasses.replace(agent_scores(said.text, 0.7), second_opinion=True)
+    (finding,) = detector.on_scores(said, scores)
+    assert finding.details["second_opinion"] is True
 
 
 def test_min_score_replaces_the_models_threshold_both_ways() -> None:
