@@ -4,9 +4,10 @@ Each line of a labelled set is spoken by espeak-ng (the ``assist synth`` voices,
 customer), put through the telephone band the service receives (8 kHz, faint seeded line
 noise, G.711 mu-law there and back), resampled to 16 kHz and transcribed by Whisper
 ``tiny.en`` with the live recognizer (``assist.asr.whisper.WhisperRecognizer``, greedy,
-word timestamps). The transcripts go to ``models/data/<set>.recognized.tsv`` beside the
-labels; ``assist train-text`` reads those files to report F1 on recognizer output next to
-F1 on clean text, and can train on them. Speech and transcripts are cached under the synth
+word timestamps). The transcripts go to ``models/data/<set>.<split>.<engine>.tsv`` beside
+the labels; ``assist train-text`` reads the held-out ones to report F1 on recognizer output
+next to F1 on clean text, and a head can train on the training ones
+(``assist.text.train.HEARD_SOURCES``). Speech and transcripts are cached under the synth
 cache (``$ASSIST_SYNTH_CACHE``), so a rerun costs only the lines that changed.
 
     python bench/text_asr.py [--sets negative_phrasing customer_frustration hard_cases]

@@ -217,6 +217,27 @@ def rows_of(name: str) -> Callable[[Path], list[tuple[str, str]]]:
     return lambda data: read_tsv(data / name)
 
 
+def heard_by(
+    engine: str, name: str, speaker: str | None = None
+) -> Callable[[Path], list[tuple[str, str, str]]]:
+    """A source of ``(heard, written, label)`` rows: what Whisper heard of the training
+    lines of ``models/data/<name>.tsv`` voiced by ``engine`` (``bench/text_asr.py --split
+    train --tts ENGINE`` writes ``<name>.<engine>.tsv``), ``speaker``'s rows only where the
+    file has a speaker column; line problems are left out as in ``hard_cases_of``."""
+
+    def rows(data: Path) -> list[tuple[str, str, str]]:
+        path = data / f"{name}.{engine}.tsv"
+        heard = read_lines(path, speaker, recognized=True)
+        written = read_lines(path, speaker)
+        return [
+            (h.text, w.text, w.label)
+            for h, w in zip(heard, written, strict=True)
+            if w.label != LINE_PROBLEM
+        ]
+
+    return rows
+
+
 # second and third batches of training lines (README, "Text models": more training lines;
 # negative phrasing's third batch, models/data/negative_phrasing.train.batch3.tsv, was
 # tried and is not trained on)
@@ -228,6 +249,22 @@ OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
     "hard_cases_agent": hard_cases_of("agent"),
     "hard_cases_customer": hard_cases_of("customer"),
     **{name: rows_of(name) for name in SECOND_BATCHES + THIRD_BATCHES},
+}
+
+# What Whisper heard of the training lines in Piper's natural voice, as sources a Task
+# may name (none does: README, "Text models", Piper's transcripts as training lines)
+HEARD_SOURCES: dict[str, Callable[[Path], list[tuple[str, str, str]]]] = {
+    "negative_phrasing.train.piper": heard_by("piper", "negative_phrasing.train"),
+    "negative_phrasing.train.batch2.piper": heard_by("piper", "negative_phrasing.train.batch2"),
+    "hard_cases_agent.piper": heard_by("piper", f"{HARD_CASES}.train", "agent"),
+    "customer_frustration.train.piper": heard_by("piper", "customer_frustration.train"),
+    **{
+        f"customer_frustration.train.batch{n}.piper": heard_by(
+            "piper", f"customer_frustration.train.batch{n}"
+        )
+        for n in (2, 3)
+    },
+    "hard_cases_customer.piper": heard_by("piper", f"{HARD_CASES}.train", "customer"),
 }
 
 PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
@@ -248,30 +285,46 @@ class Dataset:
     heldout: set[str]
     texts: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    # for what a recognizer heard of a training line: that line's index, else -1
+    copy_of: list[int] = field(default_factory=list)
     sources: dict[str, int] = field(default_factory=dict)
     dropped_as_heldout: int = 0
+    _index: dict[str, int] = field(default_factory=dict)  # normalized text -> its index
 
     def add(self, rows: list[tuple[str, str]], task: Task, source: str) -> None:
         """Add ``(text, label)`` rows from ``source``: repeats are skipped, held-out texts skipped
         and counted, ``__none__`` means ``labels[0]``. Raises ``ValueError`` for a label the
         task doesn't have."""
-        seen = {normalized(t) for t in self.texts}
+        self.sources[source] = sum(self._add(text, label, -1, task, source) for text, label in rows)
+
+    def add_heard(self, rows: list[tuple[str, str, str]], task: Task, source: str) -> None:
+        """Add ``(heard, written, label)`` rows from ``source``: what a recognizer made of a
+        training line already added (``written``). Only transcripts that differ from every
+        text here (without case and punctuation) are added; one of a line that is not here
+        (never added, or dropped as held-out) is skipped, so no near copy of a held-out
+        text gets in. Cross-validation keeps each copy in its line's fold."""
         added = 0
-        for text, label in rows:
-            key = normalized(text)
-            if key in self.heldout:
-                self.dropped_as_heldout += 1
-                continue
-            if key in seen:
-                continue
-            name = task.labels[0] if label == "__none__" else label
-            if name not in task.labels:
-                raise ValueError(f"{source}: unknown label {label!r} for {task.name}")
-            seen.add(key)
-            self.texts.append(text)
-            self.labels.append(task.labels.index(name))
-            added += 1
+        for heard, written, label in rows:
+            line = self._index.get(normalized(written))
+            if line is not None and normalized(heard):
+                added += self._add(heard, label, line, task, source)
         self.sources[source] = added
+
+    def _add(self, text: str, label: str, copy_of: int, task: Task, source: str) -> bool:
+        key = normalized(text)
+        if key in self.heldout:
+            self.dropped_as_heldout += 1
+            return False
+        if key in self._index:
+            return False
+        name = task.labels[0] if label == "__none__" else label
+        if name not in task.labels:
+            raise ValueError(f"{source}: unknown label {label!r} for {task.name}")
+        self._index[key] = len(self.texts)
+        self.texts.append(text)
+        self.labels.append(task.labels.index(name))
+        self.copy_of.append(copy_of)
+        return True
 
 
 def flag_scores(probabilities: np.ndarray) -> np.ndarray:
@@ -334,18 +387,25 @@ def binary_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def fold_assignments(labels: np.ndarray, repeats: int = CV_REPEATS) -> list[np.ndarray]:
+def fold_assignments(
+    labels: np.ndarray, repeats: int = CV_REPEATS, copy_of: np.ndarray | None = None
+) -> list[np.ndarray]:
     """``repeats`` assignments of each text to one of ``FOLDS`` folds, stratified (every
     label spread evenly over the folds) and shuffled from seeds 0, 1, ... (deterministic):
-    the threshold then no longer hangs on where lines sit in the files."""
+    the threshold then no longer hangs on where lines sit in the files. With ``copy_of``
+    [n] (``Dataset.copy_of``), a recognizer's copy of a line sits in that line's fold, so
+    no line is judged by a head that trained on its copy."""
+    copies = np.zeros(len(labels), dtype=bool) if copy_of is None else copy_of >= 0
     assignments = []
     for seed in range(repeats):
         rng = np.random.default_rng(seed)
         folds = np.empty(len(labels), dtype=np.int64)
-        for label in np.unique(labels):
-            members = np.flatnonzero(labels == label)
+        for label in np.unique(labels[~copies]):
+            members = np.flatnonzero((labels == label) & ~copies)
             members = members[rng.permutation(len(members))]
             folds[members] = (np.arange(len(members)) + rng.integers(FOLDS)) % FOLDS
+        if copy_of is not None:
+            folds[copies] = folds[copy_of[copies]]
         assignments.append(folds)
     return assignments
 
@@ -557,7 +617,10 @@ def build_dataset(
     dataset = Dataset({normalized(line.text) for line in every_heldout})
     dataset.add(read_tsv(data / f"{task.name}.train.tsv"), task, f"{task.name}.train.tsv")
     for source in own:
-        dataset.add(OWN_SOURCES[source](data), task, source)
+        if source in HEARD_SOURCES:
+            dataset.add_heard(HEARD_SOURCES[source](data), task, source)
+        else:
+            dataset.add(OWN_SOURCES[source](data), task, source)
     for source in task.public:
         dataset.add(PUBLIC_SOURCES[source](shared), task, source)
     if extra is not None:
@@ -583,7 +646,7 @@ def fit_head(task: Task, dataset: Dataset, features: np.ndarray) -> TrainedHead:
     labels = np.array(dataset.labels)
     oofs = [
         cross_validated_probabilities(features, labels, task, folds)
-        for folds in fold_assignments(labels)
+        for folds in fold_assignments(labels, copy_of=np.array(dataset.copy_of))
     ]
     truth = np.tile(labels != 0, len(oofs))
 

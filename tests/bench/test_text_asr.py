@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from assist.asr.wer import word_error_rate
+from assist.text.train import RECOGNIZERS
 from bench import text_asr
 
 pytestmark = [pytest.mark.asr, pytest.mark.speech]
@@ -28,10 +29,20 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-@pytest.mark.parametrize("name", SETS)
-def test_the_committed_transcripts_cover_their_labelled_set(name: str) -> None:
-    labelled = rows(DATA / f"{name}.heldout.tsv")
-    heard = rows(DATA / f"{name}.heldout.espeak.tsv")
+TRANSCRIPTS = sorted(path.name for engine in RECOGNIZERS for path in DATA.glob(f"*.{engine}.tsv"))
+
+
+def test_every_set_has_its_transcripts() -> None:
+    for name in SETS:
+        for engine in RECOGNIZERS:
+            assert f"{name}.heldout.{engine}.tsv" in TRANSCRIPTS
+
+
+@pytest.mark.parametrize("transcripts", TRANSCRIPTS)
+def test_the_committed_transcripts_cover_their_labelled_set(transcripts: str) -> None:
+    stem, _engine, _tsv = transcripts.rsplit(".", 2)
+    labelled = rows(DATA / f"{stem}.tsv")
+    heard = rows(DATA / transcripts)
     assert [(r["text"], r["label"]) for r in heard] == [(r["text"], r["label"]) for r in labelled]
     assert all(r["recognized"].strip() for r in heard)
 

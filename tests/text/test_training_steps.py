@@ -14,7 +14,9 @@ from assist.text.train import (
     CV_REPEATS,
     FOLDS,
     SMOOTH_STEPS,
+    TASKS,
     THRESHOLD_GRID,
+    Dataset,
     best_threshold,
     fold_assignments,
     main,
@@ -38,6 +40,35 @@ def test_fold_assignments_are_stratified_seeded_and_differ_between_repeats() -> 
     assert not np.array_equal(assignments[0], assignments[1])
     # the folds do not follow the lines' order (index mod FOLDS was the old rule)
     assert not np.array_equal(assignments[0], np.arange(len(labels)) % FOLDS)
+
+
+def test_a_recognizer_copy_sits_in_its_lines_fold_and_never_near_a_heldout_line() -> None:
+    frustration = next(task for task in TASKS if task.name == "customer_frustration")
+    dataset = Dataset({"this is the third time i've called"})
+    written = [(f"Line number {i} about my bill.", "frustrated" if i % 3 else "neutral")
+               for i in range(40)]  # fmt: skip
+    written.append(("This is the third time I've called!", "frustrated"))
+    dataset.add(written, frustration, "written")
+    assert dataset.sources["written"] == 40 and dataset.dropped_as_heldout == 1
+    heard = [
+        ("line number 0 about my bill", "Line number 0 about my bill.", "neutral"),  # same words
+        ("Line number one about my bill.", "Line number 1 about my bill.", "frustrated"),
+        ("Line number to about my bell.", "Line number 2 about my bill.", "frustrated"),
+        ("This is the third time I called.", "This is the third time I've called!", "frustrated"),
+        ("...", "Line number 4 about my bill.", "frustrated"),  # nothing heard
+        ("Line number 9 about my bill!", "A line not in the set.", "neutral"),  # no written line
+    ]
+    dataset.add_heard(heard, frustration, "heard")
+    assert dataset.sources["heard"] == 2  # only new words, of lines in the set
+    assert dataset.texts[-2:] == ["Line number one about my bill.", "Line number to about my bell."]
+    assert dataset.copy_of == [-1] * 40 + [1, 2]
+    labels, copy_of = np.array(dataset.labels), np.array(dataset.copy_of)
+    for folds in fold_assignments(labels, copy_of=copy_of):
+        assert folds[40] == folds[1] and folds[41] == folds[2]
+    # the written lines get the folds they get without any copies
+    alone = fold_assignments(labels[:40])
+    grouped = fold_assignments(labels, copy_of=copy_of)
+    assert all(np.array_equal(a, g[:40]) for a, g in zip(alone, grouped, strict=True))
 
 
 def _flagged_at_for_curve(curve: dict[float, float]):
