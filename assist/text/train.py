@@ -254,17 +254,18 @@ OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
 # What Whisper heard of the training lines in Piper's natural voice, as sources a Task
 # may name (none does: README, "Text models", Piper's transcripts as training lines)
 HEARD_SOURCES: dict[str, Callable[[Path], list[tuple[str, str, str]]]] = {
-    "negative_phrasing.train.piper": heard_by("piper", "negative_phrasing.train"),
-    "negative_phrasing.train.batch2.piper": heard_by("piper", "negative_phrasing.train.batch2"),
-    "hard_cases_agent.piper": heard_by("piper", f"{HARD_CASES}.train", "agent"),
-    "customer_frustration.train.piper": heard_by("piper", "customer_frustration.train"),
     **{
-        f"customer_frustration.train.batch{n}.piper": heard_by(
-            "piper", f"customer_frustration.train.batch{n}"
+        f"{stem}.piper": heard_by("piper", stem)
+        for stem in (
+            "negative_phrasing.train",
+            *(name.removesuffix(".tsv") for name in SECOND_BATCHES + THIRD_BATCHES),
+            "customer_frustration.train",
         )
-        for n in (2, 3)
     },
-    "hard_cases_customer.piper": heard_by("piper", f"{HARD_CASES}.train", "customer"),
+    **{
+        f"hard_cases_{speaker}.piper": heard_by("piper", f"{HARD_CASES}.train", speaker)
+        for speaker in ("agent", "customer")
+    },
 }
 
 PUBLIC_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
