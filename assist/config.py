@@ -50,6 +50,12 @@ class VadConfig(_Section):
     min_speech_s: float = Field(0.064, ge=0)
     min_silence_s: float = Field(0.25, ge=0)
     min_speech_dbfs: float = -55.0
+    # Speech starts only this far above the channel's noise floor (its quietest non-speech
+    # window over noise_floor_s, assist.vad.noise_floor) and goes on only 4 dB closer to
+    # it: Silero hears an echo fainter than a hissing line's noise as speech, but it never
+    # stands out of the noise (0: off).
+    min_onset_snr_db: float = Field(10.0, ge=0)
+    noise_floor_s: float = Field(10.0, gt=0)
 
 
 class EchoConfig(_Section):
@@ -95,6 +101,12 @@ class HoldInferenceConfig(_Section):
 
     music_enabled: bool = True
     music_min_dbfs: float = -50.0
+    # Music stands this far above the line's own noise floor: a hissing line is not music
+    # (the floor: the quietest window of the last noise_floor_s, assist.vad.noise_floor).
+    music_above_noise_db: float = Field(10.0, ge=0)
+    noise_floor_s: float = Field(5.0, gt=0)
+    # A floor estimate above this is taken as this (music from the call's start is not noise).
+    noise_floor_max_dbfs: float = -45.0
     music_max_speech_probability: float = Field(0.3, ge=0, le=1)
     music_window_s: float = Field(3.0, gt=0)
     music_fraction: float = Field(0.6, gt=0, le=1)
@@ -145,6 +157,9 @@ class PaceConfig(_Section):
     min_words: int = Field(25, ge=1)
     min_utterance_s: float = Field(2.0, ge=0)
     max_pause_s: float = Field(3.0, ge=0)
+    # A rate over less turn time than this is one or two sentences' articulation rate, not
+    # the agent's pace: not judged (s).
+    min_turn_s: float = Field(10.0, ge=0)
 
 
 class NegativePhrasingConfig(_Section):

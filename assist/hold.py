@@ -2,7 +2,9 @@
 
 When an agent puts a call on hold, what the agent channel carries (what the customer
 hears) turns into hold music, or the line goes digitally silent. Silero scores music as
-non-speech, so music is "loud but not speech" most of the time over a few seconds.
+non-speech, so music is "loud but not speech" most of the time over a few seconds; loud
+means above ``music_min_dbfs`` and ``music_above_noise_db`` above the line's own noise
+floor (``assist.vad.noise_floor``), so the steady hiss of a noisy line is never taken for music.
 Inferred holds are backdated to the first window of the music or silence run, so hold
 time never also counts as dead air. Pure: fed one agent window at a time.
 
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from assist.config import HoldInferenceConfig, LongHoldConfig
+from assist.vad.noise_floor import NoiseFloor
 from assist.vocabulary import WINDOW_S, WindowActivity
 
 HoldSource = Literal["cti", "music", "line_silence"]
@@ -128,6 +131,8 @@ class HoldTracker:
         self._silence_windows = max(1, round(config.line_silence_min_s / WINDOW_S))
         self._resume_windows = max(1, round(config.announcement_music_s / WINDOW_S))
         self._recent: deque[int] = deque()  # indexes of music-like windows in the span
+        self._noise_floor = NoiseFloor(config.noise_floor_s)
+        self._floor_dbfs = config.noise_floor_max_dbfs  # the floor music is judged against
         self._last_music_index = -math.inf
         self._music_history: deque[int] = deque(maxlen=self._music_end_windows)
         self._silence_run_start: int | None = None
@@ -172,9 +177,16 @@ class HoldTracker:
         """Update the hold from one agent-channel window, given both channels' gates after
         that window (``customer`` None on a call without a customer channel)."""
         i = window.index
+        cfg = self._cfg
+        if not self.on:
+            # The floor is the line's own: it stays as it was while a hold is on, and
+            # digital silence and lost audio don't count in it.
+            self._floor_dbfs = min(self._noise_floor.dbfs, cfg.noise_floor_max_dbfs)
+            line_noise = window.dbfs > cfg.line_silence_max_dbfs
+            self._noise_floor.feed(i, window.dbfs if line_noise else None)
         music_like = (
-            window.dbfs >= self._cfg.music_min_dbfs
-            and window.speech_probability <= self._cfg.music_max_speech_probability
+            window.dbfs >= max(cfg.music_min_dbfs, self._floor_dbfs + cfg.music_above_noise_db)
+            and window.speech_probability <= cfg.music_max_speech_probability
         )
         if agent.in_speech:
             # The agent's own consonants and breaths are loud non-speech windows too:

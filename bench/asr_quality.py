@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from assist.asr.wer import word_error_rate  # noqa: E402
 from assist.replay import encode_frames, stream_call  # noqa: E402
 from assist.synth.recorded import prompt_call, prompt_texts  # noqa: E402
-from bench.common import machine, scrape_metric, start_server  # noqa: E402
+from bench.common import machine, pyplot, scrape_metric, start_server  # noqa: E402
 
 
 def choose_prompts(count: int) -> tuple[list[str], list[str]]:
@@ -111,10 +111,7 @@ async def measure(url: str, call: Any, rate: int = 8000) -> dict[str, Any]:
 
 
 def plot(results: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for name, run in results["models"].items():

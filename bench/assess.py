@@ -40,7 +40,7 @@ from assist.assess.worker import CallOutcome  # noqa: E402
 from assist.config import Settings  # noqa: E402
 from assist.synth.render import render, write_stereo_wav  # noqa: E402
 from assist.synth.script import CallScript  # noqa: E402
-from bench.common import machine  # noqa: E402
+from bench.common import machine, pyplot  # noqa: E402
 from bench.loadgen import SCRIPTS  # noqa: E402
 
 GOAL_X, STRETCH_X = 15.0, 40.0
@@ -117,10 +117,7 @@ def run(folder: Path, workers: int, model: str, device: str | None) -> dict[str,
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """x real time per worker count, with the goal and the stretch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     runs = results["runs"]
     fig, ax = plt.subplots(figsize=(6, 3.6))

@@ -37,7 +37,7 @@ from assist.asr.wer import word_error_rate  # noqa: E402
 from assist.audio.codecs import decode, mulaw_encode  # noqa: E402
 from assist.audio.resample import StreamResampler  # noqa: E402
 from assist.synth.render import MOH_DIR, _piper_tts, _tts, read_wav_mono  # noqa: E402
-from bench.common import recognizer_run_header, write_results  # noqa: E402
+from bench.common import pyplot, recognizer_run_header, write_results  # noqa: E402
 from bench.window_floor import (  # noqa: E402
     NOISE_DBFS,
     POST_ROLL_S,
@@ -178,10 +178,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     floors = list(results["floors"])
     x = np.arange(len(floors))

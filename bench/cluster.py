@@ -50,6 +50,7 @@ from bench.common import (  # noqa: E402
     machine,
     percentiles,
     process_cpu_s,
+    pyplot,
     start_server,
     stop_server,
 )
@@ -245,10 +246,7 @@ def capacity_of(runs: list[dict[str, Any]]) -> int:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     delay = results["nudge_delay"]

@@ -174,6 +174,17 @@ def recognizer_run_header(
     }
 
 
+def pyplot() -> Any:
+    """matplotlib's ``pyplot`` on the Agg backend (files only, no display); raises
+    ``ImportError`` without the ``bench`` extra."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def write_results(
     out: Path,
     stem: str,

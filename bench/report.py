@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.common import pyplot
 from bench.loadgen import AUDIO_CUES, GOAL_S, TEXT_CUES
 
 KIND_ORDER = [*AUDIO_CUES, *TEXT_CUES]
@@ -174,17 +175,8 @@ def _order(kind: str) -> int:
     return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_delays(results: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     runs = results["runs"]
     ns = [r["calls"] for r in runs]
     kinds = _kinds(runs)
@@ -209,7 +201,7 @@ def plot_delays(results: dict[str, Any], path: Path) -> None:
 
 
 def plot_cpu(results: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     runs = results["runs"]
     ns = [r["calls"] for r in runs]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))

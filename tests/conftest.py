@@ -104,17 +104,20 @@ async def server_factory() -> AsyncIterator[Callable[..., Any]]:
         await running.server.close()
 
 
-_rendered: dict[str, RenderedCall] = {}
+_rendered: dict[tuple[Any, ...], RenderedCall] = {}
 
 
-def synthesized_call(name: str) -> RenderedCall:
-    """Render tests/calls/NAME.toml (or the bundled assist/synth/scripts/NAME.toml) once
-    per session (espeak-ng output is cached on disk)."""
+def synthesized_call(name: str, **changes: Any) -> RenderedCall:
+    """Render tests/calls/NAME.toml (or the bundled assist/synth/scripts/NAME.toml), with
+    ``changes`` to its top-level fields (e.g. ``noise_dbfs``), once per session (espeak-ng
+    output is cached on disk)."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
-    if name not in _rendered:
+    key = (name, repr(sorted(changes.items())))
+    if key not in _rendered:
         path = CALLS_DIR / f"{name}.toml"
         if not path.exists():
             path = BUNDLED_SCRIPTS / f"{name}.toml"
-        _rendered[name] = render(CallScript.load(path))
-    return _rendered[name]
+        script = CallScript.load(path)
+        _rendered[key] = render(CallScript(**{**script.model_dump(), **changes}))
+    return _rendered[key]

@@ -11,9 +11,12 @@ in them (a pause the customer fills is the customer's turn, not the agent's).
 
 The rate is over the finals that ended in the last ``window_s``, each at least
 ``min_utterance_s`` long ("Thank you." is said quickly by everyone); it needs ``min_words``
-words so one quick sentence doesn't fire, and fires again only after the rate has come back
-under the threshold. The default, 270 wpm, is calibrated in ``bench/pace.py`` on recorded
-speech and on Piper's neural voice at normal and fast rates (README, "Pace").
+words and ``min_turn_s`` of turn time so one or two quick sentences don't fire (over a few
+seconds with no pause in them the speaking rate is the articulation rate: Piper's natural
+voice at its normal rate read 273 wpm over two sentences 6.6 s long), and fires again only
+after the rate has come back under the threshold. The default, 270 wpm, is calibrated in
+``bench/pace.py`` on recorded speech and on Piper's neural voice at normal and fast rates
+(README, "Pace").
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ class PaceDetector(CueDetector):
         if total_words < self._cfg.min_words:
             return []
         turn_s = sum(f.speech_s for f in self._finals) + self._pauses_between()
+        if turn_s < self._cfg.min_turn_s:
+            return []
         rate = 60.0 * total_words / turn_s
         self.max_rate = max(self.max_rate, rate)
         if rate <= self._cfg.max_words_per_minute:

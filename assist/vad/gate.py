@@ -13,7 +13,11 @@ import math
 from dataclasses import dataclass
 
 from assist.config import VadConfig
+from assist.vad.noise_floor import NoiseFloor
 from assist.vocabulary import WINDOW_S, WindowActivity
+
+# Speech goes on in windows this much closer to the noise floor than it may start in
+CONTINUATION_SNR_SLACK_DB = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +45,42 @@ class VoiceGate:
         self.last_voiced_end_s = -math.inf  # end of the last window that sounded like speech
         self._run_start_s = 0.0
         self._run_length = 0
+        self._noise_floor = NoiseFloor(config.noise_floor_s)
 
     def feed(self, window: WindowActivity) -> SpeechEdge | None:
         """Take the channel's next window; the edge it confirms (backdated to the first window of
-        its run), or None. Only windows at or above ``min_speech_dbfs`` can be speech. A lost
+        its run), or None. Only windows at or above ``min_speech_dbfs`` can be speech; only
+        those ``min_onset_snr_db`` above the channel's noise floor (its quietest non-speech
+        window, ``assist.vad.noise_floor``) can start it, and it goes on only in windows
+        less than ``CONTINUATION_SNR_SLACK_DB`` closer to the floor than that. A lost
         window (NaN level: audio that never arrived) ends speech at once, at its start (or
         where the trailing unvoiced run began), and drops a pending onset: nothing said is
         known to span lost audio."""
         start_s = window.index * WINDOW_S
         if math.isnan(window.dbfs):
             return self._lost(start_s)
+        floor_dbfs = self._noise_floor.dbfs  # +inf: not known yet
+        # the floor is what the channel sounds like when nobody speaks on it
+        noise = (
+            math.isfinite(window.dbfs) and window.speech_probability < self._cfg.offset_probability
+        )
+        self._noise_floor.feed(window.index, window.dbfs if noise else None)
+        # above the channel's noise floor, dB (+inf while the floor is not known)
+        snr_db = window.dbfs - floor_dbfs if math.isfinite(floor_dbfs) else math.inf
         loud_enough = window.dbfs >= self._cfg.min_speech_dbfs
-        voiced = loud_enough and window.speech_probability >= self._cfg.offset_probability
+        voiced = (
+            loud_enough
+            and window.speech_probability >= self._cfg.offset_probability
+            and snr_db >= self._cfg.min_onset_snr_db - CONTINUATION_SNR_SLACK_DB
+        )
         if voiced:
             self.last_voiced_end_s = window.end_s
         if not self.in_speech:
-            onset = loud_enough and window.speech_probability >= self._cfg.onset_probability
+            onset = (
+                loud_enough
+                and snr_db >= self._cfg.min_onset_snr_db
+                and window.speech_probability >= self._cfg.onset_probability
+            )
             if not onset:
                 self._run_length = 0
                 return None

@@ -88,14 +88,16 @@ def truth(call: RenderedCall, settings: Settings | None = None) -> list[Expected
     return expected_cues(call, (settings or Settings()).cues)
 
 
-def assert_nudges_match(result: ReplayResult, expected: list[ExpectedCue]) -> None:
-    """Exactly one nudge per expected cue, of its kind, within TOLERANCE_S of its moment."""
+def assert_nudges_match(
+    result: ReplayResult, expected: list[ExpectedCue], tolerance_s: float = TOLERANCE_S
+) -> None:
+    """Exactly one nudge per expected cue, of its kind, within ``tolerance_s`` of its moment."""
     got = [(n["kind"], n["media_time_s"]) for n in result.nudges]
     want = [(c.kind, round(c.at_s, 2)) for c in expected]
     assert len(got) == len(want), f"nudges {got} != expected {want}"
     for (kind, at), (want_kind, want_at) in zip(got, want, strict=True):
         assert kind == want_kind, f"nudges {got} != expected {want}"
-        assert abs(at - want_at) <= TOLERANCE_S, f"{kind} at {at}s, expected {want_at}s: {got}"
+        assert abs(at - want_at) <= tolerance_s, f"{kind} at {at}s, expected {want_at}s: {got}"
 
 
 async def raw_call(base: str, *messages: str | bytes) -> list[dict[str, Any]]:

@@ -47,6 +47,19 @@ async def test_synthesized_call_raises_exactly_its_nudges(server, name):
 
 
 @pytest.mark.speech
+@pytest.mark.parametrize("name", ["interruptions", "holds", "dead_air", "hold_announcements"])
+async def test_a_hissing_line_raises_the_same_nudges(server, name):
+    # Line noise at -45 dBFS on both channels (25 dB below the speech, a poor but common
+    # line): steady hiss on the agent line is neither hold music nor speech, so dead air is
+    # dead air, the agent is heard, and hold music replacing the hiss is still a hold. Its
+    # first second may be lost: the music fades in from under the hiss (measured 0.8 s).
+    call = synthesized_call(name, noise_dbfs=-45.0)
+    result = await stream_rendered(server.ws, call, f"hiss-{name}")
+    assert result.error is None
+    assert_nudges_match(result, truth(call), tolerance_s=1.0)
+
+
+@pytest.mark.speech
 @pytest.mark.parametrize(
     ("encoding", "rate"), [("mulaw", 8000), ("pcm16", 16000), ("mulaw", 16000)]
 )

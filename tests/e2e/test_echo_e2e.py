@@ -137,6 +137,22 @@ async def test_customer_talking_over_the_agent_during_echo_is_still_an_interrupt
     assert_echo_metrics(metrics, 90, -18, tol_db=1.5)
 
 
+@pytest.mark.parametrize("name", ["echo_monologue", "echo_interruption"])
+async def test_a_faint_echo_under_a_hissing_line_is_no_customer_speech(server, name):
+    """The echo 30 dB below the agent, under line noise at -45 dBFS: too faint for the echo
+    path to be found, yet Silero hears speech in it. It never stands out of the noise, so it
+    is nobody's speech: the call's nudges are its truth (the monologue is no interruption
+    and no customer turn; the customer's real interruption still fires), and the customer's
+    talk time is what the customer said."""
+    call = synthesized_call(name, noise_dbfs=-45.0, echo={"delay_ms": 120.0, "level_db": -30.0})
+    result = await stream_rendered(server.ws, call, f"faint-echo-{name}")
+    assert result.error is None, result.error
+    assert_nudges_match(result, truth(call))
+    assert result.scorecard is not None
+    spoken = sum(end - start for start, end in customer_lines(call))
+    assert spoken - 1.5 <= result.scorecard["metrics"]["talk_s"]["customer"] <= spoken + 1.0
+
+
 @pytest.mark.asr
 async def test_customer_echo_on_the_agent_line_is_not_the_agent(server_factory):
     """The customer's voice leaks into the agent's microphone all call long (-16 dB, 60 ms),

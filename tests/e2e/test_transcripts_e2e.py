@@ -79,6 +79,20 @@ async def test_a_natural_voice_at_its_normal_rate_gets_no_pace_nudge(server_fact
     assert agent_words >= 60  # the agent's lines were heard: there was a rate to judge
 
 
+async def test_a_natural_voice_in_short_turns_gets_no_pace_nudge(server_factory):
+    """Piper at its normal rate in one- and two-sentence turns (the customer-echo call's
+    lines, without the echo): with no pause inside them, the rate over a turn of a few
+    seconds is Piper's articulation rate (273 wpm over two sentences 6.6 s long, nudged
+    before ``min_turn_s``). Less than 10 s of turn time is not judged."""
+    running = await server_factory(asr_settings())
+    call = synthesized_call("customer_echo_interruption", tts="piper", echo=None)
+    result = await stream_rendered(running.ws, call, "pace-short", speed=0)
+    assert "pace" not in [n["kind"] for n in result.nudges]
+    finals = [e for e in result.events if e["type"] == "transcript" and e["final"]]
+    agent_words = sum(len(e["text"].split()) for e in finals if e["channel"] == "agent")
+    assert agent_words >= 40  # the agent's lines were heard
+
+
 async def test_recorded_human_speech_reads_as_a_speaking_rate_with_its_pauses(server_factory):
     """Real recorded speech (Asterisk prompts, one human voice) as one agent turn, prompts
     0.6 s apart: the rate counts those pauses, so it reads like the ~150 words a minute

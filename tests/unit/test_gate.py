@@ -17,6 +17,11 @@ LEVELS: dict[str, tuple[float, float]] = {
     ".": (0.05, -60.0),  # quiet, not speech
     "q": (0.9, -70.0),  # speech-like but below min_speech_dbfs (-55)
     "x": (0.9, math.nan),  # lost window
+    # a hissing line (noise floor -45 dBFS)
+    "h": (0.05, -45.0),  # its hiss
+    "e": (0.97, -43.0),  # a faint echo under the hiss: Silero calls it speech
+    "s": (0.9, -22.0),  # the customer's own voice
+    "w": (0.9, -38.0),  # a weak syllable of it, 7 dB above the floor
 }
 
 
@@ -171,3 +176,27 @@ def test_loud_enough_threshold(dbfs: float, speaks: bool) -> None:
         gate.feed(WindowActivity(i, 0.99, dbfs))
     assert gate.in_speech == speaks
     assert (gate.last_voiced_end_s == pytest.approx(5 * WINDOW_S)) == speaks
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        # faint echo under the hiss never starts speech, however long it goes on
+        ("h" * 20 + ("e" * 40 + "h" * 3) * 5, []),
+        # the customer's voice does, weak syllables keep it going, and the echo after it
+        # (2 dB above the floor) ends it like silence, after 8 windows
+        ("h" * 20 + "ss" + "wwww" + "ss" + "e" * 20, [(21, True, 20), (35, False, 28)]),
+        # speech before anything is known of the floor starts as on any line
+        ("ss" + "h" * 10, [(1, True, 0), (9, False, 2)]),
+    ],
+)
+def test_speech_must_stand_out_of_the_lines_noise(
+    pattern: str, expected: list[tuple[int, bool, int]]
+) -> None:
+    got = feed(VoiceGate(VadConfig()), pattern)
+    assert [(i, e.start, e.at_s) for i, e in got] == [(i, s, at(j)) for i, s, j in expected]
+
+
+def test_the_noise_floor_rule_can_be_turned_off() -> None:
+    gate = VoiceGate(VadConfig(min_onset_snr_db=0.0))
+    assert feed(gate, "h" * 20 + "e" * 10)[0][1] == SpeechEdge(True, at(20))

@@ -16,6 +16,7 @@ from assist.conversation import ConversationTracker, GateView
 from assist.detectors import build_detectors
 from assist.hold import HoldEdge, HoldSource, HoldTracker, Interlude
 from assist.vad.gate import SpeechEdge
+from assist.vad.noise_floor import NoiseFloor
 from assist.vocabulary import ASR_RATE, WINDOW_S, Finding, WindowActivity
 
 # Agent line: char -> (speech probability, dBFS, agent gate in speech)
@@ -27,6 +28,8 @@ LEVELS: dict[str, tuple[float, float, bool]] = {
     "x": (0.0, math.nan, False),  # lost window
     "S": (0.9, -20.0, True),  # speech on the agent line (the agent, or an announcement)
     "v": (0.5, -30.0, False),  # loud but too speech-like for music
+    "h": (0.02, -45.0, False),  # the steady hiss of a noisy line: loud, not speech, not music
+    "H": (0.02, -38.0, False),  # a very noisy line
 }
 # Customer line: "#" speaking, "." not.
 
@@ -236,6 +239,57 @@ def test_music_hold_restart_is_not_backdated_before_previous_end() -> None:
     assert [e.on for _, e in edges] == [True, False, True]
     previous_end = edges[1][1].at_s
     assert edges[2][1].at_s >= previous_end - 1e-9
+
+
+# ------------------------------------------------------------------------ noisy lines
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "h" * 400,  # hiss from the call's start
+        "S" * 40 + "h" * 400,  # after the agent speaks
+        "H" * 400,  # louder hiss, over noise_floor_max_dbfs: still not music
+        ("S" * 30 + "h" * 50) * 6,  # an agent talking on a hissing line
+    ],
+)
+def test_a_hissing_line_is_no_hold(pattern: str) -> None:
+    assert Line().feed(pattern) == []
+
+
+def test_a_hissing_line_after_a_mute_is_no_hold() -> None:
+    # the agent listens on mute (digital silence, not line noise: it doesn't count in the
+    # floor) while the customer talks, then unmutes: the hiss is back, and it is no music
+    assert Line().feed("h" * 100 + "_" * 200 + "h" * 400, "." * 100 + "#" * 200) == []
+
+
+@pytest.mark.parametrize("hiss", ["h", "H"])
+def test_music_over_a_hissing_line_is_a_hold_and_the_hiss_after_it_ends_it(hiss: str) -> None:
+    line = Line()
+    line.feed(hiss * 200)
+    edges = line.feed("m" * 300)
+    assert [(e.on, e.source, e.at_s) for _, e in edges] == [(True, "music", at(200))]
+    # the hold's music never raises the floor: the hiss after it is not music either
+    edges = line.feed(hiss * 300)
+    check_single_edge(edges, 500 + MUSIC_END - 1, HoldEdge(False, at(500), "music"))
+
+
+def test_a_noise_floor_is_the_second_quietest_seconds_minimum_within_the_horizon() -> None:
+    floor = NoiseFloor(horizon_s=3.0)  # 3 s: 4 blocks of 31 windows, this one included
+    assert floor.dbfs == math.inf
+    for i, dbfs in enumerate([-40.0, -50.0, None, -45.0]):
+        floor.feed(i, dbfs)
+    assert floor.dbfs == -50.0  # one block: its quietest window
+    floor.feed(31, -44.0)
+    assert floor.dbfs == -44.0  # the second lowest of -50 and -44
+    floor.feed(62, -70.0)  # one odd second (a fade-in, a dropout) doesn't pull it down
+    assert floor.dbfs == -50.0
+    floor.feed(93, -46.0)
+    assert floor.dbfs == -50.0  # block 0 is still within the horizon
+    floor.feed(124, None)  # time passes: block 0 ages out
+    assert floor.dbfs == -46.0
+    floor.feed(500, None)
+    assert floor.dbfs == math.inf
 
 
 # ------------------------------------------------------------------------ line silence

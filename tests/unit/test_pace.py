@@ -11,7 +11,8 @@ from assist.detectors.pace import PAUSE_KEEP_S, PaceDetector
 @pytest.mark.parametrize(
     ("utterances", "fires"),
     [
-        ([(20, 4.0)] * 2, True),  # 40 words in 8 s = 300 wpm
+        ([(25, 5.0)] * 2, True),  # 50 words in 10 s = 300 wpm
+        ([(20, 4.0)] * 2, False),  # 300 wpm, but over 8 s of turn time (min_turn_s 10)
         ([(10, 4.0)] * 3, False),  # 150 wpm
         ([(23, 5.0)] * 2, True),  # 276 wpm, just over 270
         ([(22, 5.0)] * 2, False),  # 264 wpm
@@ -35,7 +36,7 @@ def test_pace_threshold(utterances, fires):
 def test_pace_fires_again_only_after_slowing_down_and_forgets_old_speech():
     detector = PaceDetector(PaceConfig(window_s=30.0))
     fast = [detector.feed_utterance(20, 4.0, t) for t in (5.0, 10.0, 15.0)]
-    assert [bool(f) for f in fast] == [False, True, False]
+    assert [bool(f) for f in fast] == [False, False, True]  # 10 s of turn time at the third
     assert not detector.feed_utterance(20, 4.0, 20.0)  # still fast: no second finding
     slow = [detector.feed_utterance(10, 5.0, t) for t in (100.0, 106.0, 112.0)]
     assert not any(slow)  # the fast stretch left the window
@@ -76,14 +77,14 @@ def test_finals_reach_pace_in_cutting_order_whatever_order_the_recognizer_answer
 
     spec = CallSpec("c1", "a1", 8000, "pcm16", ("customer", "agent"))
     pipeline = CallPipeline(Settings(), _SilentScorer(), spec, asr=True)
-    utterances = {1: _agent_utterance(1, 0.0, 5.0), 2: _agent_utterance(2, 6.0, 11.0)}
+    utterances = {1: _agent_utterance(1, 0.0, 10.0), 2: _agent_utterance(2, 11.0, 21.0)}
     for utterance in utterances.values():
         pipeline.expect_final(utterance)
     fired = []
     for utterance_id in arrival:
-        out = pipeline.on_transcript(utterances[utterance_id], _fast_words(30, 5.0))
+        out = pipeline.on_transcript(utterances[utterance_id], _fast_words(60, 10.0))
         fired += [(f.kind, f.at_s) for f in out.findings]
-    assert fired == [("pace", 5.0)]  # 30 words in 5 s: fast at the first utterance's end
+    assert fired == [("pace", 10.0)]  # 60 words in 10 s: fast at the first utterance's end
 
 
 def test_a_shed_final_does_not_hold_back_the_ones_after_it():
@@ -93,13 +94,13 @@ def test_a_shed_final_does_not_hold_back_the_ones_after_it():
 
     spec = CallSpec("c1", "a1", 8000, "pcm16", ("customer", "agent"))
     pipeline = CallPipeline(Settings(), _SilentScorer(), spec, asr=True)
-    first, second = _agent_utterance(1, 0.0, 5.0), _agent_utterance(2, 6.0, 11.0)
+    first, second = _agent_utterance(1, 0.0, 10.0), _agent_utterance(2, 11.0, 21.0)
     pipeline.expect_final(first)
     pipeline.expect_final(second)
-    held = pipeline.on_transcript(second, _fast_words(30, 5.0))
+    held = pipeline.on_transcript(second, _fast_words(60, 10.0))
     assert held.findings == [] and [t.utterance_id for t in held.transcripts] == [2]
     released = pipeline.on_transcript_lost(first)
-    assert [(f.kind, f.at_s) for f in released.findings] == [("pace", 11.0)]
+    assert [(f.kind, f.at_s) for f in released.findings] == [("pace", 21.0)]
 
 
 def _tick(t_s: float, edges=(), customer_speaking: bool = False):
