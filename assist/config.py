@@ -51,9 +51,9 @@ class VadConfig(_Section):
     min_silence_s: float = Field(0.25, ge=0)
     min_speech_dbfs: float = -55.0
     # Speech starts only this far above the channel's noise floor (its quietest non-speech
-    # window over noise_floor_s, assist.vad.noise_floor) and goes on only 4 dB closer to
-    # it: Silero hears an echo fainter than a hissing line's noise as speech, but it never
-    # stands out of the noise (0: off).
+    # windows over noise_floor_s, assist.vad.noise_floor), and goes on while windows stay
+    # 8 dB less above it (assist.vad.gate.CONTINUATION_SNR_SLACK_DB): Silero hears an echo
+    # fainter than a hissing line's noise as speech, but it never stands out of it (0: off).
     min_onset_snr_db: float = Field(10.0, ge=0)
     noise_floor_s: float = Field(10.0, gt=0)
 

@@ -17,7 +17,7 @@ from assist.vad.noise_floor import NoiseFloor
 from assist.vocabulary import WINDOW_S, WindowActivity
 
 # Speech goes on in windows this much closer to the noise floor than it may start in
-CONTINUATION_SNR_SLACK_DB = 4.0
+CONTINUATION_SNR_SLACK_DB = 8.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,29 +23,33 @@ class NoiseFloor:
     time, and the floor is the second lowest of those minima (the lowest while there is only
     one): speech and music have gaps, line noise has none, so a second's quietest window is
     the noise, and one odd second (the fade-in of hold music that replaces a hissing line, a
-    dropout) doesn't move the floor. Windows fed as None (digital silence, lost audio) don't
-    count but time passes. ``dbfs`` is +inf until a window has counted. Pure."""
+    dropout) doesn't move the floor. Windows fed as None (digital silence, lost audio, a
+    voice) don't count but time passes; with none counted within the horizon the last floor
+    stands (a faint echo under a hiss scores as speech for as long as the agent talks, and
+    the hiss is still there). ``dbfs`` is +inf until a window has counted. Pure."""
 
     BLOCK_WINDOWS = 31  # about 1 s of 32 ms windows
 
     def __init__(self, horizon_s: float) -> None:
         self._blocks = max(1, math.ceil(horizon_s / (self.BLOCK_WINDOWS * WINDOW_S)))
         self._minima: deque[tuple[int, float]] = deque()  # (block number, its quietest dBFS)
+        self._last = math.inf  # the floor while a window counted within the horizon
 
     def feed(self, index: int, dbfs: float | None) -> None:
         """Window number ``index`` at ``dbfs`` (None: it doesn't count)."""
         block = index // self.BLOCK_WINDOWS
         while self._minima and self._minima[0][0] <= block - self._blocks:
             self._minima.popleft()
-        if dbfs is None:
-            return
-        if self._minima and self._minima[-1][0] == block:
-            self._minima[-1] = (block, min(self._minima[-1][1], dbfs))
-        else:
-            self._minima.append((block, dbfs))
+        if dbfs is not None:
+            if self._minima and self._minima[-1][0] == block:
+                self._minima[-1] = (block, min(self._minima[-1][1], dbfs))
+            else:
+                self._minima.append((block, dbfs))
+        if self._minima:
+            self._last = sorted(level for _, level in self._minima)[:2][-1]
 
     @property
     def dbfs(self) -> float:
-        """The floor (dBFS), +inf when nothing has counted within the horizon."""
-        lowest = sorted(level for _, level in self._minima)[:2]
-        return lowest[-1] if lowest else math.inf
+        """The floor (dBFS): +inf until a window has counted, the last one while none has
+        within the horizon."""
+        return self._last

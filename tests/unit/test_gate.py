@@ -19,7 +19,7 @@ LEVELS: dict[str, tuple[float, float]] = {
     "x": (0.9, math.nan),  # lost window
     # a hissing line (noise floor -45 dBFS)
     "h": (0.05, -45.0),  # its hiss
-    "e": (0.97, -43.0),  # a faint echo under the hiss: Silero calls it speech
+    "e": (0.97, -44.0),  # a faint echo under the hiss: Silero calls it speech
     "s": (0.9, -22.0),  # the customer's own voice
     "w": (0.9, -38.0),  # a weak syllable of it, 7 dB above the floor
 }
@@ -184,7 +184,7 @@ def test_loud_enough_threshold(dbfs: float, speaks: bool) -> None:
         # faint echo under the hiss never starts speech, however long it goes on
         ("h" * 20 + ("e" * 40 + "h" * 3) * 5, []),
         # the customer's voice does, weak syllables keep it going, and the echo after it
-        # (2 dB above the floor) ends it like silence, after 8 windows
+        # (1 dB above the floor) ends it like silence, after 8 windows
         ("h" * 20 + "ss" + "wwww" + "ss" + "e" * 20, [(21, True, 20), (35, False, 28)]),
         # speech before anything is known of the floor starts as on any line
         ("ss" + "h" * 10, [(1, True, 0), (9, False, 2)]),

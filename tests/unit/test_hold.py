@@ -288,8 +288,10 @@ def test_a_noise_floor_is_the_second_quietest_seconds_minimum_within_the_horizon
     assert floor.dbfs == -50.0  # block 0 is still within the horizon
     floor.feed(124, None)  # time passes: block 0 ages out
     assert floor.dbfs == -46.0
-    floor.feed(500, None)
-    assert floor.dbfs == math.inf
+    floor.feed(500, None)  # nothing counted within the horizon: the last floor stands
+    assert floor.dbfs == -46.0
+    floor.feed(501, -52.0)
+    assert floor.dbfs == -52.0
 
 
 # ------------------------------------------------------------------------ line silence
