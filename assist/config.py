@@ -50,10 +50,11 @@ class VadConfig(_Section):
     min_speech_s: float = Field(0.064, ge=0)
     min_silence_s: float = Field(0.25, ge=0)
     min_speech_dbfs: float = -55.0
-    # Speech starts only this far above the channel's noise floor (its quietest non-speech
-    # windows over noise_floor_s, assist.vad.noise_floor), and goes on while windows stay
-    # 8 dB less above it (assist.vad.gate.CONTINUATION_SNR_SLACK_DB): Silero hears an echo
-    # fainter than a hissing line's noise as speech, but it never stands out of it (0: off).
+    # Speech starts only this far above the channel's noise floor (from its quietest
+    # non-speech windows over noise_floor_s, assist.vad.noise_floor), and goes on while
+    # windows stay 8 dB less above it (assist.vad.gate.CONTINUATION_SNR_SLACK_DB): Silero
+    # hears an echo fainter than a hissing line's noise as speech, but it never stands out
+    # of it (0: off).
     min_onset_snr_db: float = Field(10.0, ge=0)
     noise_floor_s: float = Field(10.0, gt=0)
 
@@ -102,7 +103,8 @@ class HoldInferenceConfig(_Section):
     music_enabled: bool = True
     music_min_dbfs: float = -50.0
     # Music stands this far above the line's own noise floor: a hissing line is not music
-    # (the floor: the quietest window of the last noise_floor_s, assist.vad.noise_floor).
+    # (the floor: the second lowest per-second minimum over noise_floor_s,
+    # assist.vad.noise_floor).
     music_above_noise_db: float = Field(10.0, ge=0)
     noise_floor_s: float = Field(5.0, gt=0)
     # A floor estimate above this is taken as this (music from the call's start is not noise).

@@ -82,10 +82,9 @@ def render_under(name: str, changes: dict[str, Any]) -> RenderedCall:
     """``tests/calls/NAME.toml`` rendered with ``changes`` to its top-level fields; an
     echo condition keeps the direction of a script's own echo."""
     script = CallScript.load(CALLS_DIR / f"{name}.toml")
-    fields = script.model_dump()
     if "echo" in changes and script.echo is not None:
         changes = {**changes, "echo": {**changes["echo"], "on": script.echo.on}}
-    return render(CallScript(**{**fields, **changes}))
+    return render(script.changed(**changes))
 
 
 def run_call(call: RenderedCall, vad: SileroModel, settings: Settings) -> list[tuple[str, float]]:

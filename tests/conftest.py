@@ -118,6 +118,5 @@ def synthesized_call(name: str, **changes: Any) -> RenderedCall:
         path = CALLS_DIR / f"{name}.toml"
         if not path.exists():
             path = BUNDLED_SCRIPTS / f"{name}.toml"
-        script = CallScript.load(path)
-        _rendered[key] = render(CallScript(**{**script.model_dump(), **changes}))
+        _rendered[key] = render(CallScript.load(path).changed(**changes))
     return _rendered[key]

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -126,6 +126,12 @@ class CallScript(BaseModel):
     hold: list[Hold] = []
     mute: list[Mute] = []
     echo: Echo | None = None
+
+    def changed(self, **fields: Any) -> CallScript:
+        """A validated copy with ``fields`` replacing its top-level fields (nested ones as
+        dicts, e.g. ``echo={"delay_ms": 120.0, "level_db": -30.0}``); raises pydantic's
+        ``ValidationError``."""
+        return CallScript(**{**self.model_dump(), **fields})
 
     @classmethod
     def load(cls, path: str | Path) -> CallScript:
