@@ -101,8 +101,9 @@ async def short_call(
         return json.loads(await ws.recv())
 
 
-async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    async with asyncio.timeout(10):
+async def next_of(ws: ClientConnection, kind: str, timeout_s: float = 10) -> dict[str, Any]:
+    """The next event of ``kind`` on ``ws`` (a guard against a hang, not a timing check)."""
+    async with asyncio.timeout(timeout_s):
         while True:
             event = json.loads(await ws.recv())
             if event["type"] == kind:
@@ -454,7 +455,9 @@ async def stream_call_with_tokens(
             for frame in frames[pause:]:
                 await ws.send(frame)
             await ws.send(json.dumps({"type": "stop"}))
-            await next_of(ws, "stopped")
+            # "stopped" comes once Whisper has heard the rest of the call: on a busy
+            # 2-core machine that took over 10 s
+            await next_of(ws, "stopped", timeout_s=120)
         async with asyncio.timeout(60):
             await reader
         watcher.cancel()
