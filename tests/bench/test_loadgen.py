@@ -3,14 +3,20 @@ without a ramp, the measured window, and what a corrected re-send does to the nu
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from assist.config import PaceConfig
+from assist.detectors.pace import PaceDetector
 from assist.replay import ReplayResult
+from assist.synth.render import RenderedUtterance
 from bench.loadgen import (
     STAGGER_S,
     StreamedCall,
     Truth,
     cue_stats,
+    pace_truth,
     slot_start_s,
     transcript_delays,
     window_truth,
@@ -67,3 +73,20 @@ def test_a_corrected_nudge_is_neither_a_second_hit_nor_false():
     cue = stats["negative_phrasing"]
     assert cue["n"] == 1 and cue["false"] == 0 and cue["recall"] == 1.0
     assert cue["p95_s"] == pytest.approx(1.5)
+
+
+def test_pace_truth_waits_for_min_turn_s_as_the_detector_does():
+    # three fast agent lines (24 words in 4 s each: 360 wpm) 0.5 s apart, no customer
+    # between: 48 words pass min_words after the second line, but the turn reaches
+    # min_turn_s (10 s) only with the third
+    lines = [(1.0, 5.0), (5.5, 9.5), (10.0, 14.0)]
+    text = " ".join(["word"] * 24)
+    utterances = [RenderedUtterance("agent", text, start, end) for start, end in lines]
+    call = SimpleNamespace(utterances=utterances)
+    config = PaceConfig()
+    detector = PaceDetector(config)
+    fired = [
+        f.at_s for start, end in lines for f in detector.feed_utterance(24, end - start, end, start)
+    ]
+    assert fired == [14.0]  # pauses not fed: 12 s of speech alone reach min_turn_s
+    assert pace_truth(call, config) == [Truth("pace", 14.0)]  # type: ignore[arg-type]
