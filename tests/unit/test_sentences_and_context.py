@@ -75,6 +75,31 @@ def test_sentences_are_cut_at_stops_but_not_after_titles() -> None:
     assert sentences("Okay") == ["Okay"]
 
 
+def test_a_sentence_opening_with_a_connective_joins_the_one_before() -> None:
+    # Whisper's full stop where the writer had a comma: one thought, judged whole
+    assert sentences(
+        "The deposit can't be refunded. However, I can move it to a new date at no cost."
+    ) == ["The deposit can't be refunded. However, I can move it to a new date at no cost."]
+    assert sentences("I hate to bother you. But could you check one more thing?") == [
+        "I hate to bother you. But could you check one more thing?"
+    ]
+    assert sentences(
+        "That's handled by our claims team. Um, so let me bring them on the line. Okay?"
+    ) == [
+        "That's handled by our claims team. Um, so let me bring them on the line.",
+        "That's handled by our claims team. Um, so let me bring them on the line. Okay?",
+    ]
+    # a word that only starts like one is no connective; nor is one at the very start
+    assert sentences("Butter is out of stock today. Sorry about the wait.") == [
+        "Butter is out of stock today.",
+        "Sorry about the wait.",
+    ]
+    assert sentences("But I already paid that bill. Twice, in fact, last week.") == [
+        "But I already paid that bill.",
+        "Twice, in fact, last week.",
+    ]
+
+
 def test_the_pieces_judged_besides_the_whole_never_repeat_it() -> None:
     text = " It's our policy, sir. Anything else today? "
     assert [text[a:b] for a, b in pieces_of(text)] == ["It's our policy, sir."]
