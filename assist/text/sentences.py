@@ -6,23 +6,22 @@ policy." scored 0.41 as one text, 0.94 for its second sentence alone), so each p
 judged and the one that fires is quoted.
 
 Pieces are sentences at ``.``, ``?``, ``!`` or ``;`` followed by a space (not after a
-title such as "Mr." or an initial); a sentence of fewer than ``MIN_WORDS`` words joins the
-next one, because Whisper often ends a clause with a full stop where the writer put a
-comma ("It's not impossible. Let me see what I can do."), and a sentence that opens with a
-connective ("However, ...", "But ...", "So ...") joins the one before for the same reason
-("The deposit can't be refunded. However, I can move it." alone reads as a refusal: on
-what Whisper heard of the training lines in Piper's voice, 7 of the negative-phrasing
-head's 30 false flags were such halves, and no true flag was lost by joining them). Short
-sentences at the end join
-the one before, and that one is also judged alone: a closing question must not dilute
-what came before it (in "Let me pull up the account. It's our policy, sir. Anything else
-today?" the last two scored 0.88 joined, under the 0.9 a sentence alone needs, and the
-policy sentence 1.00 alone). Whisper's punctuation can't be trusted alone: it often runs
-clauses together without a stop, so a piece still longer than ``MAX_WORDS`` words is cut
-at its commas, and a clause still too long is judged in
-overlapping windows of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart (the last one ends
-with the piece), so every stretch of a long run-on is seen in a short enough text. Pure,
-character spans.
+title such as "Mr." or an initial); a sentence of fewer than ``MIN_WORDS`` words joins
+the next one, because Whisper often ends a clause with a full stop where the writer put a
+comma ("It's not impossible. Let me see what I can do."), and a sentence that opens with
+a connective ("However, ...", "But ...", "So ...") joins the one before for the same
+reason ("The deposit can't be refunded. However, I can move it." alone reads as a
+refusal: on what Whisper heard of the training lines in Piper's voice, 7 of the
+negative-phrasing head's 30 false flags were such halves, and no true flag was lost by
+joining them). Short sentences at the end join the one before, and that one is also
+judged alone: a closing question must not dilute what came before it (in "Let me pull up
+the account. It's our policy, sir. Anything else today?" the last two scored 0.88 joined,
+under the 0.9 a sentence alone needs, and the policy sentence 1.00 alone). Whisper's
+punctuation can't be trusted alone: it often runs clauses together without a stop, so a
+piece still longer than ``MAX_WORDS`` words is cut at its commas, and a clause still too
+long is judged in overlapping windows of ``WINDOW_WORDS`` words, ``WINDOW_STRIDE`` apart
+(the last one ends with the piece), so every stretch of a long run-on is seen in a short
+enough text. Pure, character spans.
 """
 
 from __future__ import annotations
