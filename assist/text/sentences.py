@@ -40,7 +40,7 @@ _LETTER = re.compile(r"\w")
 # Openers that carry on the sentence before (a contrast, a consequence, an offer in its
 # place), after an optional filler: Whisper often puts a full stop where the writer had a
 # comma, and the first half alone reads as a refusal or a complaint it is not.
-CONTINUATION = re.compile(
+_CONTINUATION = re.compile(
     r"\W*(?:(?:um|uh|so|and|well),?\s+)?(?:but|however|though|although|so|and|instead|"
     r"otherwise|that said|still|yet|except|which|what I can do)\b",
     re.I,
@@ -121,12 +121,12 @@ def _merge_short(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int
 
 
 def _join_continuations(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """A sentence that opens with a connective (``CONTINUATION``: "However, ...", "But
+    """A sentence that opens with a connective (``_CONTINUATION``: "However, ...", "But
     ...", "So ...") joined to the one before: "The deposit can't be refunded. However, I
     can move it to a new date." is the one thought its writer put a comma in."""
     joined: list[tuple[int, int]] = []
     for start, end in spans:
-        if joined and CONTINUATION.match(text, start, end):
+        if joined and _CONTINUATION.match(text, start, end):
             joined[-1] = (joined[-1][0], end)
         else:
             joined.append((start, end))
