@@ -17,6 +17,7 @@ import pytest
 from assist.cli import verdict_json
 from assist.config import CuesConfig
 from assist.text.classify import HEAD_FILES, ModelsMissing, TextClassifier
+from assist.text.contrast import CONTRAST_DIM, contrast_features
 from assist.text.encoder import (
     E5_DIM,
     EMBEDDING_DIM,
@@ -125,6 +126,39 @@ def test_customer_frustration_and_agent_empathy(classifier: TextClassifier) -> N
     assert warm.acknowledges and not plain.acknowledges
 
 
+# Praise opening a sentence about a bad situation, and the same praise about a good one
+# (lines written for this test; assist.text.contrast).
+SARCASM_PAIRS = [
+    (
+        "Oh fantastic, the technician didn't show up again.",
+        "Oh fantastic, the technician is coming tomorrow morning.",
+    ),
+    (
+        "Perfect, so I get to explain the whole thing from scratch.",
+        "Perfect, so the whole thing is sorted now.",
+    ),
+    (
+        "Great, another month of paying for a line that doesn't work.",
+        "Great, another month free on the line, thank you.",
+    ),
+    ("wow thanks so now i have to wait another week", "wow thanks so the parcel comes tomorrow"),
+    (
+        "Lovely, transferred to the wrong department for the third time.",
+        "Lovely, you've put me through to the right department.",
+    ),
+    ("Brilliant, the app crashed as usual.", "Brilliant, the app works now."),
+]
+
+
+@pytest.mark.parametrize(("sarcastic", "sincere"), SARCASM_PAIRS)
+def test_praise_about_a_bad_situation_is_frustration_and_about_a_good_one_is_not(
+    classifier: TextClassifier, sarcastic: str, sincere: str
+) -> None:
+    fed_up, pleased = judge(classifier, "customer", [sarcastic, sincere])
+    assert fed_up.kind == "customer_frustration"
+    assert pleased.kind is None
+
+
 @pytest.mark.parametrize(
     ("task", "speaker", "goal"),
     [
@@ -203,6 +237,12 @@ def test_features_shape() -> None:
     features = SentenceEncoder().encode(["hello", ""])
     assert features.shape == (2, FEATURE_DIM)
     assert features.dtype == np.float32
+
+
+def test_the_contrast_features_close_the_feature_vector() -> None:
+    texts = ["Oh perfect, cut off again.", "Perfect, thank you."]
+    features = SentenceEncoder().encode(texts)
+    np.testing.assert_array_equal(features[:, -CONTRAST_DIM:], contrast_features(texts))
 
 
 def test_the_inner_layers_are_their_own_unit_blocks() -> None:
