@@ -64,7 +64,9 @@ _NEGATIVE_SITUATION = re.compile(
     r"voicemail|queue|chatbot|robot|mistake|wrong|as (?:usual|always)|for once|finally|"
     r"last (?:time|week|month)|the same|from scratch|start (?:over|again)|"
     r"(?:i'?ll|i will|i guess i'?ll|so i'?ll) just|so (?:now )?i (?:have|get|'?m|am)|so now|"
-    r"every (?:single )?(?:time|month|person)|(?:three|four|five|ten|\d+) times|not\W*$)\b",
+    r"every (?:single )?(?:time|month|person)|(?:three|four|five|ten|\d+) times)\b"
+    # a closing "Not." turns what came before around ("Really helpful. Not.")
+    r"|\bnot\W*$",
     re.I,
 )
 

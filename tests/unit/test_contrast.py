@@ -49,9 +49,14 @@ def test_a_bad_situation_without_praise_is_no_contrast() -> None:
     assert contrast_of("") == (False, False, False)
 
 
-def test_a_closing_not_turns_praise_around() -> None:
-    # "Very helpful. Not." - the sentence splitter keeps "Not." with what it follows
-    assert contrast_of("very helpful not")[0]
+@pytest.mark.parametrize(
+    "text",
+    ["Great, thanks, really helpful. Not.", "Really helpful, not!", "great very helpful not"],
+)
+def test_a_closing_not_turns_praise_around(text: str) -> None:
+    # the sentence splitter keeps a closing "Not." with what it follows
+    assert contrast_of(text)[0]
+    assert not contrast_of("Not that I'm complaining, the engineer was great.")[0]
 
 
 def test_features_are_scaled_float32_rows() -> None:
