@@ -17,7 +17,7 @@ features:
 
 On the frustration training lines (2026-12-04) praise opening a sentence about a negative
 situation was frustrated 63 times in 67, praise opening one without 29 times in 128. With
-the three features beside the others, cross-validated F1 rose 0.888 -> 0.890 for
+the three features beside the others, cross-validated F1 rose 0.888 -> 0.891 for
 frustration and stayed 0.903 for negative phrasing (the README's "Sarcasm as contrast" has
 the held-out sets). English regular expressions, case-insensitive, written for both
 punctuated text and Whisper's unpunctuated lower case; pure.
@@ -49,20 +49,22 @@ _OPENS_WITH_PRAISE = re.compile(
 )
 # What goes wrong on a service call: waiting, repeating, transfers, breakage, money taken,
 # the same answer again. Not a sentiment list: "again" or "last week" is neutral alone.
+# Only whether one alternative matches counts, so none repeats another ("again" covers
+# "yet again", "wait" covers "still waiting").
 _NEGATIVE_SITUATION = re.compile(
-    r"\b(?:wait(?:ing|ed)?|on hold|again|another|yet again|all over again|"
+    r"\b(?:wait(?:ing|ed)?|on hold|again|another|"
     r"(?:second|third|fourth|fifth|sixth|tenth|hundredth|\d+(?:st|nd|rd|th)) "
     r"(?:time|agent|person|call|attempt|transfer|department|day|week)|"
     r"hours?|all (?:day|week|morning)|weeks|months|transferr?(?:ed|ing)?|disconnected|"
     r"cut off|hung up|broken|crash(?:ed|ing)?|not working|doesn'?t (?:work|exist)|"
     r"didn'?t work|won'?t work|never (?:arrived|came|showed|works?)|"
-    r"still (?:not|hasn'?t|haven'?t|no|waiting|processing)|nobody|no one|for nothing|"
+    r"still (?:not|hasn'?t|haven'?t|no|processing)|nobody|no one|for nothing|"
     r"charged twice|double[- ]charged|overcharged|charging me|late|delayed|lost|loses|"
-    r"missing|useless|explain(?:ing)? (?:it |this |that )?(?:again|to every)|"
+    r"missing|useless|explain(?:ing)? (?:it |this |that )?to every|"
     r"not like i (?:have|had|need|got)|only (?:got|trying)|nothing better to do|"
     r"my own time|waste|wasted|wasting|error|glitch|outage|declined|rejected|denied|expired|"
     r"voicemail|queue|chatbot|robot|mistake|wrong|as (?:usual|always)|for once|finally|"
-    r"last (?:time|week|month)|the same|from scratch|start (?:over|again)|"
+    r"last (?:time|week|month)|the same|from scratch|start over|"
     r"(?:i'?ll|i will|i guess i'?ll|so i'?ll) just|so (?:now )?i (?:have|get|'?m|am)|so now|"
     r"every (?:single )?(?:time|month|person)|(?:three|four|five|ten|\d+) times)\b"
     # a closing "Not." turns what came before around ("Really helpful. Not.")

@@ -56,6 +56,9 @@ def test_a_bad_situation_without_praise_is_no_contrast() -> None:
 def test_a_closing_not_turns_praise_around(text: str) -> None:
     # the sentence splitter keeps a closing "Not." with what it follows
     assert contrast_of(text)[0]
+
+
+def test_an_opening_not_is_no_bad_situation() -> None:
     assert not contrast_of("Not that I'm complaining, the engineer was great.")[0]
 
 
