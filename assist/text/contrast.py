@@ -18,8 +18,8 @@ features:
 On the frustration training lines (2026-12-04) praise opening a sentence about a negative
 situation was frustrated 63 times in 67, praise opening one without 29 times in 128. With
 the three features beside the others, cross-validated F1 rose 0.888 -> 0.891 for
-frustration and stayed 0.903 for negative phrasing (the README's "Sarcasm as contrast" has
-the held-out sets). English regular expressions, case-insensitive, written for both
+frustration and stayed 0.903 for negative phrasing (docs/text-models-log.md, "Sarcasm as
+contrast", has the held-out sets). English regular expressions, case-insensitive, written for both
 punctuated text and Whisper's unpunctuated lower case; pure.
 """
 

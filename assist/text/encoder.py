@@ -12,7 +12,7 @@ graph gets it as an extra output). The last layer is trained for what a sentence
 the middle ones still carry its syntax, such as what a "not" or a "can't" applies to: with
 the mean of layers 3 and 4 beside the rest, the heads' cross-validated F1 rose from 0.865
 to 0.885 (negative phrasing) and from 0.850 to 0.871 (frustration), and on development
-lines no head is trained on (README, "Text models") from 0.868 to 0.887 and 0.877 to 0.903.
+lines no head is trained on (docs/text-models-log.md) from 0.868 to 0.887 and 0.877 to 0.903.
 
 The embedding knows what a sentence is about but blurs the small words that decide
 negative phrasing ("there's *no charge*" vs "there's *nothing I can do*"), so word 1- to

@@ -3,9 +3,10 @@ sentence, a second head that also sees the e5 embedding (``assist.text.encoder``
 
 Why a cascade: the e5 embedding lifts the hard cases (litotes, sarcasm) and what Whisper
 hears of natural speech, but costs about three times MiniLM's CPU per sentence, and most
-sentences are clear to the small head. Measured on the customer-frustration sets (README,
-text models): the cascade decides the held-out sets, the hard cases and Piper's
-recognizer output like the e5 head alone while asking it about 16-18 % of the sentences.
+sentences are clear to the small head. Measured on the customer-frustration sets
+(docs/text-models-log.md, "A second opinion where the head is unsure"): the cascade
+decides the held-out sets, the hard cases and Piper's recognizer output like the e5 head
+alone while asking it about 16-18 % of the sentences.
 Negative phrasing has had one too since 2026-12-03 (13 % of its held-out sentences asked).
 
 Invariant: merged probabilities are decided against the *first* head's threshold. The
@@ -29,7 +30,7 @@ from assist.text.heads import Head, HeadMismatch
 # The first head's flag score (1 - P(nothing to flag)) in which the second head is asked,
 # inclusive. Chosen on the frustration sets: 0.1-0.95 and 0.2-0.9 gave the same held-out
 # and hard-case F1 (0.946) as 0.3-0.8 while asking about 41 % and 28 % of all evaluation
-# sentences and pieces instead of 18 %; 0.4-0.7 lost 0.4-0.8 points (README, text models).
+# sentences and pieces instead of 18 %; 0.4-0.7 lost 0.4-0.8 points (docs/text-models-log.md).
 UNSURE_BAND = (0.30, 0.80)
 SECOND_SUFFIX = ".second.onnx"  # <task>.second.onnx beside <task>.onnx
 

@@ -80,7 +80,7 @@ TASKS = (
         ("none", *CATEGORIES),
         "negative_phrasing",
         public=("taskmaster_agent",),
-        # what Whisper heard of the training lines was tried: see the README's text cues
+        # what Whisper heard of the training lines was tried: see docs/text-models-log.md
         own_extra=("acknowledgements", "hard_cases_agent", "negative_phrasing.train.batch2.tsv"),
         # chosen by cross-validated F1 (1e-3 0.882, 3e-4 0.894, 1e-4 0.897, 3e-5 0.903, 1e-5 0.901)
         l2=3e-5,
@@ -240,7 +240,7 @@ def heard_by(
     return rows
 
 
-# second and third batches of training lines (README, "Text models": more training lines;
+# second and third batches of training lines (docs/text-models-log.md: more training lines;
 # negative phrasing's third batch, models/data/negative_phrasing.train.batch3.tsv, was
 # tried and is not trained on)
 SECOND_BATCHES = ("negative_phrasing.train.batch2.tsv", "customer_frustration.train.batch2.tsv")
@@ -254,7 +254,7 @@ OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
 }
 
 # What Whisper heard of the training lines in Piper's natural voice, as sources a Task
-# may name (none does: README, "Text models", Piper's transcripts as training lines)
+# may name (none does: docs/text-models-log.md, Piper's transcripts as training lines)
 HEARD_SOURCES: dict[str, Callable[[Path], list[tuple[str, str, str]]]] = {
     **{
         f"{stem}.piper": heard_by("piper", stem)
