@@ -81,7 +81,12 @@ TASKS = (
         "negative_phrasing",
         public=("taskmaster_agent",),
         # what Whisper heard of the training lines was tried: see docs/text-models-log.md
-        own_extra=("acknowledgements", "hard_cases_agent", "negative_phrasing.train.batch2.tsv"),
+        own_extra=(
+            "acknowledgements",
+            "hard_cases_agent",
+            "negative_phrasing.train.batch2.tsv",
+            "negative_phrasing.train.sarcasm.tsv",
+        ),
         # chosen by cross-validated F1 (1e-3 0.882, 3e-4 0.894, 1e-4 0.897, 3e-5 0.903, 1e-5 0.901)
         l2=3e-5,
         second_opinion=(),
@@ -245,12 +250,14 @@ def heard_by(
 # tried and is not trained on)
 SECOND_BATCHES = ("negative_phrasing.train.batch2.tsv", "customer_frustration.train.batch2.tsv")
 THIRD_BATCHES = ("customer_frustration.train.batch3.tsv",)
+# snide agent lines and sincere look-alikes (docs/text-models-log.md: agent sarcasm)
+SARCASM_BATCHES = ("negative_phrasing.train.sarcasm.tsv",)
 
 OWN_SOURCES: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
     "acknowledgements": acknowledgements,
     "hard_cases_agent": hard_cases_of("agent"),
     "hard_cases_customer": hard_cases_of("customer"),
-    **{name: rows_of(name) for name in SECOND_BATCHES + THIRD_BATCHES},
+    **{name: rows_of(name) for name in SECOND_BATCHES + THIRD_BATCHES + SARCASM_BATCHES},
 }
 
 # What Whisper heard of the training lines in Piper's natural voice, as sources a Task
@@ -388,6 +395,36 @@ def binary_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "fp": fp,
         "fn": fn,
     }
+
+
+F1_INTERVAL_LEVEL = 0.95
+F1_INTERVAL_DRAWS = 20000
+F1_PRIOR = 0.5  # Jeffreys' prior on each count
+
+
+def f1_interval(metrics: dict[str, Any]) -> tuple[float, float]:
+    """The equal-tailed ``F1_INTERVAL_LEVEL`` credible interval of the F1 of one evaluated
+    set, from its counts ``tp``, ``fp`` and ``fn`` (``evaluate``), after Goutte and Gaussier
+    (2005, "A probabilistic interpretation of precision, recall and F-score"): each count
+    is drawn as Gamma(count + ``F1_PRIOR``) and F1 = 2 tp / (2 tp + fp + fn) taken over
+    ``F1_INTERVAL_DRAWS`` seeded draws, so every run gives the same numbers. It says where
+    the F1 of lines written this way likely lies, given one small set (on 23 lines one
+    line moves F1 by about 0.04), and unlike a bootstrap it does not call a perfect score
+    on 20 lines certain."""
+    rng = np.random.default_rng(0)
+    tp, fp, fn = (
+        rng.gamma(metrics[name] + F1_PRIOR, size=F1_INTERVAL_DRAWS) for name in ("tp", "fp", "fn")
+    )
+    total = 2.0 * tp + fp + fn
+    f1 = np.divide(2.0 * tp, total, out=np.zeros_like(total), where=total > 0)
+    tail = (1.0 - F1_INTERVAL_LEVEL) / 2.0
+    low, high = np.quantile(f1, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _interval(metrics: dict[str, Any]) -> str:
+    low, high = f1_interval(metrics)
+    return f"{low:.2f}-{high:.2f}"
 
 
 def fold_assignments(
@@ -872,6 +909,12 @@ SOURCE_NOTES = {
         "closings and recognizer-style text (Apache-2.0)"
         for name in THIRD_BATCHES
     },
+    **{
+        name: f"`models/data/{name}`, snide agent lines and sincere look-alikes with the same "
+        "praise words, written for training by a helper that opened no project file "
+        "(Apache-2.0)"
+        for name in SARCASM_BATCHES
+    },
 }
 
 
@@ -924,11 +967,16 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
         "positive), written to the same brief by a separate assistant session that never saw "
         "the training file, and never read by any training step.",
         "",
-        "| | precision | recall | F1 |",
-        "| --- | --- | --- | --- |",
-        f"| held-out | {held['precision']:.3f} | {held['recall']:.3f} | **{held['f1']:.3f}** |",
+        f"| | precision | recall | F1 | F1, {F1_INTERVAL_LEVEL:.0%} interval |",
+        "| --- | --- | --- | --- | --- |",
+        f"| held-out | {held['precision']:.3f} | {held['recall']:.3f} | **{held['f1']:.3f}** "
+        f"| {_interval(held)} |",
         f"| {CV_REPEATS} x {FOLDS}-fold CV (training set) | {cv['precision']:.3f} | "
-        f"{cv['recall']:.3f} | {cv['f1']:.3f} |",
+        f"{cv['recall']:.3f} | {cv['f1']:.3f} | |",
+        "",
+        "The interval (`f1_interval`) is a credible interval of F1 given the set's counts "
+        "(Goutte and Gaussier 2005, Jeffreys' prior): where the F1 of lines written this way "
+        "likely lies, given this set.",
         "",
     ]
     if "category_accuracy" in held:
@@ -969,7 +1017,7 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
 def _row(name: str, m: dict[str, Any]) -> str:
     return (
         f"| {name} | {m['n']} ({m['positives']}) | {m['precision']:.3f} | {m['recall']:.3f} "
-        f"| {m['f1']:.3f} |"
+        f"| {m['f1']:.3f} | {_interval(m)} |"
     )
 
 
@@ -1033,8 +1081,9 @@ def _hard_case_section(report: dict[str, Any]) -> list[str]:
         '("I can\'t hear you") are labelled `line_problem` and must not fire. Decided as '
         "the service decides: sentence by sentence, with the previous turn.",
         "",
-        "| class | lines (positive) | precision | recall | F1 |",
-        "| --- | --- | --- | --- | --- |",
+        f"| class | lines (positive) | precision | recall | F1 | F1, {F1_INTERVAL_LEVEL:.0%} "
+        "interval |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     lines += [_row(kind, hard[kind]) for kind in HARD_CLASSES if kind in hard]
     lines += [_row("**all hard cases**", hard["all"]), ""]
@@ -1055,15 +1104,17 @@ def _recognizer_section(report: dict[str, Any]) -> list[str]:
         "`models/data/*.heldout.<engine>.tsv`), then judged like live finals. Same lines, "
         "same decision: the gap is what recognition costs.",
         "",
-        "| set | speech | word error rate | clean F1 | recognizer F1 |",
-        "| --- | --- | --- | --- | --- |",
+        "| set | speech | word error rate | clean F1 | recognizer F1 | recognizer F1, "
+        f"{F1_INTERVAL_LEVEL:.0%} interval |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for engine, sets in recognized.items():
         for name, result in sets.items():
+            heard = result["recognized"]["all"]
             lines.append(
                 f"| `{name}` | {engine} | {result['word_error_rate']:.1%} | "
-                f"{result['clean']['all']['f1']:.3f} | "
-                f"**{result['recognized']['all']['f1']:.3f}** |"
+                f"{result['clean']['all']['f1']:.3f} | **{heard['f1']:.3f}** | "
+                f"{_interval(heard)} |"
             )
     lines.append("")
     return lines + _recognized_by_class(recognized)

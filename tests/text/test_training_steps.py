@@ -1,5 +1,6 @@
 """The training steps that choose a head's threshold and fit it, on small made-up data:
-the fold assignments, the plateau rule of ``best_threshold`` and the split-feature fit."""
+the fold assignments, the plateau rule of ``best_threshold``, the split-feature fit and
+the F1 interval the model cards give."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from assist.text.train import (
     THRESHOLD_GRID,
     Dataset,
     best_threshold,
+    f1_interval,
     fold_assignments,
     main,
 )
@@ -100,6 +102,24 @@ def test_best_threshold_follows_a_clear_peak() -> None:
     flagged_at, truth = _flagged_at_for_curve(curve)
     assert best_threshold(flagged_at, truth) == pytest.approx(0.70)
     assert SMOOTH_STEPS >= 1  # the rule averages neighbours; 0 would be the bare argmax
+
+
+def _counts(tp: int, fp: int, fn: int) -> dict[str, int]:
+    return {"tp": tp, "fp": fp, "fn": fn}
+
+
+def test_f1_interval_holds_the_observed_f1_and_narrows_with_more_lines() -> None:
+    small = f1_interval(_counts(13, 2, 2))  # frustration's sarcasm lines: F1 0.867
+    assert small[0] < 13 / 15 < small[1]
+    assert f1_interval(_counts(13, 2, 2)) == small  # seeded: the same every run
+    large = f1_interval(_counts(130, 20, 20))  # the same rates on ten times the lines
+    assert small[0] < large[0] < 13 / 15 < large[1] < small[1]
+
+
+def test_f1_interval_does_not_call_a_perfect_small_set_certain() -> None:
+    low, high = f1_interval(_counts(10, 0, 0))
+    assert 0.7 < low < 0.95 and high <= 1.0
+    assert f1_interval(_counts(100, 0, 0))[0] > low
 
 
 def test_split_features_give_the_dense_products() -> None:
