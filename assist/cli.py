@@ -65,6 +65,11 @@ def _print_scorecard(scorecard: dict[str, Any] | None) -> None:
         f"holds {m['holds']} (longest {m['longest_hold_s']:.1f}s); "
         f"interruptions {m['interruptions']}; dead air {m['dead_air_moments']}"
     )
+    if m.get("audio_lost_s"):
+        print(
+            f"  audio lost: {m['audio_lost_s']:.1f}s never reached the analysis (shed when the"
+            " server fell behind, or paused by the platform); the scores leave it out"
+        )
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -442,7 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--agent-id", required=True)
     replay.add_argument("--call-id")
     replay.add_argument("--url", default="ws://127.0.0.1:8765")
-    replay.add_argument("--speed", type=float, default=1.0, help="1.0 real time, 0 no pacing")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="1.0 real time (a live line: audio the server can't keep up with is shed); "
+        "0 unpaced, as a recording the server reads no faster than it keeps up",
+    )
     replay.add_argument("--encoding", choices=["pcm16", "mulaw"], default="pcm16")
     replay.add_argument("--token", help="access token for the agent's event stream")
     replay.add_argument("--ingest-token", help="ingest token for the call (servers off loopback)")

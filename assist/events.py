@@ -45,7 +45,8 @@ class StartMessage(_Message):
 
     ``sample_rate`` (Hz) and ``encoding`` are checked against the supported ones by the
     protocol (``assist.protocols.native.parse_text``), ``channels`` are roles in interleaving
-    order. See README, "Native ingest protocol".
+    order; ``live`` False: a recording sent unpaced, read no faster than it is processed
+    (``CallSpec.live``). See README, "Native ingest protocol".
     """
 
     type: Literal["start"]
@@ -54,6 +55,7 @@ class StartMessage(_Message):
     sample_rate: int
     encoding: str
     channels: Annotated[list[Literal["customer", "agent"]], Field(min_length=1, max_length=2)]
+    live: bool = True
 
 
 class HoldMessage(_Message):

@@ -3,7 +3,8 @@
 Telephony can't be slowed down, so when processing falls behind by more than the
 configured seconds of audio, the oldest audio is dropped: it becomes a ``Gap`` that
 still advances media time, and the loss is counted. Control events (hold on/off) are
-never dropped and keep their order. Pure, no asyncio.
+never dropped and keep their order. (A recording, which can be slowed down, gets no
+bound here: its reader waits for room instead, ``CallSession.room``.) Pure, no asyncio.
 """
 
 from __future__ import annotations

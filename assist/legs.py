@@ -42,7 +42,8 @@ class CallSoFar:
     ``nudges_sent`` the nudges sent (the next nudge id and the per-call budget go on from
     it); ``text_moments`` the text models' moments, None when they never ran on the call;
     ``next_utterance_ids`` per channel the next final's id; ``transcripts`` the finals so far
-    (not in the JSON: the store keeps them as rows).
+    (not in the JSON: the store keeps them as rows); ``audio_lost_s`` the media seconds lost
+    or shed so far.
     """
 
     media_s: float
@@ -54,6 +55,7 @@ class CallSoFar:
     text_moments: list[Moment] | None = None
     next_utterance_ids: dict[str, int] = field(default_factory=dict)
     transcripts: list[Transcript] = field(default_factory=list)
+    audio_lost_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of everything but the transcripts."""
@@ -69,6 +71,7 @@ class CallSoFar:
             if self.text_moments is None
             else [dataclasses.asdict(m) for m in self.text_moments],
             "next_utterance_ids": dict(self.next_utterance_ids),
+            "audio_lost_s": self.audio_lost_s,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class CallSoFar:
             text_moments=None if moments is None else [Moment(**m) for m in moments],
             next_utterance_ids={ch: int(i) for ch, i in data["next_utterance_ids"].items()},
             transcripts=list(transcripts or []),
+            audio_lost_s=float(data.get("audio_lost_s", 0.0)),  # absent before 2026-12-05
         )
 
     @classmethod

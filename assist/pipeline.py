@@ -183,7 +183,8 @@ class CallPipeline:
         self._min_word_probability = settings.text.min_word_probability
         self._scorecard_weights = settings.scorecard
         self.samples_received = 0  # per channel, at the line rate
-        self.samples_lost = 0
+        self.samples_lost = 0  # per channel, this leg
+        self._prior_lost_s = 0.0  # earlier legs' lost audio, seconds
         self.leg_start_s = 0.0  # media time this leg started at (0 for a call's first leg)
         self._prior_text_moments: list[Moment] | None = None  # earlier legs', when not judged now
         self._prior_next_ids: dict[str, int] = {}  # earlier legs' next utterance id per channel
@@ -198,6 +199,7 @@ class CallPipeline:
         n_samples = round(so_far.media_s * self.spec.sample_rate)
         self.feed_gap(n_samples)  # nothing to hear, nothing to find: output discarded
         self.samples_lost -= n_samples
+        self._prior_lost_s = so_far.audio_lost_s
         self.leg_start_s = self.media_time_s
         totals = self.tracker.totals
         for role, talk in so_far.talk_s.items():
@@ -235,7 +237,13 @@ class CallPipeline:
             text_moments=self.text_moments if self.text_judged else self._prior_text_moments,
             next_utterance_ids=next_ids,
             transcripts=list(self.transcripts),
+            audio_lost_s=self.audio_lost_s,
         )
+
+    @property
+    def audio_lost_s(self) -> float:
+        """Media seconds of every leg so far that never arrived or were shed (``feed_gap``)."""
+        return self._prior_lost_s + self.samples_lost / self.spec.sample_rate
 
     @property
     def media_time_s(self) -> float:
@@ -540,4 +548,5 @@ class CallPipeline:
             self.transcripts,
             echo=reports.get("customer"),
             echo_on_agent=reports.get("agent"),
+            audio_lost_s=self.audio_lost_s,
         )

@@ -172,7 +172,10 @@ async def replay_wav(
     the server takes 8000 or 16000 Hz) to the server at ``base_url`` (``ws://host:port``) as
     call ``call_id`` of ``agent_id``, encoded as ``encoding`` (pcm16 or mulaw).
 
-    ``speed`` is the multiple of real time (0: unpaced); ``on_event(event, seconds)`` sees
+    ``speed`` is the multiple of real time; 0 sends the file unpaced as a recording
+    (``"live": false``: the server reads it no faster than it keeps up, nothing is shed),
+    any other speed paces it like a line, shed by the server if it falls behind past
+    ``[limits] ingest_queue_s``. ``on_event(event, seconds)`` sees
     each of the call's agent-stream events as it arrives. Raises ``ValueError`` for a WAV
     that isn't 16-bit stereo, ``wave.Error`` for a file that isn't a WAV, ``OSError`` for
     an unreadable file or a refused connection.
@@ -185,6 +188,7 @@ async def replay_wav(
         "sample_rate": rate,
         "encoding": encoding,
         "channels": ["customer", "agent"],
+        "live": speed > 0,
     }
     frames = encode_frames(audio, rate, encoding)
     return await stream_call(base_url, start, frames, speed, None, on_event, token, ingest_token)

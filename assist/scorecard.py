@@ -40,12 +40,15 @@ def build_scorecard(
     transcripts: list[Transcript] | None = None,
     echo: dict[str, Any] | None = None,
     echo_on_agent: dict[str, Any] | None = None,
+    audio_lost_s: float = 0.0,
 ) -> dict[str, Any]:
     """``text_moments`` is None when the text models did not run on the call;
     ``transcripts`` (finals) give each moment the words said during it; ``echo`` is the
     echo of the agent found on the customer channel (``EchoSuppressor.report``; None: not
     looked for) and becomes ``metrics["echo"]``; ``echo_on_agent``, the customer's voice
-    found on the agent's channel, ``metrics["echo_on_agent"]``."""
+    found on the agent's channel, ``metrics["echo_on_agent"]``; ``audio_lost_s`` the media
+    seconds that never reached analysis (shed under overload, paused or discarded by the
+    platform), ``metrics["audio_lost_s"]``: the other metrics leave that time out."""
     w = weights or ScorecardConfig()
     duration = totals.duration_s
     counts: Counter[str] = Counter(f.kind for f in findings)
@@ -70,6 +73,7 @@ def build_scorecard(
         "long_hold_reminders": counts["long_hold"],
         "dead_air_moments": counts["dead_air"],
         "nudges_sent": nudges_sent,
+        "audio_lost_s": round(audio_lost_s, 2),
     }
     if echo is not None:
         metrics["echo"] = echo

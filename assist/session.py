@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from operator import methodcaller
@@ -48,6 +49,9 @@ Owned = TypeVar("Owned", Nudge, Alert, CallState)
 # Items processed before yielding to the event loop, so one call with a backlog can't
 # starve the sockets of the others.
 ITEMS_PER_YIELD = 25
+# A recording's reader (CallSpec.live False) waits while more transcripts and text verdicts
+# than this are awaited: one final and its verdict, a partial or two, never a growing queue.
+RECORDING_IN_FLIGHT = 4
 
 
 class CallSession:
@@ -94,7 +98,11 @@ class CallSession:
         self._metrics = metrics
         self._clock = clock
         max_samples = int(settings.limits.ingest_queue_s * spec.sample_rate)
-        self._queue = IngestQueue(max_samples)
+        # A recording is never shed: its reader waits in room() instead (CallSpec.live).
+        self._queue = IngestQueue(max_samples if spec.live else sys.maxsize)
+        self._backlog_samples = max_samples  # per channel
+        self._room = asyncio.Event()  # set whenever the backlog may have shrunk
+        self._finished = False
         self._max_gap_s = settings.limits.max_gap_s
         self._wakeup = asyncio.Event()
         self._input_ended = False
@@ -128,6 +136,19 @@ class CallSession:
         """Queue a CTI hold event, in order with the audio (hold events are never dropped)."""
         self._queue.push(Hold(on))
         self._wakeup.set()
+
+    async def room(self) -> None:
+        """Return once a recording's backlog has room for more input: at most ``[limits]
+        ingest_queue_s`` of queued audio and ``RECORDING_IN_FLIGHT`` transcripts and verdicts
+        awaited, so that its reader, waiting here, paces the sender to what the recognizer
+        keeps up with and nothing is shed (``CallSpec.live`` False). Returns at once when
+        the call has finished processing."""
+        while not self._finished and (
+            self._queue.queued_samples > self._backlog_samples
+            or len(self._outstanding) > RECORDING_IN_FLIGHT
+        ):
+            self._room.clear()
+            await self._room.wait()
 
     def end_input(self) -> None:
         """No more input: ``run()`` processes what is queued, then finishes the call."""
@@ -211,6 +232,7 @@ class CallSession:
                     if item is None:
                         break
                     self._process(item)
+                self._room.set()
                 await self._store_writes()
                 if len(self._queue):
                     await asyncio.sleep(0)  # a yield, not a timer
@@ -228,6 +250,8 @@ class CallSession:
                     continue
                 await self._wakeup.wait()
         finally:
+            self._finished = True
+            self._room.set()
             self._hub.call_ended(self.spec.call_id, self.spec.agent_id)
             for reason, count in self.pipeline.policy.suppressed.items():
                 self._metrics.nudges_suppressed.inc(count, reason=reason)
@@ -305,6 +329,7 @@ class CallSession:
 
         def done(f: asyncio.Future[T]) -> None:
             self._outstanding.discard(f)
+            self._room.set()
             try:
                 handle(f.result())
             except Exception as exc:

@@ -52,7 +52,11 @@ class AudioFormatError(ValueError):
 class CallSpec:
     """What a call's audio is: ids, line rate (Hz), encoding and channel roles.
 
-    ``channels`` are roles in interleaving order (one or two of customer, agent).
+    ``channels`` are roles in interleaving order (one or two of customer, agent). ``live``:
+    the audio comes at the pace of a line, which cannot be slowed down, so a backlog past
+    ``[limits] ingest_queue_s`` is shed; False for a recording sent as fast as the server
+    takes it (the native protocol's ``"live": false``), where the server reads no further
+    while the backlog is full and nothing is shed.
     """
 
     call_id: str
@@ -60,6 +64,7 @@ class CallSpec:
     sample_rate: int
     encoding: Encoding
     channels: tuple[str, ...]
+    live: bool = True
 
     @property
     def bytes_per_sample_frame(self) -> int:

@@ -117,6 +117,9 @@ async def _read_media(ws: ServerConnection, session: CallSession, service: Assis
                 session.push_audio(message)
             except AudioFormatError as exc:
                 raise ProtocolError("odd_byte_count", str(exc), 1007) from None
+            if not spec.live:
+                # a recording: read on only when the backlog has room (TCP slows the sender)
+                await session.room()
             continue
         parsed = parse_text(message, limits.max_text_bytes)
         if isinstance(parsed, HoldMessage):
@@ -139,6 +142,7 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
             sample_rate=start.sample_rate,
             encoding=start.encoding,  # type: ignore[arg-type]  # checked in parse_text
             channels=tuple(start.channels),
+            live=start.live,
         )
         session = await open_call(service, spec, protocol="native")
     except ProtocolError as refused:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from assist.replay import encode_frames, stream_call
 from tests.conftest import make_settings, synthesized_call
 from tests.e2e.helpers import (
     assert_nudges_match,
@@ -44,6 +45,7 @@ SILENCE_20MS = bytes(320 * 2)  # 160 samples x 2 channels x 2 bytes
         ([json.dumps(start_message("c-1", channels=["boss"]))], "bad_start", 1008),
         ([json.dumps({"type": "start", "call_id": "c-1"})], "bad_start", 1008),
         ([json.dumps(start_message("bad id with spaces"))], "bad_start", 1008),
+        ([json.dumps(start_message("c-1", live="sometimes"))], "bad_start", 1008),
         ([SILENCE_20MS], "audio_before_start", 1008),
         (['{"type": "hold", "on": true}'], "expected_start", 1008),
         ([START, SILENCE_20MS[:-1]], "odd_byte_count", 1007),
@@ -233,3 +235,19 @@ async def test_overload_drops_oldest_audio_and_counts_it(server_factory):
     processed = running.service.metrics.audio_seconds.get()
     assert dropped > 0
     assert processed + dropped == pytest.approx(50.0, abs=0.05)
+    assert result.scorecard["metrics"]["audio_lost_s"] == pytest.approx(dropped, abs=0.01)
+
+
+async def test_a_recording_sent_unpaced_loses_nothing(server_factory):
+    """``"live": false``: the same flood with the same 0.1 s backlog, but the server reads
+    the socket no faster than it keeps up (TCP slows the sender), so every second is heard."""
+    running = await server_factory(make_settings(limits={"ingest_queue_s": 0.1}))
+    call = synthesized_call("dead_air")
+    start = start_message("recording-1", sample_rate=call.sample_rate, live=False)
+    frames = encode_frames(call.audio, call.sample_rate, "pcm16")
+    result = await stream_call(running.ws, start, frames, speed=0.0)
+    assert result.error is None and result.scorecard is not None
+    assert result.scorecard["metrics"]["audio_lost_s"] == 0
+    assert running.service.metrics.audio_dropped_seconds.get() == 0
+    assert running.service.metrics.audio_seconds.get() == pytest.approx(50.0, abs=0.05)
+    assert_nudges_match(result, truth(call))

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from assist.cli import demo_call_path
+from assist.cli import _print_scorecard, demo_call_path
 from assist.events import Transcript, TranscriptWord
 from assist.hub import Hub
 from assist.metrics import ServiceMetrics
@@ -24,8 +24,8 @@ def vad_model() -> SileroModel:
     return SileroModel()
 
 
-def _session(vad_model, clock, **limits):
-    spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"))
+def _session(vad_model, clock, live=True, **limits):
+    spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"), live=live)
     hub = Hub()
     metrics = ServiceMetrics()
     session = CallSession(spec, make_settings(limits=limits), vad_model, hub, metrics, clock)
@@ -91,7 +91,7 @@ async def test_partial_sample_is_refused(vad_model, manual_clock):
         session.push_audio(b"\x00\x01\x02")
 
 
-async def test_backlog_beyond_ingest_limit_becomes_counted_gap(vad_model, manual_clock):
+async def test_backlog_beyond_ingest_limit_becomes_counted_gap(vad_model, manual_clock, capsys):
     session, _, metrics = _session(vad_model, manual_clock, ingest_queue_s=1.0)
     for frame in _demo_frames()[:500]:  # 10 s queued before the task runs
         session.push_audio(frame)
@@ -99,7 +99,34 @@ async def test_backlog_beyond_ingest_limit_becomes_counted_gap(vad_model, manual
     session.end_input()
     scorecard = await session.run()
     assert scorecard["metrics"]["duration_s"] == pytest.approx(10.0, abs=0.04)
+    assert scorecard["metrics"]["audio_lost_s"] == pytest.approx(9.0, abs=0.021)
     assert metrics.audio_seconds.get() == pytest.approx(1.0, abs=0.021)
+    _print_scorecard(scorecard)  # what `assist replay` prints: the loss is said
+    assert "audio lost: 9.0s never reached the analysis" in capsys.readouterr().out
+
+
+async def test_a_recording_waits_for_room_instead_of_losing_audio(vad_model, manual_clock):
+    """A recording (``live`` False) is never shed: past the backlog its reader waits in
+    ``room()`` until the call's task has worked the queue down, and a live call's limit
+    of 1 s would have shed 9 of these 10 s."""
+    session, _, metrics = _session(vad_model, manual_clock, live=False, ingest_queue_s=1.0)
+    frames = _demo_frames()[:500]
+    for frame in frames:
+        session.push_audio(frame)
+    assert metrics.audio_dropped_seconds.get() == 0
+    waiting = asyncio.create_task(session.room())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # 10 s queued, 1 s allowed, nothing has run the queue
+    runner = asyncio.create_task(session.run())
+    await waiting  # returns once the task has worked the backlog down to 1 s
+    assert not runner.done()
+    assert session._queue.queued_samples <= 8000
+    session.end_input()
+    scorecard = await runner
+    assert scorecard["metrics"]["duration_s"] == pytest.approx(10.0, abs=0.04)
+    assert scorecard["metrics"]["audio_lost_s"] == 0
+    assert metrics.audio_seconds.get() == pytest.approx(10.0, abs=0.021)
+    await session.room()  # a finished call never holds its reader
 
 
 def _final(words: list[tuple[str, float]], final: bool = True) -> Transcript:

@@ -83,6 +83,21 @@ def test_an_open_hold_is_closed_where_the_leg_ended() -> None:
     assert CallSoFar.from_json(so_far.to_json()).holds == so_far.holds
 
 
+def test_lost_audio_counts_over_every_leg() -> None:
+    """The scorecard's ``audio_lost_s`` is the media time no leg heard (gaps, shed audio),
+    kept through the stored JSON; a state written before it was kept reads as none lost."""
+    first = leg()
+    feed(first, quiet(1.0), quiet(1.0))
+    first.feed_gap(2 * 8000)
+    assert first.scorecard()["metrics"]["audio_lost_s"] == pytest.approx(2.0)
+    state = json.loads(json.dumps(first.call_so_far().to_json()))
+    second = leg(CallSoFar.from_json(state))
+    second.feed_gap(8000 // 2)
+    assert second.scorecard()["metrics"]["audio_lost_s"] == pytest.approx(2.5)
+    del state["audio_lost_s"]
+    assert CallSoFar.from_json(state).audio_lost_s == 0.0
+
+
 def test_an_unknown_state_version_is_refused() -> None:
     with pytest.raises(ValueError, match="version"):
         CallSoFar.from_json({"version": 99, "media_s": 1.0})
