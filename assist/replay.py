@@ -121,9 +121,15 @@ async def stream_call(
                     return
 
         headers = {"X-Assist-Token": ingest_token} if ingest_token else None
+        # A recording's server stops reading while it catches up, so a pong can wait behind
+        # minutes of buffered audio: its keepalive pings are not timed out.
+        ping_timeout = None if start.get("live") is False else 20.0
         try:
             call_ws = await connect(
-                f"{base}/v1/calls", compression=None, additional_headers=headers
+                f"{base}/v1/calls",
+                compression=None,
+                additional_headers=headers,
+                ping_timeout=ping_timeout,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -188,7 +194,7 @@ async def replay_wav(
         "sample_rate": rate,
         "encoding": encoding,
         "channels": ["customer", "agent"],
-        "live": speed > 0,
+        **({"live": False} if speed <= 0 else {}),  # servers before it know no "live"
     }
     frames = encode_frames(audio, rate, encoding)
     return await stream_call(base_url, start, frames, speed, None, on_event, token, ingest_token)

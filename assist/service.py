@@ -462,7 +462,7 @@ class AssistService:
             call_id,
             session.pipeline.media_time_s,
             session.pipeline.policy.sent,
-            session.pipeline.samples_lost / session.spec.sample_rate,
+            session.pipeline.audio_lost_s,
         )
 
     async def bind_agent(self, call_id: str, agent_id: str) -> AgentBound:

@@ -1,9 +1,10 @@
 """CallSession: the asyncio shell around one call's pure pipeline.
 
-A protocol adapter pushes audio and control events (never blocking: the ingest queue is
-bounded and drops the oldest audio); ``run()`` drains the queue through the pipeline and
-publishes nudges, floor state and alerts to the hub until the input ends, then returns
-the scorecard. The adapter runs ``run()`` in the call's TaskGroup next to its reader.
+A protocol adapter pushes audio and control events without blocking: for a live line the
+ingest queue is bounded and drops the oldest audio; a recording's adapter (``CallSpec.live``
+False) instead awaits ``room()`` after each frame. ``run()`` drains the queue through the
+pipeline and publishes nudges, floor state and alerts to the hub until the input ends,
+then returns the scorecard. The adapter runs ``run()`` in the call's TaskGroup next to its reader.
 
 With an ASR pool, each utterance the pipeline cuts is submitted to the pool; its result
 comes back as a future callback on the loop and goes through ``pipeline.on_transcript``
@@ -108,7 +109,7 @@ class CallSession:
         self._input_ended = False
         self.ended_by_server = False  # the service shut down before the client ended the call
 
-    # called by the adapter (never blocks) ----------------------------------------
+    # called by the adapter (the pushes never block; a recording's reader awaits room()) --
 
     def push_audio(self, payload: bytes) -> None:
         """Queue one frame. Raises ``AudioFormatError`` for a partial sample."""

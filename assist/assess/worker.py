@@ -33,7 +33,6 @@ from assist.vocabulary import CallSpec
 log = logging.getLogger(__name__)
 
 CHUNK_S = 0.5  # audio handed to the session at once (results don't depend on it: media time)
-AHEAD_S = 2.0  # at most this much audio waits in the session's ingest queue
 PROTOCOL = "assess"
 
 
@@ -150,7 +149,7 @@ class CallAssessor:
         service = self.service
         self._now = started_at
         spec = CallSpec(
-            job.call_id, job.agent_id, audio.sample_rate, "pcm16", ("customer", "agent")
+            job.call_id, job.agent_id, audio.sample_rate, "pcm16", ("customer", "agent"), live=False
         )
         session = await open_call(service, spec, PROTOCOL)
         rate = audio.sample_rate
@@ -160,11 +159,7 @@ class CallAssessor:
         async def reader(session: Any) -> None:
             for i in range(0, len(samples), step):
                 session.push_audio(samples[i : i + step].tobytes())
-                # as fast as the pipeline takes it: never more than AHEAD_S queued (a yield
-                # to the session's task, not a timer)
-                pushed_s = min(i + step, len(samples)) / rate
-                while pushed_s - session.pipeline.media_time_s > AHEAD_S:  # noqa: ASYNC110
-                    await asyncio.sleep(0)
+                await session.room()  # as fast as the call is processed, nothing shed
             self._now = started_at + audio.duration_s  # the record's end
 
         await run_call(service, session, reader)  # returns once the record is written

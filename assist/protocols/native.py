@@ -145,6 +145,10 @@ async def handle_call(ws: ServerConnection, service: AssistService) -> None:
             live=start.live,
         )
         session = await open_call(service, spec, protocol="native")
+        if not spec.live:
+            # its reads pause while the call catches up (_read_media), so the client's
+            # pong can wait behind minutes of buffered audio: pings are not timed out
+            ws.ping_timeout = None
     except ProtocolError as refused:
         await _send_error(ws, service, refused)
         return

@@ -13,7 +13,7 @@ from assist.hub import Hub
 from assist.metrics import ServiceMetrics
 from assist.pipeline import CallPipeline
 from assist.replay import encode_frames, read_stereo_wav
-from assist.session import CallSession
+from assist.session import ITEMS_PER_YIELD, RECORDING_IN_FLIGHT, CallSession
 from assist.vad.silero import SileroModel
 from assist.vocabulary import AudioFormatError, CallSpec
 from tests.conftest import make_settings
@@ -126,7 +126,45 @@ async def test_a_recording_waits_for_room_instead_of_losing_audio(vad_model, man
     assert scorecard["metrics"]["duration_s"] == pytest.approx(10.0, abs=0.04)
     assert scorecard["metrics"]["audio_lost_s"] == 0
     assert metrics.audio_seconds.get() == pytest.approx(10.0, abs=0.021)
-    await session.room()  # a finished call never holds its reader
+
+
+async def test_a_recording_reader_is_let_go_when_the_call_task_ends(vad_model, manual_clock):
+    """A call's task that stops early (cancelled, failed) must not leave its reader waiting
+    for room that will never come: ``room()`` returns once ``run()`` is over."""
+    session, _, _ = _session(vad_model, manual_clock, live=False, ingest_queue_s=1.0)
+    for frame in _demo_frames()[:500]:
+        session.push_audio(frame)
+    runner = asyncio.create_task(session.run())
+    await asyncio.sleep(0)  # the task takes its first items, then yields to the loop
+    waiting = asyncio.create_task(session.room())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    await asyncio.wait_for(waiting, 60)  # a guard against a hang, not a measurement
+    # it stopped partway: a batch or two processed, the rest never will be
+    assert 0 < session._queue.queued_samples <= (500 - ITEMS_PER_YIELD) * 160
+
+
+async def test_a_recording_waits_while_too_many_results_are_awaited(vad_model, manual_clock):
+    """Besides queued audio, a recording's reader waits while more than
+    ``RECORDING_IN_FLIGHT`` transcripts and verdicts are awaited, and goes on as one
+    comes back: the recognizer sets its pace."""
+    session, _, _ = _session(vad_model, manual_clock, live=False)
+    loop = asyncio.get_running_loop()
+    answers = [loop.create_future() for _ in range(RECORDING_IN_FLIGHT + 1)]
+    handled: list[int] = []
+    for answer in answers:
+        session._follow(answer, handled.append, "a transcript")
+    waiting = asyncio.create_task(session.room())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    answers[0].set_result(7)
+    await waiting
+    assert handled == [7]
+    for answer in answers[1:]:
+        answer.set_result(0)
 
 
 def _final(words: list[tuple[str, float]], final: bool = True) -> Transcript:
