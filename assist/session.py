@@ -301,7 +301,7 @@ class CallSession:
                 if not transcript.corrected and self.pipeline.judgeable(transcript):
                     self._judge(transcript)
 
-        future = self._asr.submit(self.spec.call_id, utterance)
+        future = self._asr.submit(self.spec.call_id, utterance, live=self.spec.live)
 
         def failed(f: asyncio.Future[AsrResult]) -> None:
             # The pool answers every request; should it ever fail instead, the utterance

@@ -18,6 +18,11 @@ oldest first). Bounded with named overflow rules, each counted
   acknowledgement, so agent finals are never skipped), so it is transcribed only when
   the recognizer has time for it.
 
+A recording (a call whose sender can be slowed down, ``CallSpec.live`` False) comes after
+every live call's request, in the same order among its own; it is never ``stale`` (no one
+waits for its text live: its reader waits instead), a full queue sheds it first, and it
+is not counted as waiting work when a live partial or backchannel is judged ``busy``.
+
 A worker takes up to ``max_batch`` requests, but no more than its share of what waits
 among the workers not in a step: two requests and two free workers are two steps at
 once, one per core, not one batch of two on one core while the other idles.
@@ -82,6 +87,7 @@ class _Request:
     enqueued: float
     order: int
     deliver: Callable[[AsrResult], None]
+    live: bool = True  # False: a recording's, served after every live request
     done: bool = field(default=False)
 
     @property
@@ -165,8 +171,11 @@ class AsrPool:
 
     # submitting (event loop) -------------------------------------------------------
 
-    def submit(self, call_id: str, utterance: UtteranceAudio) -> asyncio.Future[AsrResult]:
-        """Queue one utterance of ``call_id``; called on the event loop, never blocks.
+    def submit(
+        self, call_id: str, utterance: UtteranceAudio, live: bool = True
+    ) -> asyncio.Future[AsrResult]:
+        """Queue one utterance of ``call_id`` (``live`` False: of a recording, served after
+        live calls, never stale); called on the event loop, never blocks.
 
         The future resolves on that loop with an ``AsrResult`` when the utterance is
         recognized, shed or failed; queued partials of the same utterance are superseded by it,
@@ -192,9 +201,11 @@ class AsrPool:
             rank = CUSTOMER_FINAL
         with self._cond:
             self._order += 1
-            request = _Request(call_id, utterance, rank, self._clock(), self._order, deliver)
+            request = _Request(call_id, utterance, rank, self._clock(), self._order, deliver, live)
             busy = self._partial_max_waiting
-            if rank >= BACKCHANNEL and busy is not None and len(self._pending) > busy:
+            # live work is served before recordings, so only it can keep a live partial waiting
+            ahead = sum(r.live for r in self._pending) if live else len(self._pending)
+            if rank >= BACKCHANNEL and busy is not None and ahead > busy:
                 reason = "busy" if rank == PARTIAL else "backchannel"
                 self.shed[reason] += 1
                 self._finish(request, AsrResult("shed", reason=reason))
@@ -203,7 +214,7 @@ class AsrPool:
                 self._drop(old, "superseded")
             self._pending.append(request)
             if len(self._pending) > self._max_queue:
-                victim = max(self._pending, key=lambda r: (r.rank, -r.order))
+                victim = max(self._pending, key=lambda r: (not r.live, r.rank, -r.order))
                 self._drop(victim, "queue_full")
             self._cond.notify()
         return future
@@ -254,9 +265,9 @@ class AsrPool:
         now = self._clock()
         for request in list(self._pending):
             limit = self._partial_stale_s if request.rank == PARTIAL else self._stale_s
-            if now - request.enqueued > limit:
+            if request.live and now - request.enqueued > limit:
                 self._drop(request, "stale")
-        self._pending.sort(key=lambda r: (r.rank, r.order))
+        self._pending.sort(key=lambda r: (not r.live, r.rank, r.order))
         free = max(self._workers_wanted - self._stepping, 1)
         share = -(-len(self._pending) // free)
         size = min(self._max_batch, share)

@@ -283,3 +283,70 @@ async def test_recognizer_failure_is_an_error_result_not_a_dead_worker(manual_cl
         assert second.status == "ok"
     finally:
         pool.close()
+
+
+async def test_a_recording_comes_after_live_calls_and_is_never_stale(manual_clock):
+    """A recording's final (``live`` False) waits behind a live call's partial even when it
+    came first, outlasts ``stale_after_s`` (its reader waits instead), and keeps its own
+    order of service among its requests."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, stale_after_s=4.0, partial_stale_after_s=100.0)
+    pool.start()
+    try:
+        blocker = pool.submit("live", utterance(0))
+        await _step(rec)
+        recorded_customer = pool.submit("rec", utterance(1, "customer", uid=1), live=False)
+        recorded_agent = pool.submit("rec", utterance(2, "agent", uid=2), live=False)
+        live_partial = pool.submit("live", utterance(3, "customer", final=False, uid=3))
+        manual_clock.advance(10.0)  # past stale_after_s for every final waiting
+        for _ in range(4):
+            rec.release.release()
+        results = await asyncio.gather(blocker, live_partial, recorded_agent, recorded_customer)
+        assert [r.status for r in results] == ["ok"] * 4
+        assert [b[0] for b in rec.batches] == [0, 3, 2, 1]
+        assert pool.shed == {}
+    finally:
+        pool.close()
+
+
+async def test_a_full_queue_sheds_a_recording_before_live_work(manual_clock):
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, max_queue=2)
+    pool.start()
+    try:
+        blocker = pool.submit("live", utterance(0))
+        await _step(rec)
+        recorded = pool.submit("rec", utterance(1, "agent", uid=1), live=False)
+        live_partial = pool.submit("live", utterance(2, "customer", final=False, uid=2))
+        live_final = pool.submit("live", utterance(3, "customer", uid=3))  # queue of 3 > 2
+        r = await recorded
+        assert (r.status, r.reason) == ("shed", "queue_full")
+        for _ in range(3):
+            rec.release.release()
+        assert (await live_final).status == "ok" and (await live_partial).status == "ok"
+        await blocker
+    finally:
+        pool.close()
+
+
+async def test_a_recordings_backlog_does_not_hold_back_live_partials(manual_clock):
+    """``partial_max_waiting`` counts live work only: a live partial is transcribed while a
+    recording's finals wait (they would be served after it anyway); a recording's own
+    partial finds them waiting and is shed."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, manual_clock, partial_max_waiting=0)
+    pool.start()
+    try:
+        blocker = pool.submit("live", utterance(0))
+        await _step(rec)
+        recorded = pool.submit("rec", utterance(1, "agent", uid=1), live=False)
+        recorded_partial = pool.submit("rec", utterance(2, final=False, uid=2), live=False)
+        live_partial = pool.submit("live", utterance(3, "customer", final=False, uid=3))
+        assert (await recorded_partial).reason == "busy"
+        for _ in range(3):
+            rec.release.release()
+        results = await asyncio.gather(blocker, live_partial, recorded)
+        assert [r.status for r in results] == ["ok"] * 3
+        assert [b[0] for b in rec.batches] == [0, 3, 1]
+    finally:
+        pool.close()
