@@ -4,6 +4,7 @@ drives step by step (the pool's scheduling is under test here, not the model).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import numpy as np
@@ -52,6 +53,22 @@ def make_pool(recognizer, clock, **kw):
 
 async def _step(recognizer: SteppedRecognizer) -> None:
     await asyncio.to_thread(recognizer.started.acquire)
+
+
+@contextlib.asynccontextmanager
+async def busy_pool(clock, call_id: str = "c", **kw):
+    """A started pool whose one worker is in a step on a blocker (an agent final of
+    ``call_id``, tag 0), so what is submitted next queues: yields (recognizer, pool,
+    the blocker's future); closes the pool."""
+    rec = SteppedRecognizer()
+    pool = make_pool(rec, clock, **kw)
+    pool.start()
+    try:
+        blocker = pool.submit(call_id, utterance(0))
+        await _step(rec)
+        yield rec, pool, blocker
+    finally:
+        pool.close()
 
 
 async def test_agent_finals_before_customer_finals_before_partials(manual_clock):
@@ -207,25 +224,31 @@ async def test_waiting_requests_are_shared_among_the_free_workers(manual_clock):
         pool.close()
 
 
-async def test_full_queue_sheds_the_least_urgent(manual_clock):
-    rec = SteppedRecognizer()
-    pool = make_pool(rec, manual_clock, max_queue=2)
-    pool.start()
-    try:
-        blocker = pool.submit("c", utterance(0))
-        await _step(rec)
-        old_customer = pool.submit("c", utterance(1, "customer", uid=1))
-        agent = pool.submit("c", utterance(2, "agent", uid=2))
-        new_customer = pool.submit("c", utterance(3, "customer", uid=3))  # queue of 3 > 2
-        r = await old_customer
+@pytest.mark.parametrize(
+    "queued",
+    [
+        # (call, tag, channel, final, live); the first one queued is the one shed
+        # live only: the oldest customer final is the least urgent
+        [("c", 1, "customer", True, True), ("c", 2, "agent", True, True),
+         ("c", 3, "customer", True, True)],
+        # a recording's agent final goes before a live call's partial
+        [("rec", 1, "agent", True, False), ("c", 2, "customer", False, True),
+         ("c", 3, "customer", True, True)],
+    ],
+)  # fmt: skip
+async def test_full_queue_sheds_the_least_urgent(manual_clock, queued):
+    async with busy_pool(manual_clock, max_queue=2) as (rec, pool, blocker):
+        futures = [
+            pool.submit(call, utterance(tag, channel, final=final, uid=tag), live=live)
+            for call, tag, channel, final, live in queued
+        ]  # a queue of 3 > 2
+        r = await futures[0]
         assert (r.status, r.reason) == ("shed", "queue_full")
         for _ in range(3):
             rec.release.release()
-        assert (await agent).status == "ok" and (await new_customer).status == "ok"
+        assert [(await f).status for f in futures[1:]] == ["ok", "ok"]
         await blocker
         assert pool.shed == {"queue_full": 1}
-    finally:
-        pool.close()
 
 
 async def test_stale_requests_are_shed_when_a_worker_gets_to_them(manual_clock: ManualClock):
@@ -289,12 +312,8 @@ async def test_a_recording_comes_after_live_calls_and_is_never_stale(manual_cloc
     """A recording's final (``live`` False) waits behind a live call's partial even when it
     came first, outlasts ``stale_after_s`` (its reader waits instead), and keeps its own
     order of service among its requests."""
-    rec = SteppedRecognizer()
-    pool = make_pool(rec, manual_clock, stale_after_s=4.0, partial_stale_after_s=100.0)
-    pool.start()
-    try:
-        blocker = pool.submit("live", utterance(0))
-        await _step(rec)
+    options = {"stale_after_s": 4.0, "partial_stale_after_s": 100.0}
+    async with busy_pool(manual_clock, "live", **options) as (rec, pool, blocker):
         recorded_customer = pool.submit("rec", utterance(1, "customer", uid=1), live=False)
         recorded_agent = pool.submit("rec", utterance(2, "agent", uid=2), live=False)
         live_partial = pool.submit("live", utterance(3, "customer", final=False, uid=3))
@@ -305,40 +324,13 @@ async def test_a_recording_comes_after_live_calls_and_is_never_stale(manual_cloc
         assert [r.status for r in results] == ["ok"] * 4
         assert [b[0] for b in rec.batches] == [0, 3, 2, 1]
         assert pool.shed == {}
-    finally:
-        pool.close()
-
-
-async def test_a_full_queue_sheds_a_recording_before_live_work(manual_clock):
-    rec = SteppedRecognizer()
-    pool = make_pool(rec, manual_clock, max_queue=2)
-    pool.start()
-    try:
-        blocker = pool.submit("live", utterance(0))
-        await _step(rec)
-        recorded = pool.submit("rec", utterance(1, "agent", uid=1), live=False)
-        live_partial = pool.submit("live", utterance(2, "customer", final=False, uid=2))
-        live_final = pool.submit("live", utterance(3, "customer", uid=3))  # queue of 3 > 2
-        r = await recorded
-        assert (r.status, r.reason) == ("shed", "queue_full")
-        for _ in range(3):
-            rec.release.release()
-        assert (await live_final).status == "ok" and (await live_partial).status == "ok"
-        await blocker
-    finally:
-        pool.close()
 
 
 async def test_a_recordings_backlog_does_not_hold_back_live_partials(manual_clock):
     """``partial_max_waiting`` counts live work only: a live partial is transcribed while a
     recording's finals wait (they would be served after it anyway); a recording's own
     partial finds them waiting and is shed."""
-    rec = SteppedRecognizer()
-    pool = make_pool(rec, manual_clock, partial_max_waiting=0)
-    pool.start()
-    try:
-        blocker = pool.submit("live", utterance(0))
-        await _step(rec)
+    async with busy_pool(manual_clock, "live", partial_max_waiting=0) as (rec, pool, blocker):
         recorded = pool.submit("rec", utterance(1, "agent", uid=1), live=False)
         recorded_partial = pool.submit("rec", utterance(2, final=False, uid=2), live=False)
         live_partial = pool.submit("live", utterance(3, "customer", final=False, uid=3))
@@ -348,5 +340,3 @@ async def test_a_recordings_backlog_does_not_hold_back_live_partials(manual_cloc
         results = await asyncio.gather(blocker, live_partial, recorded)
         assert [r.status for r in results] == ["ok"] * 3
         assert [b[0] for b in rec.batches] == [0, 3, 1]
-    finally:
-        pool.close()
