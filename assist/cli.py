@@ -68,7 +68,7 @@ def _print_scorecard(scorecard: dict[str, Any] | None) -> None:
     if m.get("audio_lost_s"):
         print(
             f"  audio lost: {m['audio_lost_s']:.1f}s never reached the analysis (shed when the"
-            " server fell behind, or paused by the platform); the scores leave it out"
+            " server fell behind, or paused by the platform): nothing in it was heard or judged"
         )
 
 

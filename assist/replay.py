@@ -123,13 +123,10 @@ async def stream_call(
         headers = {"X-Assist-Token": ingest_token} if ingest_token else None
         # A recording's server stops reading while it catches up, so a pong can wait behind
         # minutes of buffered audio: its keepalive pings are not timed out.
-        ping_timeout = None if start.get("live") is False else 20.0
+        keepalive: dict[str, Any] = {"ping_timeout": None} if start.get("live") is False else {}
         try:
             call_ws = await connect(
-                f"{base}/v1/calls",
-                compression=None,
-                additional_headers=headers,
-                ping_timeout=ping_timeout,
+                f"{base}/v1/calls", compression=None, additional_headers=headers, **keepalive
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -179,7 +176,7 @@ async def replay_wav(
     call ``call_id`` of ``agent_id``, encoded as ``encoding`` (pcm16 or mulaw).
 
     ``speed`` is the multiple of real time; 0 sends the file unpaced as a recording
-    (``"live": false``: the server reads it no faster than it keeps up, nothing is shed),
+    (``"live": false``: the server reads it no faster than it keeps up, no audio is shed),
     any other speed paces it like a line, shed by the server if it falls behind past
     ``[limits] ingest_queue_s``. ``on_event(event, seconds)`` sees
     each of the call's agent-stream events as it arrives. Raises ``ValueError`` for a WAV

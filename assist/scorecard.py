@@ -48,7 +48,7 @@ def build_scorecard(
     looked for) and becomes ``metrics["echo"]``; ``echo_on_agent``, the customer's voice
     found on the agent's channel, ``metrics["echo_on_agent"]``; ``audio_lost_s`` the media
     seconds that never reached analysis (shed under overload, paused or discarded by the
-    platform), ``metrics["audio_lost_s"]``: the other metrics leave that time out."""
+    platform), ``metrics["audio_lost_s"]``: counted in ``duration_s``, neither talk nor silence."""
     w = weights or ScorecardConfig()
     duration = totals.duration_s
     counts: Counter[str] = Counter(f.kind for f in findings)

@@ -142,7 +142,7 @@ class CallSession:
         """Return once a recording's backlog has room for more input: at most ``[limits]
         ingest_queue_s`` of queued audio and ``RECORDING_IN_FLIGHT`` transcripts and verdicts
         awaited, so that its reader, waiting here, paces the sender to what the recognizer
-        keeps up with and nothing is shed (``CallSpec.live`` False). Returns at once when
+        keeps up with and no audio is shed (``CallSpec.live`` False). Returns at once when
         the call has finished processing."""
         while not self._finished and (
             self._queue.queued_samples > self._backlog_samples

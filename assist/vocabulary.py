@@ -56,7 +56,7 @@ class CallSpec:
     the audio comes at the pace of a line, which cannot be slowed down, so a backlog past
     ``[limits] ingest_queue_s`` is shed; False for a recording sent as fast as the server
     takes it (the native protocol's ``"live": false``), where the server reads no further
-    while the backlog is full and nothing is shed.
+    while the backlog is full and no audio is shed.
     """
 
     call_id: str
