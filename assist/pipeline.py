@@ -59,6 +59,9 @@ class PipelineOutput:
     transcripts: list[Transcript] = field(default_factory=list)  # corrected ones too
     state_changed: bool = False  # who speaks / hold / whole media second changed
     corrected_nudges: list[Nudge] = field(default_factory=list)  # their quote was corrected
+    # finals handed to the detectors, each channel's in the order they were cut: the ones
+    # the text models judge, so a channel's verdicts come in that order too
+    released: list[Transcript] = field(default_factory=list)
 
 
 @dataclass
@@ -147,6 +150,9 @@ class CallPipeline:
                 )
                 for heard_on, source in ways
             }
+        cutting = settings.utterances
+        if not spec.live:  # a recording: nobody watches its text grow, no cue reads partials
+            cutting = cutting.model_copy(update={"partial_every_s": 0.0})
         for role in spec.channels:
             channel = _Channel(
                 role, StreamResampler(spec.sample_rate, VAD_RATE), VadStream(vad_model)
@@ -154,15 +160,13 @@ class CallPipeline:
             channel.echoes = tuple(self._echoes.values())
             if asr:
                 channel.to_asr_rate = StreamResampler(spec.sample_rate, ASR_RATE)
-                channel.asr_audio = ChannelAudio(settings.utterances.keep_audio_s)
+                channel.asr_audio = ChannelAudio(cutting.keep_audio_s)
                 if role in self._echoes:
                     channel.segmenter = EchoFreeSegmenter(
-                        settings.utterances, role, channel.asr_audio, self._echoes[role]
+                        cutting, role, channel.asr_audio, self._echoes[role]
                     )
                 else:
-                    channel.segmenter = UtteranceSegmenter(
-                        settings.utterances, role, channel.asr_audio
-                    )
+                    channel.segmenter = UtteranceSegmenter(cutting, role, channel.asr_audio)
             self._channels.append(channel)
         self.tracker = ConversationTracker(settings, list(spec.channels))
         self._detectors = build_detectors(settings.cues)
@@ -417,6 +421,7 @@ class CallPipeline:
         if arrived is None:
             return  # shed or failed: nothing to judge
         transcript, speech_s = arrived
+        out.released.append(transcript)
         for detector in self._detectors:
             self._decide(detector.on_final(transcript, speech_s), out)
 
@@ -424,7 +429,8 @@ class CallPipeline:
         """An earlier final carried part of a number after all: replace it (text, words)
         here, in the scorecard's quotes and the text moments, and send it again with
         ``corrected``; a text-cue nudge that quoted it is sent again too. Text cues don't
-        judge it again."""
+        judge it again (one still waiting for an earlier final is handed to the detectors,
+        and judged, with the fixed text)."""
         index = next(
             (
                 i
@@ -436,6 +442,9 @@ class CallPipeline:
         if index is None:
             return  # not one of this leg's finals
         old = self.transcripts[index]
+        speech_s = None
+        if (waiting := self._arrived.get((old.channel, old.utterance_id))) is not None:
+            speech_s = waiting[1]  # not handed to the detectors yet: they get the fixed text
         if len(correction.words) == len(old.words):
             words = [
                 w.model_copy(update={"word": new})
@@ -445,6 +454,8 @@ class CallPipeline:
             words = [w.model_copy(update={"word": redact_word(w.word)}) for w in old.words]
         fixed = old.model_copy(update={"text": correction.text, "words": words, "corrected": True})
         self.transcripts[index] = fixed
+        if speech_s is not None:
+            self._arrived[(fixed.channel, fixed.utterance_id)] = (fixed, speech_s)
         out.transcripts.append(fixed)
         moments = self._frustration.moments
         for i, moment in enumerate(moments):

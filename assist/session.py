@@ -295,11 +295,7 @@ class CallSession:
                 return
             if utterance.final:
                 self._metrics.asr_final_seconds.observe(self._clock() - submitted)
-            output = self.pipeline.on_transcript(utterance, result.recognized)
-            self._publish(output)
-            for transcript in output.transcripts:
-                if not transcript.corrected and self.pipeline.judgeable(transcript):
-                    self._judge(transcript)
+            self._publish(self.pipeline.on_transcript(utterance, result.recognized))
 
         future = self._asr.submit(self.spec.call_id, utterance, live=self.spec.live)
 
@@ -392,6 +388,13 @@ class CallSession:
                     transcript.utterance_id,
                     transcript.text,
                 )
+        # Judged as handed to the detectors, not as the recognizer answers: a channel's
+        # verdicts then come in the order its finals were cut (one text worker, first in
+        # first out), so a cue quotes the first of two frustrated sentences whichever
+        # recognizer worker finished first (an unpaced recording answers out of order).
+        for transcript in output.released:
+            if self.pipeline.judgeable(transcript):
+                self._judge(transcript)
         for utterance in output.utterances:
             self._submit(utterance)
         for alert in self.floor.alerts_for(output.nudges):

@@ -70,15 +70,14 @@ class CallOutcome:
 def offline_settings(settings: Settings, device: str | None = None) -> Settings:
     """The settings a worker runs calls with: the caller's, except what only a live line
     needs. Nothing waits for a person, so no utterance is too late to transcribe
-    (``stale_after_s``, ``max_queue`` unbounded in effect) and no partials are made (no cue
-    reads them); one recognition thread per worker process; records kept in memory."""
+    (``stale_after_s``, ``max_queue`` unbounded in effect; each call is a recording, which
+    makes no partials); one recognition thread per worker process; records kept in memory."""
     data = settings.model_dump()
     data["asr"].update(
         workers=1, stale_after_s=1e9, max_queue=1_000_000, partial_max_waiting=1_000_000
     )
     if device:
         data["asr"]["device"] = device
-    data["utterances"]["partial_every_s"] = 0.0
     data["store"]["backend"] = "memory"
     data["store"]["retention_days"] = 0  # the records' dates are the recordings'
     data["limits"]["max_calls"] = max(data["limits"]["max_calls"], 1)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 
+import numpy as np
 import pytest
 
+from assist.asr.pool import AsrResult
 from assist.cli import _print_scorecard, demo_call_path
 from assist.events import Transcript, TranscriptWord
 from assist.hub import Hub
 from assist.metrics import ServiceMetrics
-from assist.pipeline import CallPipeline
+from assist.pipeline import CallPipeline, PipelineOutput
 from assist.replay import encode_frames, read_stereo_wav
 from assist.session import ITEMS_PER_YIELD, RECORDING_IN_FLIGHT, CallSession
+from assist.text.classify import LiveTextJudge, TextClassifier
 from assist.vad.silero import SileroModel
-from assist.vocabulary import AudioFormatError, CallSpec
+from assist.vocabulary import AudioFormatError, CallSpec, Recognized, UtteranceAudio, Word
 from tests.conftest import make_settings
 
 
@@ -165,6 +168,85 @@ async def test_a_recording_waits_while_too_many_results_are_awaited(vad_model, m
     assert handled == [7]
     for answer in answers[1:]:
         answer.set_result(0)
+
+
+def test_a_recording_makes_no_partials_and_the_same_finals(vad_model) -> None:
+    """Nobody watches a recording's text grow and no cue reads partials: its utterances are
+    the finals a live line cuts, without the partials in between."""
+    cut = {}
+    for live in (True, False):
+        spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"), live=live)
+        pipeline = CallPipeline(make_settings(), vad_model, spec, asr=True)
+        utterances = [u for frame in _demo_frames() for u in pipeline.feed_audio(frame).utterances]
+        utterances += pipeline.finish().utterances
+        cut[live] = [(u.channel, u.utterance_id, u.start_s, u.end_s, u.final) for u in utterances]
+    finals = [u for u in cut[True] if u[-1]]
+    assert len(finals) < len(cut[True])  # the demo's long turns are previewed live
+    assert cut[False] == finals
+
+
+class _ScriptedRecognizer:
+    """Stands in for the ASR pool where a test decides when each utterance comes back."""
+
+    def __init__(self) -> None:
+        self.asked: dict[int, asyncio.Future[AsrResult]] = {}
+
+    def submit(
+        self, call_id: str, utterance: UtteranceAudio, live: bool = True
+    ) -> asyncio.Future[AsrResult]:
+        self.asked[utterance.utterance_id] = asyncio.get_running_loop().create_future()
+        return self.asked[utterance.utterance_id]
+
+    def answer(self, utterance_id: int, text: str) -> None:
+        words = text.split()
+        said = [Word(f" {w}", 0.3 * i, 0.3 * (i + 1), 0.9) for i, w in enumerate(words)]
+        self.asked[utterance_id].set_result(AsrResult("ok", Recognized(text, said)))
+
+
+async def test_a_channels_finals_are_judged_in_the_order_they_were_cut(
+    vad_model, manual_clock
+) -> None:
+    """Two recognizer workers may answer a channel's finals out of order (an unpaced
+    recording always can): the text models still judge them in cutting order, so the
+    frustration cue goes to the first complaint and quotes it."""
+    spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"), live=False)
+    recognizer = _ScriptedRecognizer()
+    judge = LiveTextJudge(TextClassifier())
+    hub = Hub()
+    agent = hub.subscribe_agent("agent-1")
+    session = CallSession(
+        spec,
+        make_settings(),
+        vad_model,
+        hub,
+        ServiceMetrics(),
+        manual_clock,
+        asr_pool=recognizer,  # type: ignore[arg-type]
+        text_judge=judge,
+    )
+    said = {
+        1: "This is ridiculous, you charged me twice and nobody fixed it.",
+        2: "I am so fed up with this company.",
+    }
+    for utterance_id, (start_s, end_s) in {1: (1.0, 5.0), 2: (6.0, 8.0)}.items():
+        utterance = UtteranceAudio(
+            "customer", utterance_id, start_s, end_s, np.zeros(0, np.float32), True, 3.0
+        )
+        session._publish(PipelineOutput(utterances=[utterance]))
+    try:
+        recognizer.answer(2, said[2])  # the shorter, later one comes back first
+        await asyncio.sleep(0)
+        recognizer.answer(1, said[1])
+        while session._outstanding:
+            await asyncio.gather(*session._outstanding)
+    finally:
+        judge.close()
+    frustrated = [f for f in session.pipeline.findings if f.kind == "customer_frustration"]
+    assert [f.details["utterance_id"] for f in frustrated] == [1, 2]
+    assert frustrated[0].details["quote"] in said[1]
+    events = [json.loads(await agent.get()) for _ in range(agent.pending())]
+    nudges = [e for e in events if e["type"] == "nudge" and e["kind"] == "customer_frustration"]
+    assert [n["media_time_s"] for n in nudges] == [5.0]  # the second is within the cooldown
 
 
 def _final(words: list[tuple[str, float]], final: bool = True) -> Transcript:

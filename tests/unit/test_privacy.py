@@ -93,6 +93,29 @@ def test_corrections_are_not_judged_again_and_partials_are_not_corrected(vad_mod
     assert pipeline.transcripts == out.transcripts
 
 
+def test_a_final_corrected_while_it_waits_for_an_earlier_one_is_released_fixed(vad_model):
+    """The recognizer answered finals 1 and 2 before 0; final 2 shows 1 ended with part of
+    a card number. When 0 comes back, 1 reaches the detectors (and the text models, which
+    judge what is released) with its fixed text, never the digits."""
+    spec = CallSpec("fix-4", "a-1", 8000, "pcm16", ("customer", "agent"))
+    pipeline = CallPipeline(Settings(), vad_model, spec, asr=True, text=True)
+    said = {
+        0: (1.0, "Hello."),
+        1: (3.0, "This is ridiculous and mine begins with 41"),
+        2: (8.0, "11 11 11 11"),
+    }
+    for uid, (start, _) in said.items():
+        pipeline.expect_final(
+            UtteranceAudio("customer", uid, start, start + 1.0, np.zeros(1, np.float32), True, 1.0)
+        )
+    waiting = [_said(pipeline, "customer", uid, *said[uid]) for uid in (1, 2)]
+    assert [out.released for out in waiting] == [[], []]
+    released = _said(pipeline, "customer", 0, *said[0]).released
+    assert [t.utterance_id for t in released] == [0, 1, 2]
+    assert released[1].text == "This is ridiculous and mine begins with [number]"
+    assert released[1].corrected and "41" not in released[1].model_dump_json()
+
+
 # -- the store -----------------------------------------------------------------------------
 
 
