@@ -251,3 +251,16 @@ async def test_a_recording_sent_unpaced_loses_nothing(server_factory):
     assert running.service.metrics.audio_dropped_seconds.get() == 0
     assert running.service.metrics.audio_seconds.get() == pytest.approx(50.0, abs=0.05)
     assert_nudges_match(result, truth(call))
+
+
+@pytest.mark.parametrize("live", [True, False])
+async def test_a_recordings_keepalive_pings_are_not_timed_out(server, live: bool):
+    """A recording's reads pause while the call catches up, so its pong can wait behind
+    buffered audio: the server stops timing out its pings (a live line keeps websockets'
+    default)."""
+    async with connect(f"{server.ws}/v1/calls") as ws:
+        await ws.send(json.dumps(start_message(f"keepalive-{live}", live=live)))
+        assert json.loads(await ws.recv())["type"] == "started"
+        (connection,) = server.server._server.connections  # type: ignore[union-attr]
+        assert (connection.ping_timeout is None) is (not live)
+        assert connection.ping_interval is not None  # pings still keep the socket open
