@@ -442,9 +442,6 @@ class CallPipeline:
         if index is None:
             return  # not one of this leg's finals
         old = self.transcripts[index]
-        speech_s = None
-        if (waiting := self._arrived.get((old.channel, old.utterance_id))) is not None:
-            speech_s = waiting[1]  # not handed to the detectors yet: they get the fixed text
         if len(correction.words) == len(old.words):
             words = [
                 w.model_copy(update={"word": new})
@@ -454,8 +451,10 @@ class CallPipeline:
             words = [w.model_copy(update={"word": redact_word(w.word)}) for w in old.words]
         fixed = old.model_copy(update={"text": correction.text, "words": words, "corrected": True})
         self.transcripts[index] = fixed
-        if speech_s is not None:
-            self._arrived[(fixed.channel, fixed.utterance_id)] = (fixed, speech_s)
+        key = (fixed.channel, fixed.utterance_id)
+        if (waiting := self._arrived.get(key)) is not None:
+            # not handed to the detectors yet: they (and the text models) get the fixed text
+            self._arrived[key] = (fixed, waiting[1])
         out.transcripts.append(fixed)
         moments = self._frustration.moments
         for i, moment in enumerate(moments):
