@@ -13,7 +13,7 @@ channel divided by the line rate; the VAD model comes in as a ``VadScorer``.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +59,8 @@ class PipelineOutput:
     transcripts: list[Transcript] = field(default_factory=list)  # corrected ones too
     state_changed: bool = False  # who speaks / hold / whole media second changed
     corrected_nudges: list[Nudge] = field(default_factory=list)  # their quote was corrected
-    # finals handed to the detectors, each channel's in the order they were cut: the ones
-    # the text models judge, so a channel's verdicts come in that order too
+    # finals handed to the detectors, in the order they were cut on both channels: the
+    # ones the text models judge, so the call's verdicts come in that order too
     released: list[Transcript] = field(default_factory=list)
 
 
@@ -177,9 +177,9 @@ class CallPipeline:
         self.findings: list[Finding] = []
         self.transcripts: list[Transcript] = []  # finals, in arrival order
         self._finalized: dict[str, int] = {}  # channel -> last final utterance id
-        # Finals in cutting order per channel (utterance ids), and the ones that came back
-        # (None: shed or failed) but wait for an earlier one: see expect_final.
-        self._awaiting: defaultdict[str, deque[int]] = defaultdict(deque)
+        # Finals in cutting order across the channels (channel, utterance id), and the ones
+        # that came back (None: shed or failed) but wait for an earlier one: see expect_final.
+        self._awaiting: deque[tuple[str, int]] = deque()
         self._arrived: dict[tuple[str, int], tuple[Transcript, float] | None] = {}
         self._redact = settings.redaction.enabled
         self._redactors = SpokenNumberRedactor.for_call(spec.channels)  # role -> redactor
@@ -387,33 +387,33 @@ class CallPipeline:
         self._finalized[channel] = max(finalized, utterance.utterance_id)
         self.transcripts.append(transcript)
         self._arrived[(channel, utterance.utterance_id)] = (transcript, utterance.speech_s)
-        self._release_finals(channel, out)
+        self._release_finals(out)
         return out
 
     def expect_final(self, utterance: UtteranceAudio) -> None:
-        """A final was sent to the recognizer: finals reach the detectors' ``on_final`` in
-        the order they were cut, whatever order the recognizer's workers answer in (pace
-        must not depend on which worker was faster)."""
-        self._awaiting[utterance.channel].append(utterance.utterance_id)
+        """A final was sent to the recognizer: finals reach the detectors' ``on_final`` (and
+        the text models, ``PipelineOutput.released``) in the order they were cut, on both
+        channels, whatever order the recognizer's workers answer in. Pace must not depend
+        on which worker was faster, and a sentence is judged with the other speaker's turn
+        before it (``assist.text.context``) and after any acknowledgement before it."""
+        self._awaiting.append((utterance.channel, utterance.utterance_id))
 
     def on_transcript_lost(self, utterance: UtteranceAudio) -> PipelineOutput:
         """The recognizer shed or failed this utterance: the finals after it go on."""
         out = PipelineOutput()
         if utterance.final:
             self._arrived[(utterance.channel, utterance.utterance_id)] = None
-            self._release_finals(utterance.channel, out)
+            self._release_finals(out)
         return out
 
-    def _release_finals(self, channel: str, out: PipelineOutput) -> None:
+    def _release_finals(self, out: PipelineOutput) -> None:
         """Hand the detectors every final that is next in cutting order and has come back.
         Finals nobody announced with ``expect_final`` (direct use, tests) go at once."""
-        waiting = self._awaiting[channel]
-        if not waiting:
-            for key in [k for k in self._arrived if k[0] == channel]:
-                self._final_to_detectors(self._arrived.pop(key), out)
-            return
-        while waiting and (channel, waiting[0]) in self._arrived:
-            self._final_to_detectors(self._arrived.pop((channel, waiting.popleft())), out)
+        waiting = self._awaiting
+        for key in [k for k in self._arrived if k not in waiting]:
+            self._final_to_detectors(self._arrived.pop(key), out)
+        while waiting and waiting[0] in self._arrived:
+            self._final_to_detectors(self._arrived.pop(waiting.popleft()), out)
 
     def _final_to_detectors(
         self, arrived: tuple[Transcript, float] | None, out: PipelineOutput

@@ -388,10 +388,11 @@ class CallSession:
                     transcript.utterance_id,
                     transcript.text,
                 )
-        # Judged as handed to the detectors, not as the recognizer answers: a channel's
+        # Judged as handed to the detectors, not as the recognizer answers: the call's
         # verdicts then come in the order its finals were cut (one text worker, first in
-        # first out), so a cue quotes the first of two frustrated sentences whichever
-        # recognizer worker finished first (an unpaced recording answers out of order).
+        # first out), so a cue quotes the first of two frustrated sentences, and a
+        # complaint follows the agent's apology before it, whichever recognizer worker
+        # finished first (an unpaced recording answers out of order).
         for transcript in output.released:
             if self.pipeline.judgeable(transcript):
                 self._judge(transcript)

@@ -189,26 +189,27 @@ class _ScriptedRecognizer:
     """Stands in for the ASR pool where a test decides when each utterance comes back."""
 
     def __init__(self) -> None:
-        self.asked: dict[int, asyncio.Future[AsrResult]] = {}
+        self.asked: dict[tuple[str, int], asyncio.Future[AsrResult]] = {}
 
     def submit(
         self, call_id: str, utterance: UtteranceAudio, live: bool = True
     ) -> asyncio.Future[AsrResult]:
-        self.asked[utterance.utterance_id] = asyncio.get_running_loop().create_future()
-        return self.asked[utterance.utterance_id]
+        future = asyncio.get_running_loop().create_future()
+        self.asked[(utterance.channel, utterance.utterance_id)] = future
+        return future
 
-    def answer(self, utterance_id: int, text: str) -> None:
+    def answer(self, channel: str, utterance_id: int, text: str) -> None:
         words = text.split()
         said = [Word(f" {w}", 0.3 * i, 0.3 * (i + 1), 0.9) for i, w in enumerate(words)]
-        self.asked[utterance_id].set_result(AsrResult("ok", Recognized(text, said)))
+        self.asked[(channel, utterance_id)].set_result(AsrResult("ok", Recognized(text, said)))
 
 
-async def test_a_channels_finals_are_judged_in_the_order_they_were_cut(
-    vad_model, manual_clock
-) -> None:
-    """Two recognizer workers may answer a channel's finals out of order (an unpaced
-    recording always can): the text models still judge them in cutting order, so the
-    frustration cue goes to the first complaint and quotes it."""
+async def _answered_out_of_order(
+    vad_model, clock, cut: list[tuple[str, int, float, float]], said: dict[int, str]
+) -> tuple[CallSession, list[dict]]:
+    """A recording's call whose finals ``cut`` (channel, utterance id, start, end in media
+    s) are sent to a scripted recognizer in that order and answered in reverse, each
+    with ``said[utterance id]``; returns the session and the events its agent got."""
     spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"), live=False)
     recognizer = _ScriptedRecognizer()
     judge = LiveTextJudge(TextClassifier())
@@ -220,33 +221,62 @@ async def test_a_channels_finals_are_judged_in_the_order_they_were_cut(
         vad_model,
         hub,
         ServiceMetrics(),
-        manual_clock,
+        clock,
         asr_pool=recognizer,  # type: ignore[arg-type]
         text_judge=judge,
     )
-    said = {
-        1: "This is ridiculous, you charged me twice and nobody fixed it.",
-        2: "I am so fed up with this company.",
-    }
-    for utterance_id, (start_s, end_s) in {1: (1.0, 5.0), 2: (6.0, 8.0)}.items():
+    for channel, utterance_id, start_s, end_s in cut:
         utterance = UtteranceAudio(
-            "customer", utterance_id, start_s, end_s, np.zeros(0, np.float32), True, 3.0
+            channel, utterance_id, start_s, end_s, np.zeros(0, np.float32), True, end_s - start_s
         )
         session._publish(PipelineOutput(utterances=[utterance]))
     try:
-        recognizer.answer(2, said[2])  # the shorter, later one comes back first
-        await asyncio.sleep(0)
-        recognizer.answer(1, said[1])
+        for channel, utterance_id, _, _ in reversed(cut):  # the later ones come back first
+            recognizer.answer(channel, utterance_id, said[utterance_id])
+            await asyncio.sleep(0)
         while session._outstanding:
             await asyncio.gather(*session._outstanding)
     finally:
         judge.close()
+    return session, [json.loads(await agent.get()) for _ in range(agent.pending())]
+
+
+async def test_a_channels_finals_are_judged_in_the_order_they_were_cut(
+    vad_model, manual_clock
+) -> None:
+    """Two recognizer workers may answer a channel's finals out of order (an unpaced
+    recording always can): the text models still judge them in cutting order, so the
+    frustration cue goes to the first complaint and quotes it."""
+    said = {
+        1: "This is ridiculous, you charged me twice and nobody fixed it.",
+        2: "I am so fed up with this company.",
+    }
+    cut = [("customer", 1, 1.0, 5.0), ("customer", 2, 6.0, 8.0)]
+    session, events = await _answered_out_of_order(vad_model, manual_clock, cut, said)
     frustrated = [f for f in session.pipeline.findings if f.kind == "customer_frustration"]
     assert [f.details["utterance_id"] for f in frustrated] == [1, 2]
     assert frustrated[0].details["quote"] in said[1]
-    events = [json.loads(await agent.get()) for _ in range(agent.pending())]
     nudges = [e for e in events if e["type"] == "nudge" and e["kind"] == "customer_frustration"]
     assert [n["media_time_s"] for n in nudges] == [5.0]  # the second is within the cooldown
+
+
+async def test_finals_are_judged_in_cutting_order_across_the_channels(
+    vad_model, manual_clock
+) -> None:
+    """The customer's complaint comes back before the agent's apology cut just before it:
+    it is still judged after the apology, so it counts as acknowledged (no nudge), as it
+    would have live. Judged as the recognizer answered, it was nudged unacknowledged."""
+    said = {
+        1: "I am so sorry about that, I completely understand how frustrating this is.",
+        2: "This is ridiculous, you charged me twice and nobody fixed it.",
+    }
+    cut = [("agent", 1, 1.0, 4.0), ("customer", 2, 5.0, 8.0)]
+    session, events = await _answered_out_of_order(vad_model, manual_clock, cut, said)
+    assert [t.channel for t in session.pipeline.transcripts] == ["customer", "agent"]
+    moments = [(m.kind, m.acknowledged) for m in session.pipeline._frustration.moments]
+    assert moments == [("empathy", False), ("customer_frustration", True)]
+    assert not [f for f in session.pipeline.findings if f.kind == "customer_frustration"]
+    assert not [e for e in events if e["type"] == "nudge"]
 
 
 def _final(words: list[tuple[str, float]], final: bool = True) -> Transcript:
