@@ -209,7 +209,8 @@ async def _answered_out_of_order(
 ) -> tuple[CallSession, list[dict]]:
     """A recording's call whose finals ``cut`` (channel, utterance id, start, end in media
     s) are sent to a scripted recognizer in that order and answered in reverse, each
-    with ``said[utterance id]``; returns the session and the events its agent got."""
+    with ``said[utterance id]`` and all that follows from it (text verdicts) settled
+    before the next; returns the session and the events its agent got."""
     spec = CallSpec("s-1", "agent-1", 8000, "pcm16", ("customer", "agent"), live=False)
     recognizer = _ScriptedRecognizer()
     judge = LiveTextJudge(TextClassifier())
@@ -233,9 +234,9 @@ async def _answered_out_of_order(
     try:
         for channel, utterance_id, _, _ in reversed(cut):  # the later ones come back first
             recognizer.answer(channel, utterance_id, said[utterance_id])
-            await asyncio.sleep(0)
-        while session._outstanding:
-            await asyncio.gather(*session._outstanding)
+            unanswered = {f for f in recognizer.asked.values() if not f.done()}
+            while settling := session._outstanding - unanswered:
+                await asyncio.gather(*settling)
     finally:
         judge.close()
     return session, [json.loads(await agent.get()) for _ in range(agent.pending())]
@@ -260,21 +261,33 @@ async def test_a_channels_finals_are_judged_in_the_order_they_were_cut(
     assert [n["media_time_s"] for n in nudges] == [5.0]  # the second is within the cooldown
 
 
+@pytest.mark.parametrize(
+    ("agent_said", "customer_said", "moments"),
+    [
+        (  # an apology: the complaint after it counts as acknowledged
+            "I am so sorry about that, I completely understand how frustrating this is.",
+            "This is ridiculous, you charged me twice and nobody fixed it.",
+            [("empathy", False), ("customer_frustration", True)],
+        ),
+        (  # an offer of more help: the closing answer is courtesy (alone it scores 0.59)
+            "Is there anything else I can help you with today?",
+            "No. That is all.",
+            [],
+        ),
+    ],
+)
 async def test_finals_are_judged_in_cutting_order_across_the_channels(
-    vad_model, manual_clock
+    vad_model, manual_clock, agent_said: str, customer_said: str, moments: list
 ) -> None:
-    """The customer's complaint comes back before the agent's apology cut just before it:
-    it is still judged after the apology, so it counts as acknowledged (no nudge), as it
-    would have live. Judged as the recognizer answered, it was nudged unacknowledged."""
-    said = {
-        1: "I am so sorry about that, I completely understand how frustrating this is.",
-        2: "This is ridiculous, you charged me twice and nobody fixed it.",
-    }
+    """The customer's answer comes back before the agent's turn cut just before it: it is
+    still judged after it and with it as context, as it would have been live, so no
+    frustration nudge. Judged as the recognizer answered, both were nudged."""
+    said = {1: agent_said, 2: customer_said}
     cut = [("agent", 1, 1.0, 4.0), ("customer", 2, 5.0, 8.0)]
     session, events = await _answered_out_of_order(vad_model, manual_clock, cut, said)
     assert [t.channel for t in session.pipeline.transcripts] == ["customer", "agent"]
-    moments = [(m.kind, m.acknowledged) for m in session.pipeline._frustration.moments]
-    assert moments == [("empathy", False), ("customer_frustration", True)]
+    noted = [(m.kind, m.acknowledged) for m in session.pipeline._frustration.moments]
+    assert noted == moments
     assert not [f for f in session.pipeline.findings if f.kind == "customer_frustration"]
     assert not [e for e in events if e["type"] == "nudge"]
 
