@@ -295,7 +295,13 @@ class CallSession:
                 return
             if utterance.final:
                 self._metrics.asr_final_seconds.observe(self._clock() - submitted)
-            self._publish(self.pipeline.on_transcript(utterance, result.recognized))
+            try:
+                output = self.pipeline.on_transcript(utterance, result.recognized)
+            except Exception:
+                # the finals cut after it (on both channels) must not wait for it forever
+                self._publish(self.pipeline.on_transcript_lost(utterance))
+                raise  # logged by _follow
+            self._publish(output)
 
         future = self._asr.submit(self.spec.call_id, utterance, live=self.spec.live)
 

@@ -292,6 +292,27 @@ async def test_finals_are_judged_in_cutting_order_across_the_channels(
     assert not [e for e in events if e["type"] == "nudge"]
 
 
+async def test_a_final_whose_handling_fails_holds_back_no_later_final(
+    vad_model, manual_clock, monkeypatch
+) -> None:
+    """Handling the agent's final raises (a fault of ours, logged): the customer's final
+    cut after it is still judged, and its complaint nudged."""
+    on_transcript = CallPipeline.on_transcript
+
+    def fails_for_the_agent(pipeline, utterance, recognized):
+        if utterance.channel == "agent":
+            raise RuntimeError("a fault while handling a transcript")
+        return on_transcript(pipeline, utterance, recognized)
+
+    monkeypatch.setattr(CallPipeline, "on_transcript", fails_for_the_agent)
+    said = {1: "Let me check that for you.", 2: "This is ridiculous, I am so fed up."}
+    cut = [("agent", 1, 1.0, 4.0), ("customer", 2, 5.0, 8.0)]
+    session, events = await _answered_out_of_order(vad_model, manual_clock, cut, said)
+    assert [t.channel for t in session.pipeline.transcripts] == ["customer"]
+    nudges = [e for e in events if e["type"] == "nudge"]
+    assert [n["kind"] for n in nudges] == ["customer_frustration"]
+
+
 def _final(words: list[tuple[str, float]], final: bool = True) -> Transcript:
     return Transcript(
         call_id="s-1",
