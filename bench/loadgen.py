@@ -236,9 +236,9 @@ async def stream_calls(jobs: list[Coroutine[Any, Any, StreamedCall]]) -> list[St
 
 def match(
     nudges: list[tuple[dict[str, Any], float]], truth: list[Truth]
-) -> tuple[dict[str, list[float]], dict[str, int], dict[str, int]]:
+) -> tuple[dict[str, list[float]], dict[str, int], dict[str, list[dict[str, Any]]]]:
     """Pair each scripted moment with the nearest unused nudge of its kind within its
-    window: (delays per kind in s, missed per kind, false nudges per kind)."""
+    window: (delays per kind in s, missed per kind, the false nudges per kind)."""
     used: set[int] = set()
     delays: dict[str, list[float]] = {}
     missed: dict[str, int] = {}
@@ -258,27 +258,29 @@ def match(
         if not cue.optional:
             # arrival on the agent socket (s after the first frame) - the moment in audio
             delays.setdefault(cue.kind, []).append(nudges[best[1]][1] - cue.at_s)
-    false: dict[str, int] = {}
+    false: dict[str, list[dict[str, Any]]] = {}
     for i, (nudge, _) in enumerate(nudges):
         if i not in used:
-            false[nudge["kind"]] = false.get(nudge["kind"], 0) + 1
+            false.setdefault(nudge["kind"], []).append(nudge)
     return delays, missed, false
 
 
 def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
     """Per cue kind: delay percentiles, recall and false nudges per call-hour. A nudge sent
     again (``corrected``: the sentence it quoted was redacted further) replaces the first,
-    which alone is matched."""
+    which alone is matched. Each false nudge is listed (``false_nudges``: its call script,
+    media time and the evidence's measured value and explanation), so a run says what
+    fired, not only how often."""
     per_kind: dict[str, dict[str, Any]] = {}
     for streamed in calls:
         first_sent = [(e, t) for e, t in streamed.result.nudge_arrivals() if not e.get("corrected")]
         delays, missed, false = match(first_sent, streamed.truth)
         firm = {t.kind for t in streamed.truth if not t.optional}
         for kind in firm | set(delays) | set(false):
-            entry = per_kind.setdefault(kind, {"delays": [], "missed": 0, "false": 0})
+            entry = per_kind.setdefault(kind, {"delays": [], "missed": 0, "false": []})
             entry["delays"] += delays.get(kind, [])
             entry["missed"] += missed.get(kind, 0)
-            entry["false"] += false.get(kind, 0)
+            entry["false"] += [_false_nudge(streamed.name, n) for n in false.get(kind, [])]
     call_hours = sum(c.streamed_s for c in calls) / 3600
     cues = {}
     for kind, entry in sorted(per_kind.items()):
@@ -289,11 +291,22 @@ def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
             "expected": expected,
             # None: no moment of this kind was scripted (its nudges all count as false)
             "recall": round(found / expected, 4) if expected else None,
-            "false": entry["false"],
-            "false_per_hour": round(entry["false"] / call_hours, 2) if call_hours else None,
+            "false": len(entry["false"]),
+            "false_per_hour": round(len(entry["false"]) / call_hours, 2) if call_hours else None,
+            "false_nudges": entry["false"],
             "goal_p95_s": GOAL_S.get(kind),
         }
     return cues
+
+
+def _false_nudge(script: str, nudge: dict[str, Any]) -> dict[str, Any]:
+    evidence = nudge.get("evidence") or {}
+    return {
+        "script": script,
+        "media_time_s": nudge["media_time_s"],
+        "measured": evidence.get("measured"),
+        "explanation": evidence.get("explanation"),
+    }
 
 
 def transcript_delays(calls: list[StreamedCall]) -> list[float]:

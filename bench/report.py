@@ -120,6 +120,7 @@ def summary(results: dict[str, Any]) -> str:
                 f"{c['false_per_hour']:g} |"
             )
         lines.append("")
+        lines += false_nudge_lines(r)
 
     lines += [
         "## Transcripts, ASR queue, CPU and memory",
@@ -262,3 +263,17 @@ def _ramp_line(ramp_s: float, seconds: float) -> list[str]:
     else:
         text = "The call slots started together, 0.1 s apart (the same scripts in step)."
     return [text, ""]
+
+
+def false_nudge_lines(run: dict[str, Any]) -> list[str]:
+    """The run's false nudges, each with its call script, media time and evidence (runs
+    from before they were listed: nothing)."""
+    rows = [
+        f"| {kind} | {n['script']} | {n['media_time_s']:.2f} | {n['explanation']} |"
+        for kind, c in sorted(run["cues"].items(), key=lambda kc: _order(kc[0]))
+        for n in c.get("false_nudges", [])
+    ]
+    if not rows:
+        return []
+    header = ["False nudges:", "", "| cue | call script | media s | evidence |"]
+    return [*header, "| --- | --- | --- | --- |", *rows, ""]

@@ -21,6 +21,7 @@ from bench.loadgen import (
     transcript_delays,
     window_truth,
 )
+from bench.report import false_nudge_lines
 
 
 def test_without_a_ramp_the_slots_start_together_a_stagger_apart():
@@ -73,6 +74,21 @@ def test_a_corrected_nudge_is_neither_a_second_hit_nor_false():
     cue = stats["negative_phrasing"]
     assert cue["n"] == 1 and cue["false"] == 0 and cue["recall"] == 1.0
     assert cue["p95_s"] == pytest.approx(1.5)
+
+
+def test_a_false_nudge_is_listed_with_its_script_time_and_evidence():
+    evidence = {"measured": 0.71, "explanation": "The customer said: 'Thanks a lot.'"}
+    hit = {"type": "nudge", "kind": "customer_frustration", "media_time_s": 20.0}
+    stray = {**hit, "media_time_s": 50.0, "evidence": evidence}
+    stats = cue_stats([_call([(hit, 21.0), (stray, 51.0)], [Truth("customer_frustration", 20.0)])])
+    cue = stats["customer_frustration"]
+    assert cue["n"] == 1 and cue["false"] == 1
+    assert cue["false_nudges"] == [
+        {"script": "script", "media_time_s": 50.0, **evidence},
+    ]
+    assert "| customer_frustration | script | 50.00 | The customer said: 'Thanks a lot.' |" in (
+        false_nudge_lines({"cues": stats})
+    )
 
 
 def test_pace_truth_waits_for_min_turn_s_as_the_detector_does():
