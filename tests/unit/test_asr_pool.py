@@ -196,30 +196,26 @@ async def test_customer_backchannels_are_transcribed_only_when_nothing_waits(man
         pool.close()
 
 
-async def test_a_final_is_served_just_ahead_of_the_more_urgent_final_waiting_for_it(
-    manual_clock,
-):
+async def test_a_final_is_served_as_urgently_as_the_later_finals_of_its_call(manual_clock):
     """A call's finals are released in cutting order, so a final waits for every final of
-    its call cut before it: those are served just ahead of it. The customer's "Okay." cut
-    before the agent's sentence goes before another call's customer sentence, not after
-    every customer sentence waiting; another call's agent final queued before the agent's
-    sentence keeps its turn; the customer final cut after the agent's keeps its own rank,
-    and so does the partial."""
+    its call cut before it: those are served with its urgency. The customer's "Okay." cut
+    just before the agent's sentence goes before another call's customer sentence, not
+    after every customer sentence waiting; the customer final cut after the agent's keeps
+    its own rank, and so does the partial."""
     async with busy_pool(manual_clock, backchannel_max_s=1.0) as (rec, pool, blocker):
         futures = [
             pool.submit("d", utterance(1, "customer", uid=1, speech_s=2.0)),
             pool.submit("c", utterance(2, "customer", uid=1, speech_s=0.4)),  # "Okay."
-            pool.submit("e", utterance(3, "agent", uid=1, speech_s=2.0)),
-            pool.submit("c", utterance(4, "agent", uid=2, speech_s=2.0)),
-            pool.submit("c", utterance(5, "customer", uid=3, speech_s=2.0)),
-            pool.submit("c", utterance(6, "customer", final=False, uid=4)),
+            pool.submit("c", utterance(3, "agent", uid=2, speech_s=2.0)),
+            pool.submit("c", utterance(4, "customer", uid=3, speech_s=2.0)),
+            pool.submit("c", utterance(5, "customer", final=False, uid=4)),
         ]
-        for _ in range(7):
+        for _ in range(6):
             rec.release.release()
         results = await asyncio.gather(blocker, *futures)
-        assert [r.status for r in results] == ["ok"] * 7
-        # without the rule: [0, 3, 4, 1, 5, 2, 6] (the agent's text held for "Okay.")
-        assert [b[0] for b in rec.batches] == [0, 3, 2, 4, 1, 5, 6]
+        assert [r.status for r in results] == ["ok"] * 6
+        # without the inheritance: [0, 3, 1, 4, 2, 5] (the agent's text held for "Okay.")
+        assert [b[0] for b in rec.batches] == [0, 2, 3, 1, 4, 5]
 
 
 async def test_waiting_requests_are_shared_among_the_free_workers(manual_clock):
