@@ -2,11 +2,7 @@
 
 Order of service: agent finals, then customer finals, then customer backchannels (finals
 with less voiced speech than ``backchannel_max_s``: "Yeah.", "Okay."), then partials (each
-oldest first). One exception: a call's final is served with the urgency of the most
-urgent final of the same call queued after it. The pipeline hands a call's finals on in
-the order they were cut, so the later final's text waits for it anyway; an agent's
-final cut after the customer's "Okay." would otherwise wait for every customer final of
-every call. Bounded with named overflow rules, each counted
+oldest first). Bounded with named overflow rules, each counted
 (``assist_asr_shed_total{reason}``):
 
 * ``superseded``: a newer partial of the same utterance, or its final, replaced it;
@@ -93,7 +89,6 @@ class _Request:
     deliver: Callable[[AsrResult], None]
     live: bool = True  # False: a recording's, served after every live request
     done: bool = field(default=False)
-    urgency: int = 0  # the rank it is served with: set by _inherit_urgency before each sort
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -272,8 +267,7 @@ class AsrPool:
             limit = self._partial_stale_s if request.rank == PARTIAL else self._stale_s
             if request.live and now - request.enqueued > limit:
                 self._drop(request, "stale")
-        _inherit_urgency(self._pending)
-        self._pending.sort(key=lambda r: (not r.live, r.urgency, r.order))
+        self._pending.sort(key=lambda r: (not r.live, r.rank, r.order))
         free = max(self._workers_wanted - self._stepping, 1)
         share = -(-len(self._pending) // free)
         size = min(self._max_batch, share)
@@ -292,20 +286,6 @@ class AsrPool:
         if not request.done:
             request.done = True
             request.deliver(result)
-
-
-def _inherit_urgency(pending: list[_Request]) -> None:
-    """Set each request's ``urgency``: its own rank, or for a final the most urgent rank of
-    the finals of its call submitted after it (a call's finals are submitted in cutting
-    order, and its text is released in that order)."""
-    most_urgent_after: dict[str, int] = {}  # call -> lowest final rank seen so far
-    for request in sorted(pending, key=lambda r: r.order, reverse=True):
-        request.urgency = request.rank
-        if request.rank == PARTIAL:
-            continue  # partials are released at once, and never make a final wait
-        after = most_urgent_after.get(request.call_id, request.rank)
-        request.urgency = min(request.rank, after)
-        most_urgent_after[request.call_id] = request.urgency
 
 
 def _resolve(future: asyncio.Future[AsrResult], result: AsrResult) -> None:
