@@ -238,10 +238,11 @@ def match(
     nudges: list[tuple[dict[str, Any], float]], truth: list[Truth]
 ) -> tuple[dict[str, list[float]], dict[str, int], dict[str, list[dict[str, Any]]]]:
     """Pair each scripted moment with the nearest unused nudge of its kind within its
-    window: (delays per kind in s, missed per kind, the false nudges per kind)."""
+    window: (delays per kind in s, the missed moments per kind (media s), the false
+    nudges per kind)."""
     used: set[int] = set()
     delays: dict[str, list[float]] = {}
-    missed: dict[str, int] = {}
+    missed: dict[str, list[float]] = {}
     for cue in sorted(truth, key=lambda t: t.optional):  # firm moments pick first
         best: tuple[float, int] | None = None
         for i, (nudge, _) in enumerate(nudges):
@@ -252,7 +253,7 @@ def match(
                 best = (gap, i)
         if best is None:
             if not cue.optional:
-                missed[cue.kind] = missed.get(cue.kind, 0) + 1
+                missed.setdefault(cue.kind, []).append(cue.at_s)
             continue
         used.add(best[1])
         if not cue.optional:
@@ -269,23 +270,26 @@ def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
     """Per cue kind: delay percentiles, recall and false nudges per call-hour. A nudge sent
     again (``corrected``: the sentence it quoted was redacted further) replaces the first,
     which alone is matched. Each false nudge is listed (``false_nudges``: its call script,
-    media time and the evidence's measured value and explanation), so a run says what
-    fired, not only how often."""
+    media time and the evidence's measured value and explanation), and each missed moment
+    (``missed_moments``: its call script and media time), so a run says what went wrong,
+    not only how often."""
     per_kind: dict[str, dict[str, Any]] = {}
     for streamed in calls:
         first_sent = [(e, t) for e, t in streamed.result.nudge_arrivals() if not e.get("corrected")]
         delays, missed, false = match(first_sent, streamed.truth)
         firm = {t.kind for t in streamed.truth if not t.optional}
         for kind in firm | set(delays) | set(false):
-            entry = per_kind.setdefault(kind, {"delays": [], "missed": 0, "false": []})
+            entry = per_kind.setdefault(kind, {"delays": [], "missed": [], "false": []})
             entry["delays"] += delays.get(kind, [])
-            entry["missed"] += missed.get(kind, 0)
+            entry["missed"] += [
+                {"script": streamed.name, "media_time_s": at} for at in missed.get(kind, [])
+            ]
             entry["false"] += [_false_nudge(streamed.name, n) for n in false.get(kind, [])]
     call_hours = sum(c.streamed_s for c in calls) / 3600
     cues = {}
     for kind, entry in sorted(per_kind.items()):
         found = len(entry["delays"])
-        expected = found + entry["missed"]
+        expected = found + len(entry["missed"])
         cues[kind] = {
             **percentiles(entry["delays"]),
             "expected": expected,
@@ -294,6 +298,7 @@ def cue_stats(calls: list[StreamedCall]) -> dict[str, dict[str, Any]]:
             "false": len(entry["false"]),
             "false_per_hour": round(len(entry["false"]) / call_hours, 2) if call_hours else None,
             "false_nudges": entry["false"],
+            "missed_moments": entry["missed"],
             "goal_p95_s": GOAL_S.get(kind),
         }
     return cues

@@ -120,7 +120,7 @@ def summary(results: dict[str, Any]) -> str:
                 f"{c['false_per_hour']:g} |"
             )
         lines.append("")
-        lines += false_nudge_lines(r)
+        lines += cue_error_lines(r)
 
     lines += [
         "## Transcripts, ASR queue, CPU and memory",
@@ -265,15 +265,25 @@ def _ramp_line(ramp_s: float, seconds: float) -> list[str]:
     return [text, ""]
 
 
-def false_nudge_lines(run: dict[str, Any]) -> list[str]:
-    """The run's false nudges, each with its call script, media time and evidence (runs
-    from before they were listed: nothing)."""
-    rows = [
+def cue_error_lines(run: dict[str, Any]) -> list[str]:
+    """The run's false nudges (call script, media time, evidence) and missed moments (call
+    script, media time) as Markdown tables; runs from before they were listed: nothing."""
+    cues = sorted(run["cues"].items(), key=lambda kc: _order(kc[0]))
+    false = [
         f"| {kind} | {n['script']} | {n['media_time_s']:.2f} | {n['explanation']} |"
-        for kind, c in sorted(run["cues"].items(), key=lambda kc: _order(kc[0]))
+        for kind, c in cues
         for n in c.get("false_nudges", [])
     ]
-    if not rows:
-        return []
-    header = ["False nudges:", "", "| cue | call script | media s | evidence |"]
-    return [*header, "| --- | --- | --- | --- |", *rows, ""]
+    missed = [
+        f"| {kind} | {m['script']} | {m['media_time_s']:.2f} |"
+        for kind, c in cues
+        for m in c.get("missed_moments", [])
+    ]
+    lines = []
+    if false:
+        lines += ["False nudges:", "", "| cue | call script | media s | evidence |"]
+        lines += ["| --- | --- | --- | --- |", *false, ""]
+    if missed:
+        lines += ["Missed moments:", "", "| cue | call script | media s |"]
+        lines += ["| --- | --- | --- |", *missed, ""]
+    return lines

@@ -21,7 +21,7 @@ from bench.loadgen import (
     transcript_delays,
     window_truth,
 )
-from bench.report import false_nudge_lines
+from bench.report import cue_error_lines
 
 
 def test_without_a_ramp_the_slots_start_together_a_stagger_apart():
@@ -82,13 +82,23 @@ def test_a_false_nudge_is_listed_with_its_script_time_and_evidence():
     stray = {**hit, "media_time_s": 50.0, "evidence": evidence}
     stats = cue_stats([_call([(hit, 21.0), (stray, 51.0)], [Truth("customer_frustration", 20.0)])])
     cue = stats["customer_frustration"]
-    assert cue["n"] == 1 and cue["false"] == 1
+    assert cue["n"] == 1 and cue["false"] == 1 and cue["missed_moments"] == []
     assert cue["false_nudges"] == [
         {"script": "script", "media_time_s": 50.0, **evidence},
     ]
     assert "| customer_frustration | script | 50.00 | The customer said: 'Thanks a lot.' |" in (
-        false_nudge_lines({"cues": stats})
+        cue_error_lines({"cues": stats})
     )
+
+
+def test_a_missed_moment_is_listed_with_its_script_and_time():
+    nudge = {"type": "nudge", "kind": "negative_phrasing", "media_time_s": 20.0}
+    truth = [Truth("negative_phrasing", 20.0), Truth("negative_phrasing", 41.0)]
+    cue = cue_stats([_call([(nudge, 21.0)], truth)])["negative_phrasing"]
+    assert cue["recall"] == 0.5
+    assert cue["missed_moments"] == [{"script": "script", "media_time_s": 41.0}]
+    table = cue_error_lines({"cues": {"negative_phrasing": cue}})
+    assert "| negative_phrasing | script | 41.00 |" in table
 
 
 def test_pace_truth_waits_for_min_turn_s_as_the_detector_does():
