@@ -236,7 +236,7 @@ async def stream_calls(jobs: list[Coroutine[Any, Any, StreamedCall]]) -> list[St
 
 def match(
     nudges: list[tuple[dict[str, Any], float]], truth: list[Truth]
-) -> tuple[dict[str, list[float]], dict[str, int], dict[str, list[dict[str, Any]]]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[dict[str, Any]]]]:
     """Pair each scripted moment with the nearest unused nudge of its kind within its
     window: (delays per kind in s, the missed moments per kind (media s), the false
     nudges per kind)."""
