@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assist.config import CuesConfig, PaceConfig
+from assist.detectors.pace import speaking_rate
 from assist.replay import FRAME_S, ReplayResult, encode_frames, stream_call
 from assist.synth.render import RenderedCall, render
 from assist.synth.script import CallScript
@@ -58,9 +59,9 @@ def pace_truth(call: RenderedCall, cfg: PaceConfig) -> list[Truth]:
     """The pace rule on the script: agent utterances of ``min_utterance_s`` or more that
     ended in the last ``window_s``, scripted words over their turn time (audible time, plus
     the pauses of up to ``max_pause_s`` between two of them that no customer line falls
-    in), judged once there are ``min_words`` and ``min_turn_s`` of turn time. Rates within
-    ``PACE_MARGIN`` of the threshold are optional (Whisper's word count and the voice gate's
-    cut decide those)."""
+    in), judged by ``speaking_rate`` as the detector judges (``min_words``,
+    ``min_turn_s``). Rates within ``PACE_MARGIN`` of the threshold are optional (Whisper's
+    word count and the voice gate's cut decide those)."""
     out: list[Truth] = []
     window: list[tuple[int, float, float, float]] = []  # words, speech s, pause before, end s
     fast = False
@@ -78,12 +79,11 @@ def pace_truth(call: RenderedCall, cfg: PaceConfig) -> list[Truth]:
         previous_end = u.end_s
         window.append((len(u.text.split()), speech_s, pause if in_turn else 0.0, u.end_s))
         window = [w for w in window if w[3] >= u.end_s - cfg.window_s]
-        words = sum(w[0] for w in window)
         # the first line's pause leads from a line outside the window: not counted
         turn_s = sum(w[1] for w in window) + sum(w[2] for w in window[1:])
-        if words < cfg.min_words or turn_s < cfg.min_turn_s:
+        rate = speaking_rate(sum(w[0] for w in window), turn_s, cfg)  # words per minute
+        if rate is None:
             continue
-        rate = 60.0 * words / turn_s  # words per minute
         close = abs(rate / cfg.max_words_per_minute - 1.0) <= PACE_MARGIN
         if rate > cfg.max_words_per_minute and not fast:
             out.append(Truth("pace", u.end_s, optional=close))

@@ -46,6 +46,16 @@ class _Final:
 PAUSE_KEEP_S = 120.0
 
 
+def speaking_rate(words: int, turn_s: float, config: PaceConfig) -> float | None:
+    """Words per minute over ``turn_s`` seconds of turn time, or None while there is too
+    little to judge: fewer than ``min_words`` words or under ``min_turn_s`` seconds (over a
+    few seconds with no pause the speaking rate is the articulation rate). The one rule
+    the detector and the benchmark's truth (``bench/loadgen.pace_truth``) both apply."""
+    if words < config.min_words or turn_s < config.min_turn_s:
+        return None
+    return 60.0 * words / turn_s
+
+
 class PaceDetector(CueDetector):
     """The agent speaking faster than ``max_words_per_minute`` over the last ``window_s`` of
     turn time -> an ``info`` finding (``unit`` wpm), again only once the rate has dropped back.
@@ -108,12 +118,10 @@ class PaceDetector(CueDetector):
         while self._pauses and self._pauses[0][1] < self._finals[0].start_s:
             self._pauses.popleft()
         total_words = sum(f.words for f in self._finals)
-        if total_words < self._cfg.min_words:
-            return []
         turn_s = sum(f.speech_s for f in self._finals) + self._pauses_between()
-        if turn_s < self._cfg.min_turn_s:
+        rate = speaking_rate(total_words, turn_s, self._cfg)
+        if rate is None:
             return []
-        rate = 60.0 * total_words / turn_s
         self.max_rate = max(self.max_rate, rate)
         if rate <= self._cfg.max_words_per_minute:
             self._fast = False

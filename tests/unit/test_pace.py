@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assist.config import PaceConfig
-from assist.detectors.pace import PAUSE_KEEP_S, PaceDetector
+from assist.detectors.pace import PAUSE_KEEP_S, PaceDetector, speaking_rate
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,10 @@ def test_pauses_are_forgotten_without_finals_so_a_long_call_keeps_few():
         detector.on_tick(_tick(start, [(True, start)]))
         detector.on_tick(_tick(start + 4.0, [(False, start + 4.0)]))
     assert 20 < len(detector._pauses) <= (PaceConfig().window_s + PAUSE_KEEP_S) / 5 + 1
+
+
+def test_speaking_rate_needs_min_words_and_min_turn_s():
+    config = PaceConfig(min_words=30, min_turn_s=10.0)
+    assert speaking_rate(50, 10.0, config) == pytest.approx(300.0)  # words per minute
+    assert speaking_rate(29, 10.0, config) is None  # too few words
+    assert speaking_rate(50, 9.9, config) is None  # too short a turn: articulation rate
