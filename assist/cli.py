@@ -1,5 +1,5 @@
 """Command line: ``assist serve | replay | demo | synth | export | erase | report | assess |
-classify | train-text | schemas``."""
+classify | train-text | fine-tune-text | schemas``."""
 
 from __future__ import annotations
 
@@ -523,6 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    sub.add_parser(
+        "fine-tune-text",
+        help="fine-tune MiniLM's top layers for a text cue into models/tops/, for "
+        "train-text to use (needs torch: the finetune extra; see its --help)",
+        add_help=False,
+    )
     sub.add_parser("schemas", help="print the JSON Schemas of the wire messages")
     return parser
 
@@ -541,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
         from assist.text.train import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["fine-tune-text"]:  # so has the fine-tuner
+        from assist.text.fine_tune import main as fine_tune_main
+
+        return fine_tune_main(argv[1:])
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose or args.command == "serve")
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assist.text.encoder import EncoderUnavailable, SentenceEncoder
+from assist.text.encoder import EncoderUnavailable, SentenceEncoder, TokenStates
 from assist.text.second_opinion import JudgingHead
 from assist.text.sentences import pieces_of
 from assist.vocabulary import Role, TextScores
@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 SPEAKERS: tuple[Role, ...] = ("agent", "customer")
 # The heads ship inside the package (package data), so a wheel install finds them too.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-# Required. A head's second opinion (<task>.second.onnx, assist.text.second_opinion) is
-# used when it sits beside it; the packaged negative_phrasing and customer_frustration have one.
+# Required. A head's second opinion (<task>.second.onnx, assist.text.second_opinion) and
+# fine-tuned top (<task>.top.onnx, assist.text.top) are used when they sit beside it; the
+# packaged negative_phrasing and customer_frustration have a second opinion, negative
+# phrasing a top.
 HEAD_FILES = ("negative_phrasing.onnx", "customer_frustration.onnx", "empathy.onnx")
 
 
@@ -82,9 +84,9 @@ class TextClassifier:
         if speaker not in SPEAKERS:
             raise ValueError(f"speaker must be one of {SPEAKERS}, not {speaker!r}")
         texts = [t.strip() for t in texts]
-        features = self.encoder.encode(texts)
+        features, states = self.encoder.encode_with_states(texts)
         if speaker == "customer":
-            frustration, asked = self._flag_scores(self.frustration, texts, features)
+            frustration, asked = self._flag_scores(self.frustration, texts, features, states)
             return [
                 TextScores(
                     text,
@@ -96,9 +98,9 @@ class TextClassifier:
                 for text, score, second in zip(texts, frustration, asked, strict=True)
             ]
         phrasing, asked = self.negative_phrasing.probabilities(
-            texts, features, self.encoder.with_e5
+            texts, features, self.encoder.with_e5, states
         )
-        empathy, _ = self._flag_scores(self.empathy, texts, features)
+        empathy, _ = self._flag_scores(self.empathy, texts, features, states)
         labels = self.negative_phrasing.labels
         return [
             TextScores(
@@ -114,10 +116,10 @@ class TextClassifier:
         ]
 
     def _flag_scores(
-        self, head: JudgingHead, texts: Sequence[str], features: np.ndarray
+        self, head: JudgingHead, texts: Sequence[str], features: np.ndarray, states: TokenStates
     ) -> tuple[np.ndarray, np.ndarray]:
         """1 - P(nothing to flag) per text, and which texts the second head decided."""
-        probabilities, asked = head.probabilities(texts, features, self.encoder.with_e5)
+        probabilities, asked = head.probabilities(texts, features, self.encoder.with_e5, states)
         return 1.0 - probabilities[:, 0], asked
 
     def score_utterance(self, speaker: Role, text: str) -> TextScores:

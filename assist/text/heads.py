@@ -40,6 +40,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def move_threshold(probabilities: np.ndarray, source: float, target: float) -> np.ndarray:
+    """``probabilities`` [n, classes] (class 0: nothing to flag) with the flag score (1 -
+    P(class 0)) moved in logit space so that ``source`` lands on ``target``; the mix among
+    the flag classes kept. float64."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+
+    def logit(p: np.ndarray | float) -> np.ndarray:
+        q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+        return np.log(q / (1 - q))
+
+    flag = 1.0 - probabilities[:, 0]
+    moved = 1.0 / (1.0 + np.exp(-(logit(flag) - logit(source) + logit(target))))
+    rest = probabilities[:, 1:]
+    mix = rest / np.maximum(rest.sum(axis=1, keepdims=True), 1e-12)
+    out = np.empty_like(probabilities)
+    out[:, 0] = 1.0 - moved
+    out[:, 1:] = mix * moved[:, None]
+    return out
+
+
 class _SplitFeatures:
     """A feature matrix [n, dim] held for fast full-batch products: the columns with more
     than 5 % non-zeros (the sentence embeddings) as a dense float64 array, the rest (the

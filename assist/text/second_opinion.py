@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assist.text.heads import Head, HeadMismatch
+from assist.text.encoder import TokenStates
+from assist.text.heads import Head, HeadMismatch, move_threshold
+from assist.text.top import TOP_SUFFIX, FineTunedTop, TopMismatch, averaged
 
 # The first head's flag score (1 - P(nothing to flag)) in which the second head is asked,
 # inclusive. Chosen on the frustration sets: 0.1-0.95 and 0.2-0.9 gave the same held-out
@@ -43,11 +45,6 @@ def unsure(first: np.ndarray, band: tuple[float, float] = UNSURE_BAND) -> np.nda
     return (flag >= band[0]) & (flag <= band[1])
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(q / (1 - q))
-
-
 def merge(
     first: np.ndarray,
     second: np.ndarray,
@@ -59,16 +56,8 @@ def merge(
     from the second head's ``second`` [rows.sum(), classes], its flag score moved so that
     ``second_threshold`` maps onto ``first_threshold`` (module docstring). float64."""
     merged = np.array(first, dtype=np.float64)
-    if not rows.any():
-        return merged
-    second = np.asarray(second, dtype=np.float64)
-    flag = 1.0 - second[:, 0]
-    moved = 1.0 / (
-        1.0 + np.exp(-(_logit(flag) - _logit(second_threshold) + _logit(first_threshold)))
-    )
-    mix = second[:, 1:] / np.maximum(second[:, 1:].sum(axis=1, keepdims=True), 1e-12)
-    merged[rows, 0] = 1.0 - moved
-    merged[rows, 1:] = mix * moved[:, None]
+    if rows.any():
+        merged[rows] = move_threshold(second, second_threshold, first_threshold)
     return merged
 
 
@@ -98,9 +87,12 @@ def cascade(
 
 class JudgingHead:
     """A task's exported head, with its second opinion when ``<task>.second.onnx`` sits
-    beside ``<task>.onnx``. ``labels`` and ``threshold`` are the first head's. Raises
+    beside ``<task>.onnx`` and its fine-tuned top when ``<task>.top.onnx`` does
+    (``assist.text.top``). ``labels`` and ``threshold`` are the first head's. Raises
     ``HeadMismatch`` when the first head wants e5 features or the second doesn't, or their
-    labels differ (caught at start, not on a live call's first unsure sentence)."""
+    labels differ, and ``TopMismatch`` for a top on other input or labels, or without the
+    weight and threshold ``assist train-text`` gives it (caught at start, not on a live
+    call's first sentence)."""
 
     def __init__(self, folder: Path, task: str) -> None:
         self.first = Head(folder / f"{task}.onnx")
@@ -118,6 +110,15 @@ class JudgingHead:
         self.labels = self.first.labels
         self.threshold = self.first.threshold
         self.path = self.first.path
+        top_path = folder / f"{task}{TOP_SUFFIX}"
+        self.top = FineTunedTop(top_path) if top_path.is_file() else None
+        if self.top is not None and (
+            self.top.labels != self.labels or self.top.weight is None or self.top.threshold is None
+        ):
+            raise TopMismatch(
+                f"{top_path} is no top for {self.first.path} (it needs the same labels, a "
+                "weight and a threshold): rebuild them with assist train-text"
+            )
 
     def judge_alone(self) -> None:
         """Drop the second opinion (its encoder is not installed): the first head decides
@@ -129,18 +130,31 @@ class JudgingHead:
         texts: Sequence[str],
         features: np.ndarray,
         with_e5: Callable[[Sequence[str], np.ndarray], np.ndarray],
+        states: TokenStates | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities [n, classes] and which rows the second head decided (bool
-        [n]; ``cascade`` when there is a second opinion, else none)."""
+        [n]; ``cascade`` when there is a second opinion, else none), averaged with the
+        top's when there is one, which reads ``states`` (the texts' token states from
+        ``SentenceEncoder.encode_with_states``). Raises ``ValueError`` when a top has no
+        ``states``."""
         if self.second is None:
             probabilities = np.asarray(self.first.probabilities(features), dtype=np.float64)
-            return probabilities, np.zeros(len(probabilities), dtype=bool)
-        return cascade(
-            texts,
-            features,
-            self.first.probabilities,
-            self.second.probabilities,
-            with_e5,
-            self.first.threshold,
-            self.second.threshold,
-        )
+            asked = np.zeros(len(probabilities), dtype=bool)
+        else:
+            probabilities, asked = cascade(
+                texts,
+                features,
+                self.first.probabilities,
+                self.second.probabilities,
+                with_e5,
+                self.first.threshold,
+                self.second.threshold,
+            )
+        if self.top is None:
+            return probabilities, asked
+        if states is None:
+            raise ValueError(f"{self.top.path} reads token states: pass the texts' states")
+        top = self.top.probabilities(states)
+        weight, threshold = self.top.weight, self.top.threshold
+        assert weight is not None and threshold is not None  # checked in __init__
+        return averaged(probabilities, top, weight, threshold, self.threshold), asked

@@ -35,12 +35,21 @@ from assist.asr.wer import word_error_rate
 from assist.detectors.customer_frustration import acknowledges, frustrated_sentence
 from assist.detectors.negative_phrasing import decide_phrasing, decide_utterance, quote_span
 from assist.text.context import LINE_PROBLEM
-from assist.text.encoder import FEATURE_RECIPE, FEATURE_RECIPE_E5, SentenceEncoder
+from assist.text.encoder import FEATURE_RECIPE, FEATURE_RECIPE_E5, SentenceEncoder, pad_states
 from assist.text.feedback import read_extra
 from assist.text.heads import HeadFit, export_onnx, fit_softmax_regression, predict
 from assist.text.phrases import CATEGORIES
 from assist.text.second_opinion import SECOND_SUFFIX, UNSURE_BAND, JudgingHead, cascade
 from assist.text.sentences import pieces_of
+from assist.text.top import (
+    OOF_SUFFIX,
+    TOP_RECIPE,
+    TOP_SUFFIX,
+    FineTunedTop,
+    averaged,
+    lines_sha256,
+    write_with_average,
+)
 from assist.vocabulary import TextScores
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 FOLDS = 5
 CV_REPEATS = 5  # fold assignments pooled to choose a threshold, see best_threshold
+TOPS = ROOT / "models" / "tops"  # assist fine-tune-text's output (assist.text.fine_tune)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class Task:
     note: str = ""  # for the model card
     l2: float = 1e-4
     second_opinion: tuple[str, ...] | None = None  # more OWN_SOURCES for the second head
+    # The fine-tuned top's share of the average with the head (assist.text.top), or None:
+    # no top. A top is used only when ``assist fine-tune-text`` has written one for the
+    # same training lines.
+    top_weight: float | None = None
 
     @property
     def binary(self) -> bool:
@@ -90,6 +104,9 @@ TASKS = (
         # chosen by cross-validated F1 (1e-3 0.882, 3e-4 0.894, 1e-4 0.897, 3e-5 0.903, 1e-5 0.901)
         l2=3e-5,
         second_opinion=(),
+        # Cross-validated F1 of the head averaged with its fine-tuned top, on two fold
+        # assignments: w 0.25 0.9044 / 0.9034, w 0.4 0.9023 / 0.9074 (docs/text-models-log.md)
+        top_weight=0.4,
     ),
     Task(
         "customer_frustration",
@@ -599,7 +616,9 @@ def score_heldout(
     lines = read_lines(data / f"{task.name}.heldout.tsv")
 
     def probabilities_of(texts: list[str]) -> np.ndarray:
-        probabilities, _ = head.probabilities(texts, encoder.encode_many(texts), encoder.with_e5)
+        states = pad_states(encoder.token_states_many(texts))
+        features = encoder.encode_many(texts)
+        probabilities, _ = head.probabilities(texts, features, encoder.with_e5, states)
         return probabilities
 
     verdicts = judge_lines(task, lines, probabilities_of, head.threshold)
@@ -677,6 +696,7 @@ class TrainedHead:
     threshold: float
     cv: dict[str, float]
     dataset: Dataset
+    oofs: list[np.ndarray]  # out-of-fold probabilities [n, classes], per fold assignment
 
 
 def fit_head(task: Task, dataset: Dataset, features: np.ndarray) -> TrainedHead:
@@ -696,7 +716,75 @@ def fit_head(task: Task, dataset: Dataset, features: np.ndarray) -> TrainedHead:
     threshold = best_threshold(flagged_at, truth)
     cv = binary_metrics(flagged_at(threshold), truth)
     fit = fit_softmax_regression(features, labels, len(task.labels), task.l2)
-    return TrainedHead(fit, threshold, cv, dataset)
+    return TrainedHead(fit, threshold, cv, dataset, oofs)
+
+
+@dataclass
+class TrainedTop:
+    """A fine-tuned top accepted for a head: where it was read, its share of the average,
+    the average's threshold and cross-validated metrics on fold assignment 0 (the one the
+    top's out-of-fold predictions are for), and the head's alone on the same assignment."""
+
+    source: Path
+    weight: float
+    threshold: float
+    cv: dict[str, float]
+    head_cv: dict[str, float]
+
+
+def fit_top_average(task: Task, head: TrainedHead, tops: Path) -> TrainedTop | None:
+    """Accept ``tops/<task>.top.onnx`` (``assist fine-tune-text``) for ``head`` and choose
+    the threshold of their average (``task.top_weight``) on out-of-fold predictions:
+    ``tops/<task>.top-oof.npz`` averaged with the head's on the same fold assignment. None,
+    with a warning, when the task has no top weight, the files are missing, or they were
+    made for other lines or labels (the head then decides alone)."""
+    if task.top_weight is None:
+        return None
+    graph, oof_path = tops / f"{task.name}{TOP_SUFFIX}", tops / f"{task.name}{OOF_SUFFIX}"
+    if not (graph.is_file() and oof_path.is_file()):
+        log.warning(
+            "%s: no fine-tuned top in %s (assist fine-tune-text writes one): the head "
+            "decides alone",
+            task.name,
+            tops,
+        )
+        return None
+    top = FineTunedTop(graph)
+    with np.load(oof_path) as saved:
+        top_oof, oof_digest = saved["probabilities"], str(saved["lines_sha256"])
+    digest = lines_sha256(head.dataset)
+    head_oof = head.oofs[0]
+    if top.labels != list(task.labels) or {top.lines_sha256, oof_digest} != {digest}:
+        log.warning(
+            "%s: the fine-tuned top in %s was trained on other lines or labels than these "
+            "(rerun assist fine-tune-text with the same --extra): the head decides alone",
+            task.name,
+            tops,
+        )
+        return None
+    truth = np.array(head.dataset.labels) != 0
+    texts = head.dataset.texts
+
+    def cv_of(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
+        def flagged_at(threshold: float) -> np.ndarray:
+            return decide(task, texts, probabilities, threshold)
+
+        threshold = best_threshold(flagged_at, truth)
+        return threshold, binary_metrics(flagged_at(threshold), truth)
+
+    weight = task.top_weight
+    threshold, cv = cv_of((1.0 - weight) * head_oof + weight * top_oof)
+    _, head_cv = cv_of(head_oof)
+    log.info(
+        "%s: fine-tuned top at weight %.2f, threshold %.2f: cv F1 %.4f (the head alone on "
+        "the same folds %.4f)",
+        task.name,
+        weight,
+        threshold,
+        cv["f1"],
+        head_cv["f1"],
+    )
+    return TrainedTop(graph, weight, threshold, cv, head_cv)
 
 
 def _training_report(head: TrainedHead) -> dict[str, Any]:
@@ -737,13 +825,16 @@ def train_task(
     shared: Path,
     out: Path,
     extra: Path | None = None,
+    tops: Path | None = None,
 ) -> dict[str, Any]:
     """Train one head end to end (module docstring) from ``data`` (our TSVs) and ``shared``
     (public data sets), plus the head's lines of ``extra`` (reviewed agent feedback,
     ``assist.text.feedback``): writes ``<out>/<task>.onnx`` (and ``<task>.second.onnx``
     for a second opinion) and returns its report (threshold, sources, cross-validation and
     held-out metrics, probes, file hash and size), which becomes the metrics file and the
-    model card."""
+    model card. With ``tops`` (``assist fine-tune-text``'s folder) a task with a
+    ``top_weight`` also gets ``<task>.top.onnx`` when the top there fits its lines
+    (``fit_top_average``), and is evaluated averaged with it."""
     heldout_lines = read_lines(data / f"{task.name}.heldout.tsv")
     # the hard cases are labelled for the cues (negative phrasing, frustration)
     hard_lines = read_lines(data / f"{HARD_CASES}.heldout.tsv", task.speaker)
@@ -801,6 +892,40 @@ def train_task(
             **_file_report(second_path),
         }
 
+    top_path = out / f"{task.name}{TOP_SUFFIX}"
+    trained_top = fit_top_average(task, first, tops) if tops is not None else None
+    top_report: dict[str, Any] | None = None
+    if trained_top is None:
+        top_path.unlink(missing_ok=True)
+    else:
+        write_with_average(trained_top.source, top_path, trained_top.weight, trained_top.threshold)
+        shipped_top = FineTunedTop(top_path)
+        without_top = probabilities_of
+
+        def with_top(texts: list[str]) -> np.ndarray:
+            states = encoder.token_states_many(texts)
+            return averaged(
+                without_top(texts),
+                shipped_top.probabilities_of_states(states),
+                trained_top.weight,
+                trained_top.threshold,
+                threshold,
+            )
+
+        probabilities_of = with_top
+        top_report = {
+            "input": TOP_RECIPE,
+            "weight": trained_top.weight,
+            "threshold": trained_top.threshold,
+            "lines_sha256": shipped_top.lines_sha256,
+            "cross_validation": trained_top.cv,
+            "head_alone_cross_validation": trained_top.head_cv,
+            "without_top": _f1_summary(
+                task, threshold, data, heldout_lines, hard_lines, without_top
+            ),
+            **_file_report(top_path),
+        }
+
     asked[:] = [0, 0]  # count the held-out set's sentences only
     heldout = evaluate(task, threshold, heldout_lines, probabilities_of)
     if second_report is not None:
@@ -828,6 +953,7 @@ def train_task(
         "recognized": recognized,
         "probes": probes,
         **({"second_opinion": second_report} if second_report else {}),
+        **({"top": top_report} if top_report else {}),
         **_file_report(model_path),
     }
     log.info(
@@ -868,6 +994,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--extra", type=Path, help="more labelled lines (a reviewed `assist export --feedback`)"
     )
+    parser.add_argument(
+        "--tops",
+        type=Path,
+        default=TOPS,
+        help="assist fine-tune-text's output: the fine-tuned tops and their out-of-fold "
+        "predictions (default: models/tops)",
+    )
     args = parser.parse_args(argv)
     if missing := missing_training_modules():
         parser.error(
@@ -880,7 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
     for task in TASKS:
         if args.only and task.name not in args.only:
             continue
-        report = train_task(task, encoder, args.data, args.shared, args.out, args.extra)
+        report = train_task(task, encoder, args.data, args.shared, args.out, args.extra, args.tops)
         (args.out / f"{task.name}.metrics.json").write_text(json.dumps(report, indent=2) + "\n")
         (args.out / f"{task.name}.md").write_text(model_card(report, report["probes"]))
     return 0
@@ -997,6 +1130,7 @@ def model_card(report: dict[str, Any], probes: list[dict[str, Any]]) -> str:
         lines += [f"| {p['text']} | {p['score']:.2f} | {p['flagged']} |" for p in probes]
         lines.append("")
     lines += _second_opinion_section(report)
+    lines += _top_section(report)
     lines += _hard_case_section(report) + _recognizer_section(report)
     lines += [
         "## Limits",
@@ -1049,8 +1183,39 @@ def _second_opinion_section(report: dict[str, Any]) -> list[str]:
         "| set | F1, this head alone | F1 with the second opinion |",
         "| --- | --- | --- |",
     ]
-    together = _f1_of_report(report)
+    # with a fine-tuned top, the card's other numbers include it: compare without it here
+    together = report["top"]["without_top"] if report.get("top") else _f1_of_report(report)
     lines += [f"| {name} | {alone[name]:.3f} | **{together[name]:.3f}** |" for name in alone]
+    lines.append("")
+    return lines
+
+
+def _top_section(report: dict[str, Any]) -> list[str]:
+    """The card's section on the fine-tuned top (``assist.text.top``), if any."""
+    top = report.get("top")
+    if not top:
+        return []
+    cv, alone = top["cross_validation"], top["head_alone_cross_validation"]
+    without = top["without_top"]
+    lines = [
+        "## Fine-tuned top",
+        "",
+        f"MiniLM's last two layers fine-tuned for this task (`assist fine-tune-text`), "
+        f"`{report['task']}{TOP_SUFFIX}` ({top['bytes']:,} bytes, int8, sha256 `{top['sha256']}`),"
+        f" read the encoder's layer-4 token states; its probabilities are averaged with the "
+        f"heads' at weight {top['weight']:.2f}, and the average's threshold "
+        f"({top['threshold']:.2f}, chosen on out-of-fold predictions of one {FOLDS}-fold "
+        "assignment) is mapped onto this head's. Cross-validated on that assignment: F1 "
+        f"{alone['f1']:.3f} for the head alone, **{cv['f1']:.3f}** averaged with the top "
+        f"(precision {cv['precision']:.3f}, recall {cv['recall']:.3f}). Every held-out, "
+        "hard-case and recognizer-output metric in this card includes the top, as the service "
+        "runs it.",
+        "",
+        "| set | F1 without the top | F1 with the top |",
+        "| --- | --- | --- |",
+    ]
+    together = _f1_of_report(report)
+    lines += [f"| {name} | {without[name]:.3f} | **{together[name]:.3f}** |" for name in without]
     lines.append("")
     return lines
 

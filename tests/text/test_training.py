@@ -30,6 +30,7 @@ from assist.detectors.negative_phrasing import SENTENCE_ALONE, STRONG_SCORE
 from assist.text.classify import HEAD_FILES, TextClassifier
 from assist.text.heads import Head
 from assist.text.second_opinion import SECOND_SUFFIX, JudgingHead
+from assist.text.top import TOP_SUFFIX, FineTunedTop
 from assist.text.train import TASKS, Task, score_heldout
 
 pytestmark = pytest.mark.train
@@ -42,6 +43,7 @@ ONNX_FILES = (
     *HEAD_FILES,
     *(f"{task.name}{SECOND_SUFFIX}" for task in TASKS if task.second_opinion is not None),
 )
+TOP_FILES = tuple(f"{task.name}{TOP_SUFFIX}" for task in TASKS if task.top_weight is not None)
 
 # The threshold is the middle of the plateau of a 0.01 grid over cross-validated scores
 # (pooled over seeded fold assignments, F1 averaged over +-0.05): feature noise up to ~3e-4
@@ -79,7 +81,7 @@ def rebuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "held-out F1" in run.stderr  # progress is logged, head by head
     for head in HEADS:
         assert f"{head}: threshold" in run.stderr, head
-    assert sorted(path.name for path in out.glob("*.onnx")) == sorted(ONNX_FILES)
+    assert sorted(path.name for path in out.glob("*.onnx")) == sorted(ONNX_FILES + TOP_FILES)
     return out
 
 
@@ -124,6 +126,25 @@ def test_rebuilt_head_has_the_committed_labels_recipe_and_graph(rebuilt: Path, f
     assert metrics["sha256"] == hashlib.sha256(data).hexdigest()
     assert metrics["bytes"] == len(data)
     assert metrics["threshold"] == new.threshold
+
+
+@pytest.mark.parametrize("file", TOP_FILES)
+def test_rebuilt_top_is_the_committed_graph_with_its_weight_and_threshold(
+    rebuilt: Path, file: str
+) -> None:
+    """train-text ships models/tops' graph (no torch needed): the same graph and metadata
+    but the threshold, which is chosen again on the out-of-fold predictions."""
+    new, old = FineTunedTop(rebuilt / file), FineTunedTop(COMMITTED / file)
+    assert new.labels == old.labels and new.weight == old.weight
+    assert new.threshold is not None and old.threshold is not None
+    assert _close(new.threshold, old.threshold, THRESHOLD_TOL), (new.threshold, old.threshold)
+    new_model, old_model = onnx.load(rebuilt / file), onnx.load(COMMITTED / file)
+    assert _without_floats(new_model) == _without_floats(old_model)
+    assert new_model.graph == old_model.graph  # the weights too: the file is copied
+    metrics = _metrics(rebuilt, file.split(".")[0])["top"]
+    data = (rebuilt / file).read_bytes()
+    assert metrics["sha256"] == hashlib.sha256(data).hexdigest()
+    assert metrics["bytes"] == len(data) and metrics["threshold"] == new.threshold
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -179,6 +200,16 @@ def test_rebuilt_metrics_match_the_committed_ones(rebuilt: Path, head: str) -> N
         assert _close(*asked, METRIC_TOL), asked
         for name, f1 in old_second["first_head_alone"].items():
             assert _close(new_second["first_head_alone"][name], f1, SMALL_SET_TOL), name
+    assert ("top" in new) == ("top" in old)
+    if "top" in old:  # the same fine-tuned top (models/tops), its threshold chosen again
+        new_top, old_top = new["top"], old["top"]
+        for key in ("input", "weight", "lines_sha256"):
+            assert new_top[key] == old_top[key], key
+        assert _close(new_top["threshold"], old_top["threshold"], THRESHOLD_TOL)
+        for part in ("cross_validation", "head_alone_cross_validation"):
+            assert _close(new_top[part]["f1"], old_top[part]["f1"], METRIC_TOL), part
+        for name, f1 in old_top["without_top"].items():
+            assert _close(new_top["without_top"][name], f1, SMALL_SET_TOL), name
     assert [p["text"] for p in new["probes"]] == [p["text"] for p in old["probes"]]
     for probe, committed in zip(new["probes"], old["probes"], strict=True):
         # The issue's named cases all sit far from their thresholds.
