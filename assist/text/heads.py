@@ -175,15 +175,21 @@ def export_onnx(
     path.write_bytes(model.SerializeToString())
 
 
+def single_threaded_session(path: Path) -> tuple[ort.InferenceSession, dict[str, str]]:
+    """An onnxruntime CPU session of the graph at ``path`` on one thread (the service runs
+    many calls side by side) and the graph's metadata properties."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session, dict(session.get_modelmeta().custom_metadata_map)
+
+
 class Head:
     """A trained head loaded for inference."""
 
     def __init__(self, path: Path) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        meta = self._session.get_modelmeta().custom_metadata_map
+        self._session, meta = single_threaded_session(path)
         recipe = meta.get("features")
         if recipe not in (FEATURE_RECIPE, FEATURE_RECIPE_E5):
             raise HeadMismatch(

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 
 from assist.text.encoder import TOP_INPUT, TokenStates
-from assist.text.heads import move_threshold
+from assist.text.heads import move_threshold, single_threaded_session
 
 if TYPE_CHECKING:
     from assist.text.train import Dataset
@@ -78,11 +77,7 @@ class FineTunedTop:
     input than ``TOP_RECIPE``."""
 
     def __init__(self, path: Path) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        meta = self._session.get_modelmeta().custom_metadata_map
+        self._session, meta = single_threaded_session(path)
         if meta.get("input") != TOP_RECIPE:
             raise TopMismatch(
                 f"{path} reads {meta.get('input')!r}, this code gives {TOP_RECIPE!r}: "
