@@ -4,7 +4,8 @@ its probabilities join the head's.
 
 The top reads the token states of MiniLM's layer 4 (``encoder.TOP_INPUT``), which the
 encoder computes for the head's features anyway, so a sentence costs one more small graph
-(about 4.7 ms on one core, int8) and no second encoder run.
+(a median of 0.8 ms on one core, int8, next to the encoder's 5.2 ms; measured
+2026-12-05, docs/text-models-log.md) and no second encoder run.
 
 Averaging: ``(1 - weight) * head + weight * top``, where ``head`` is what the head decides
 with (its second opinion included). The average's own threshold (chosen by ``assist
