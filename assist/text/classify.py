@@ -34,8 +34,7 @@ SPEAKERS: tuple[Role, ...] = ("agent", "customer")
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 # Required. A head's second opinion (<task>.second.onnx, assist.text.second_opinion) and
 # fine-tuned top (<task>.top.onnx, assist.text.top) are used when they sit beside it; the
-# packaged negative_phrasing and customer_frustration have a second opinion, negative
-# phrasing a top.
+# packaged negative_phrasing and customer_frustration have both.
 HEAD_FILES = ("negative_phrasing.onnx", "customer_frustration.onnx", "empathy.onnx")
 
 

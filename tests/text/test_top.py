@@ -30,11 +30,20 @@ from assist.text.top import (
     averaged,
     lines_sha256,
 )
-from assist.text.train import TASKS, Dataset, TrainedHead, fit_top_average, read_tsv
+from assist.text.train import (
+    TASKS,
+    Dataset,
+    Task,
+    TrainedHead,
+    build_dataset,
+    fit_top_average,
+    read_tsv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "assist" / "models"
 DATA = ROOT / "models" / "data"
+SHARED = ROOT.parent / "shared" / "data"
 NEGATIVE = next(task for task in TASKS if task.name == "negative_phrasing")
 SENTENCES = [
     "I can't do that, it's our policy.",
@@ -188,17 +197,21 @@ def test_train_text_takes_a_top_only_for_the_lines_it_was_fine_tuned_on(
     assert "no fine-tuned top" in caplog.text
 
 
-def test_the_shipped_top_is_the_fine_tuned_one_for_todays_lines() -> None:
+@pytest.mark.parametrize("task", [t for t in TASKS if t.top_weight], ids=lambda t: t.name)
+def test_the_shipped_top_is_the_fine_tuned_one_for_todays_lines(task: Task) -> None:
     """``assist/models``' top is ``models/tops``' graph with its weight and threshold
-    added, and both were made for the lines negative phrasing trains on now."""
-    shipped = FineTunedTop(MODELS / f"negative_phrasing{TOP_SUFFIX}")
-    source = FineTunedTop(ROOT / "models" / "tops" / f"negative_phrasing{TOP_SUFFIX}")
+    added, and both were made for the lines the head trains on now."""
+    shipped = FineTunedTop(MODELS / f"{task.name}{TOP_SUFFIX}")
+    source = FineTunedTop(ROOT / "models" / "tops" / f"{task.name}{TOP_SUFFIX}")
     assert source.weight is None and shipped.lines_sha256 == source.lines_sha256
+    assert shipped.weight == task.top_weight and shipped.labels == list(task.labels)
     a, b = onnx.load(str(shipped.path)), onnx.load(str(source.path))
     assert a.graph == b.graph
-    with np.load(ROOT / "models" / "tops" / f"negative_phrasing{OOF_SUFFIX}") as saved:
+    with np.load(ROOT / "models" / "tops" / f"{task.name}{OOF_SUFFIX}") as saved:
         assert str(saved["lines_sha256"]) == source.lines_sha256
-    card = json.loads((MODELS / "negative_phrasing.metrics.json").read_text())
+    dataset = build_dataset(task, DATA, SHARED, None, task.own_extra)
+    assert lines_sha256(dataset) == source.lines_sha256
+    card = json.loads((MODELS / f"{task.name}.metrics.json").read_text())
     assert card["top"]["lines_sha256"] == shipped.lines_sha256
     assert card["top"]["weight"] == shipped.weight and card["top"]["threshold"] == shipped.threshold
 
