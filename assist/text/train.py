@@ -1,6 +1,7 @@
 """Rebuild the text heads in ``assist/models/`` from the labelled data, bit for bit.
 
     assist train-text [--data models/data] [--shared ../shared/data] [--out assist/models]
+                      [--tops models/tops] [--only NAME] [--extra FILE]
 
 For each head: gather its training texts (our labelled ``*.train.tsv``, plus Taskmaster-4
 assistant turns as ordinary agent talk for the agent heads), embed them, pick the decision
@@ -9,7 +10,10 @@ middle of the F1 curve's plateau, ``best_threshold``), fit on all of it, export
 ONNX, then score the held-out set (``*.heldout.tsv``, which no step above reads) and write
 the model card with those numbers. A task with a second opinion (``Task.second_opinion``,
 ``assist.text.second_opinion``) gets a second head the same way, on MiniLM and e5
-features, and is evaluated as the service runs it: the cascade of the two. Every step is
+features, and is evaluated as the service runs it: the cascade of the two. A task with a
+``top_weight`` takes the fine-tuned top ``assist fine-tune-text`` left in ``--tops`` when
+it was made for the same lines (``fit_top_average``; torch is not needed here), ships it
+beside the head and is evaluated averaged with it (``assist.text.top``). Every step is
 deterministic (sorted inputs, fixed subsampling, full-batch descent), so the same data
 gives the same bytes.
 """

@@ -80,8 +80,11 @@ async def test_not_right_feedback_is_exported_and_trained_on(tmp_path):
 
     out = tmp_path / "models"
     data = _small_sample(tmp_path / "data")
-    _assist("train-text", "--only", "customer_frustration", "--data", str(data),
-            "--extra", str(exported), "--out", str(out))  # fmt: skip
+    run = _assist("train-text", "--only", "customer_frustration", "--data", str(data),
+                  "--extra", str(exported), "--out", str(out))  # fmt: skip
     report = json.loads((out / "customer_frustration.metrics.json").read_text())
     assert report["training"]["sources"]["extra:feedback.tsv"] == 1
+    # the shipped fine-tuned top was trained on other lines: left out, and said so
+    assert "trained on other lines" in run.stderr and "top" not in report
+    assert not (out / "customer_frustration.top.onnx").exists()
     assert "reviewed agent feedback" in (out / "customer_frustration.md").read_text()
