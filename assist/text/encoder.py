@@ -76,6 +76,11 @@ class TokenStates(NamedTuple):
     states: np.ndarray
     mask: np.ndarray
 
+    def unpadded(self) -> list[np.ndarray]:
+        """Each text's states on its real tokens only ([tokens, EMBEDDING_DIM] views)."""
+        lengths = self.mask.sum(axis=1).astype(int)
+        return [row[:n] for row, n in zip(self.states, lengths, strict=True)]
+
 
 def pad_states(rows: Sequence[np.ndarray]) -> TokenStates:
     """Stack texts' token states (each [tokens, EMBEDDING_DIM]) zero-padded to the longest."""
@@ -268,8 +273,7 @@ class SentenceEncoder:
         out: list[np.ndarray] = []
         for start in range(0, len(texts), batch_size):
             _, states = self.hidden_states(texts[start : start + batch_size])
-            lengths = states.mask.sum(axis=1).astype(int)
-            out.extend(row[:n].copy() for row, n in zip(states.states, lengths, strict=True))
+            out.extend(row.copy() for row in states.unpadded())
         return out
 
     def encode_many(

@@ -58,17 +58,27 @@ def averaged(
     return move_threshold(mean, threshold, head_threshold)
 
 
-def write_with_average(source: Path, target: Path, weight: float, threshold: float) -> None:
-    """Copy the top graph ``source`` to ``target`` with ``weight`` and the average's
-    ``threshold`` added to its metadata (what ``JudgingHead`` needs to use it)."""
+def copy_with_metadata(source: Path, target: Path, changes: dict[str, str | None]) -> None:
+    """Copy the ONNX graph ``source`` to ``target`` with its metadata properties changed:
+    each key of ``changes`` set to its value, or removed where the value is None."""
     import onnx
 
     model = onnx.load(str(source))
     props = {p.key: p.value for p in model.metadata_props}
-    props.update({"weight": f"{weight:.4f}", "threshold": f"{threshold:.4f}"})
+    for key, value in changes.items():
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = value
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)
     target.write_bytes(model.SerializeToString())
+
+
+def write_with_average(source: Path, target: Path, weight: float, threshold: float) -> None:
+    """Copy the top graph ``source`` to ``target`` with ``weight`` and the average's
+    ``threshold`` added to its metadata (what ``JudgingHead`` needs to use it)."""
+    copy_with_metadata(source, target, {"weight": f"{weight:.4f}", "threshold": f"{threshold:.4f}"})
 
 
 class FineTunedTop:
@@ -95,10 +105,7 @@ class FineTunedTop:
         each text run alone on its real tokens: the int8 graph quantizes its activations
         with one scale per run, so a batch would let one text's score move with the
         others'."""
-        lengths = states.mask.sum(axis=1).astype(int)
-        return self.probabilities_of_states(
-            [row[:n] for row, n in zip(states.states, lengths, strict=True)]
-        )
+        return self.probabilities_of_states(states.unpadded())
 
     def probabilities_of_states(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         """Like ``probabilities`` for unpadded token states (each [tokens, EMBEDDING_DIM])."""

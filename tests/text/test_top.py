@@ -28,6 +28,7 @@ from assist.text.top import (
     FineTunedTop,
     TopMismatch,
     averaged,
+    copy_with_metadata,
     lines_sha256,
 )
 from assist.text.train import (
@@ -106,16 +107,8 @@ def _heads_with_a_top(folder: Path, **props: str | None) -> Path:
     ``props`` are changed (None: removed)."""
     for name in ("negative_phrasing.onnx", "negative_phrasing.second.onnx"):
         shutil.copy(MODELS / name, folder / name)
-    model = onnx.load(str(MODELS / f"negative_phrasing{TOP_SUFFIX}"))
-    meta = {p.key: p.value for p in model.metadata_props}
-    for key, value in props.items():
-        if value is None:
-            meta.pop(key, None)
-        else:
-            meta[key] = value
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, meta)
-    (folder / f"negative_phrasing{TOP_SUFFIX}").write_bytes(model.SerializeToString())
+    top = f"negative_phrasing{TOP_SUFFIX}"
+    copy_with_metadata(MODELS / top, folder / top, props)
     return folder
 
 
@@ -154,12 +147,9 @@ def _small_head(rows: list[tuple[str, str]]) -> TrainedHead:
 def _fine_tuned_for(folder: Path, head: TrainedHead, digest: str, top_flag: np.ndarray) -> None:
     """A fine-tuned top's two files as ``assist fine-tune-text`` writes them, for lines
     of hash ``digest``."""
-    model = onnx.load(str(MODELS / f"negative_phrasing{TOP_SUFFIX}"))
-    meta = {p.key: p.value for p in model.metadata_props if p.key not in ("weight", "threshold")}
-    meta["lines_sha256"] = digest
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, meta)
-    (folder / f"negative_phrasing{TOP_SUFFIX}").write_bytes(model.SerializeToString())
+    top = f"negative_phrasing{TOP_SUFFIX}"
+    changes = {"weight": None, "threshold": None, "lines_sha256": digest}
+    copy_with_metadata(MODELS / top, folder / top, changes)
     oof = np.zeros_like(head.oofs[0])
     oof[:, 0] = 1 - top_flag
     oof[:, 1] = top_flag
