@@ -3,20 +3,23 @@
 The heads (``assist.text.heads``) are linear on frozen sentence features. Here MiniLM's
 layers 5 and 6, started from the weights of the int8 package graph (dequantized), are
 trained with a small classifier on their output (mean ++ max over the tokens) from the
-token states of layer 4 (``encoder.TOP_INPUT``, which the encoder computes anyway).
+token states of layer 4 (``encoder.TOP_INPUT``, which the encoder computes anyway), on the
+head's training lines and what Whisper heard of them in Piper's and espeak-ng's voices
+(``Task.top_heard``: the head itself never trains on those copies).
 Shipped for negative phrasing and frustration (docs/text-models-log.md, "The fine-tuned
-tops"): averaged with the head, the held-out sets' mean F1 of six rose 0.905 -> 0.917 and
-0.889 -> 0.894.
+tops" and "... trained on recognizer copies too"): averaged with the head, the held-out
+sets' mean F1 of six rose 0.905 -> 0.921 and 0.889 -> 0.900.
 
-It needs torch (the ``finetune`` extra, several GB) and 5 to 8 minutes of two cores a
-cue (497 s for negative phrasing's 2,467 lines, 281 s for frustration's 1,697), which is
+It needs torch (the ``finetune`` extra, several GB) and 7 to 12 minutes of two cores a
+cue (673 s for negative phrasing's 2,467 lines and 1,713 recognizer copies, 421 s for
+frustration's 1,697 and 1,475; the same bytes on a rerun), which is
 why it is its own command and ``assist train-text`` never runs it. It writes, into
 ``--out`` (default ``models/tops/``):
 
 - ``<task>.top.onnx``: the trained top, int8 (dynamic quantization, about 3.6 MB),
   ``states [n, tokens, 384], mask [n, tokens] -> probabilities [n, classes]``, with its
   labels, input recipe and the hash of its training lines as metadata;
-- ``<task>.top-oof.npz``: its out-of-fold probabilities on the training lines (fold
+- ``<task>.top-oof.npz``: its out-of-fold probabilities on the head's lines (fold
   assignment 0 of ``train.fold_assignments``, each fold's top quantized as shipped) with
   the same hash.
 
@@ -280,6 +283,21 @@ def export_top(model: Any, path: Path, metadata: dict[str, str]) -> None:
     path.write_bytes(graph.SerializeToString())
 
 
+def top_training_lines(
+    task: train.Task, data: Path, shared: Path, extra: Path | None = None
+) -> tuple[train.Dataset, int, str]:
+    """The top's training lines: the head's (``train.build_dataset``), then what Whisper
+    heard of them (``task.top_heard``), each copy in its line's fold. Returns the dataset,
+    how many of its first rows are the head's lines (the saved out-of-fold rows) and their
+    hash (``top.lines_sha256``, which links the top to the head)."""
+    dataset = train.build_dataset(task, data, shared, extra, task.own_extra)
+    digest, written = lines_sha256(dataset), len(dataset.texts)
+    for source in task.top_heard:
+        dataset.add_heard(train.HEARD_SOURCES[source](data), task, source)
+    log.info("%s: %d lines, %d recognizer copies", task.name, written, len(dataset.texts) - written)
+    return dataset, written, digest
+
+
 def fine_tune_task(
     task: train.Task,
     encoder: SentenceEncoder,
@@ -291,12 +309,12 @@ def fine_tune_task(
     learning_rate: float = LEARNING_RATE,
 ) -> dict[str, Any]:
     """Out-of-fold probabilities (fold assignment 0, each fold's top quantized and run as
-    shipped), then the top trained on every line: writes ``<out>/<task>.top.onnx`` and
+    shipped; saved for the head's lines), then the top trained on every line and
+    recognizer copy (``top_training_lines``): writes ``<out>/<task>.top.onnx`` and
     ``<out>/<task>.top-oof.npz`` and returns a summary (lines, hash, seconds)."""
     started = time.monotonic()
-    dataset = train.build_dataset(task, data, shared, extra, task.own_extra)
+    dataset, written, digest = top_training_lines(task, data, shared, extra)
     labels = np.array(dataset.labels)
-    digest = lines_sha256(dataset)
     layers = load_layers()
     worst = check_layers(layers, encoder)
     log.info("%s: the layers reproduce the graph within %.2g", task.name, worst)
@@ -307,6 +325,7 @@ def fine_tune_task(
         "labels": json.dumps(list(task.labels)),
         "input": TOP_RECIPE,
         "lines_sha256": digest,
+        "recognizer_copies": json.dumps({s: dataset.sources[s] for s in task.top_heard}),
         "epochs": str(epochs),
         "learning_rate": f"{learning_rate:g}",
     }
@@ -336,7 +355,9 @@ def fine_tune_task(
             )
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        out / f"{task.name}{OOF_SUFFIX}", probabilities=oof, lines_sha256=np.array(digest)
+        out / f"{task.name}{OOF_SUFFIX}",
+        probabilities=oof[:written],
+        lines_sha256=np.array(digest),
     )
     every_line = np.arange(len(labels))
     model = fit_top(layers, states, labels, len(task.labels), every_line, epochs, learning_rate)

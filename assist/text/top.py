@@ -96,6 +96,8 @@ class FineTunedTop:
             )
         self.labels: list[str] = json.loads(meta["labels"])
         self.lines_sha256 = meta.get("lines_sha256", "")
+        # recognizer copies of the lines it also trained on, per source (Task.top_heard)
+        self.recognizer_copies: dict[str, int] = json.loads(meta.get("recognizer_copies", "{}"))
         self.weight = float(meta["weight"]) if "weight" in meta else None
         self.threshold = float(meta["threshold"]) if "threshold" in meta else None
         self.path = path

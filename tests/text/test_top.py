@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 
+from assist.text import fine_tune
 from assist.text.classify import TextClassifier
 from assist.text.encoder import SentenceEncoder, pad_states
 from assist.text.heads import move_threshold
@@ -38,6 +39,9 @@ from assist.text.train import (
     TrainedHead,
     build_dataset,
     fit_top_average,
+    fold_assignments,
+    normalized,
+    read_lines,
     read_tsv,
 )
 
@@ -206,6 +210,31 @@ def test_the_shipped_top_is_the_fine_tuned_one_for_todays_lines(task: Task) -> N
     assert card["top"]["weight"] == shipped.weight and card["top"]["threshold"] == shipped.threshold
 
 
+@pytest.mark.parametrize("task", [t for t in TASKS if t.top_heard], ids=lambda t: t.name)
+def test_the_top_also_trains_on_what_whisper_heard_of_the_heads_lines(task: Task) -> None:
+    """The top's lines are the head's (first, same hash), then recognizer copies of them:
+    each of a line with its label, in its line's fold, none a held-out text; the shipped
+    top was trained on the copies the task names."""
+    dataset, written, digest = fine_tune.top_training_lines(task, DATA, SHARED)
+    head = build_dataset(task, DATA, SHARED, None, task.own_extra)
+    assert dataset.texts[:written] == head.texts and digest == lines_sha256(head)
+    copy_of, labels = np.array(dataset.copy_of), np.array(dataset.labels)
+    assert (copy_of[:written] == -1).all() and (copy_of[written:] >= 0).all()
+    assert (copy_of[written:] < written).all()
+    assert (labels[written:] == labels[copy_of[written:]]).all()
+    assert all(dataset.sources[source] > 0 for source in task.top_heard)
+    heldout = read_lines(DATA / f"{task.name}.heldout.tsv") + read_lines(
+        DATA / "hard_cases.heldout.tsv"
+    )
+    assert not {normalized(t) for t in dataset.texts} & {normalized(x.text) for x in heldout}
+    folds = fold_assignments(labels, repeats=1, copy_of=copy_of)[0]
+    assert (folds[:written] == fold_assignments(labels[:written], repeats=1)[0]).all()
+    assert (folds[written:] == folds[copy_of[written:]]).all()
+    graph = onnx.load(str(ROOT / "models" / "tops" / f"{task.name}{TOP_SUFFIX}"))
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(meta["recognizer_copies"]) == {s: dataset.sources[s] for s in task.top_heard}
+
+
 def test_fine_tuning_without_torch_says_what_to_install() -> None:
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("torch is installed here: the message is for where it is not")
@@ -224,8 +253,6 @@ def test_the_exported_top_computes_what_torch_trained(tmp_path: Path) -> None:
     """Where torch is installed (the ``finetune`` extra): the dequantized layers reproduce
     the package graph, and the int8 export scores as the trained module does."""
     torch = pytest.importorskip("torch")
-    from assist.text import fine_tune
-
     classifier_encoder = SentenceEncoder(1)
     layers = fine_tune.load_layers()
     assert fine_tune.check_layers(layers, classifier_encoder) < fine_tune.REPRODUCE_TOL
