@@ -101,7 +101,8 @@ TASKS = (
         ("none", *CATEGORIES),
         "negative_phrasing",
         public=("taskmaster_agent",),
-        # what Whisper heard of the training lines was tried: see docs/text-models-log.md
+        # what Whisper heard of the training lines was tried as the head's lines: see
+        # docs/text-models-log.md (the top trains on it, top_heard below)
         own_extra=(
             "acknowledgements",
             "hard_cases_agent",
@@ -135,8 +136,8 @@ TASKS = (
         " them (Reddit venting isn't how customers talk on the phone), so neither is used."
         " What Whisper heard of the training lines (espeak-ng over a phone line) was tried"
         " too: held-out F1 fell to 0.879 while recognizer-output F1 rose about 2.4 points,"
-        " so it is not used. The second opinion (on MiniLM and e5 features) is trained on"
-        " the same lines.",
+        " so the heads do not train on it (the fine-tuned top does). The second opinion"
+        " (on MiniLM and e5 features) is trained on the same lines.",
         own_extra=(
             "hard_cases_customer",
             "customer_frustration.train.batch2.tsv",
