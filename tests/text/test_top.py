@@ -194,10 +194,12 @@ def test_train_text_takes_a_top_only_for_the_lines_it_was_fine_tuned_on(
 @pytest.mark.parametrize("task", [t for t in TASKS if t.top_weight], ids=lambda t: t.name)
 def test_the_shipped_top_is_the_fine_tuned_one_for_todays_lines(task: Task) -> None:
     """``assist/models``' top is ``models/tops``' graph with its weight and threshold
-    added, and both were made for the lines the head trains on now."""
+    added, and both were made for the lines the head trains on now, with the recognizer
+    copies the task names (none for a task without ``top_heard``)."""
     shipped = FineTunedTop(MODELS / f"{task.name}{TOP_SUFFIX}")
     source = FineTunedTop(ROOT / "models" / "tops" / f"{task.name}{TOP_SUFFIX}")
     assert source.weight is None and shipped.lines_sha256 == source.lines_sha256
+    assert set(shipped.recognizer_copies) == set(source.recognizer_copies) == set(task.top_heard)
     assert shipped.weight == task.top_weight and shipped.labels == list(task.labels)
     a, b = onnx.load(str(shipped.path)), onnx.load(str(source.path))
     assert a.graph == b.graph
