@@ -4,16 +4,15 @@ The heads (``assist.text.heads``) are linear on frozen sentence features. Here M
 layers 5 and 6, started from the weights of the int8 package graph (dequantized), are
 trained with a small classifier on their output (mean ++ max over the tokens) from the
 token states of layer 4 (``encoder.TOP_INPUT``, which the encoder computes anyway), on the
-head's training lines and, where the task names them (``Task.top_heard``: negative
-phrasing's), what Whisper heard of them in Piper's and espeak-ng's voices; the head itself
-never trains on those copies. Shipped for negative phrasing and frustration
-(docs/text-models-log.md, "The fine-tuned tops", "... trained on recognizer copies too"
-and "Frustration's top decided again"): averaged with the head, the held-out sets' mean F1
-of six rose 0.905 -> 0.921 and 0.889 -> 0.895.
+head's training lines and what Whisper heard of them in Piper's and espeak-ng's voices
+(``Task.top_heard``: the head itself never trains on those copies).
+Shipped for negative phrasing and frustration (docs/text-models-log.md, "The fine-tuned
+tops" and "... trained on recognizer copies too"): averaged with the head, the held-out
+sets' mean F1 of six rose 0.905 -> 0.921 and 0.889 -> 0.900.
 
-It needs torch (the ``finetune`` extra, several GB) and 4 to 12 minutes of two cores a
-cue (673 s for negative phrasing's 2,467 lines and 1,713 recognizer copies, 220 s for
-frustration's 1,697 lines; the same bytes on a rerun on one machine), which is
+It needs torch (the ``finetune`` extra, several GB) and 7 to 12 minutes of two cores a
+cue (673 s for negative phrasing's 2,467 lines and 1,713 recognizer copies, 421 s for
+frustration's 1,697 and 1,475; the same bytes on a rerun), which is
 why it is its own command and ``assist train-text`` never runs it. It writes, into
 ``--out`` (default ``models/tops/``):
 
