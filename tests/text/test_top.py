@@ -40,6 +40,7 @@ from assist.text.train import (
     build_dataset,
     fit_top_average,
     fold_assignments,
+    model_card,
     normalized,
     read_lines,
     read_tsv,
@@ -234,6 +235,19 @@ def test_the_top_also_trains_on_what_whisper_heard_of_the_heads_lines(task: Task
     assert (folds[written:] == folds[copy_of[written:]]).all()
     top = FineTunedTop(ROOT / "models" / "tops" / f"{task.name}{TOP_SUFFIX}")
     assert top.recognizer_copies == {s: dataset.sources[s] for s in task.top_heard}
+
+
+def test_the_card_names_the_voices_of_the_copies_the_top_trained_on() -> None:
+    """The card's sentence on the copies names the voices of its sources, one or both."""
+    report = json.loads((MODELS / "negative_phrasing.metrics.json").read_text())
+    both = model_card(report, report["probes"])
+    assert "heard of them in Piper's and espeak-ng's voices over the phone band" in both
+    report["top"]["recognizer_copies"] = {"negative_phrasing.train.piper": 303}
+    one = model_card(report, report["probes"])
+    assert "trained on 303 of their recognizer copies (negative_phrasing.train.piper 303)" in one
+    assert "heard of them in Piper's voice over the phone band" in one
+    report["top"]["recognizer_copies"] = {}
+    assert "recognizer copies" not in model_card(report, report["probes"])
 
 
 def test_fine_tuning_without_torch_says_what_to_install() -> None:
