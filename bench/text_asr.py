@@ -3,8 +3,11 @@
 Each line of a labelled set is spoken by espeak-ng (the ``assist synth`` voices, agent or
 customer), put through the telephone band the service receives (8 kHz, faint seeded line
 noise, G.711 mu-law there and back), resampled to 16 kHz and transcribed by Whisper
-``tiny.en`` with the live recognizer (``assist.asr.whisper.WhisperRecognizer``, greedy,
-word timestamps). The transcripts go to ``models/data/<set>.<split>.<engine>.tsv`` beside
+``tiny.en`` with the live recognizer as the service builds it for finals
+(``assist.asr.whisper.WhisperRecognizer`` with ``[asr]``'s defaults: beam, encoder window
+floor, silence tail; word timestamps). ``--greedy-full-window`` decodes as the recognizer did
+before 2026-12-03 (greedy, Whisper's 30 s window), which made the training copies
+committed before then. The transcripts go to ``models/data/<set>.<split>.<engine>.tsv`` beside
 the labels; ``assist train-text`` reads the held-out ones to report F1 on recognizer output
 next to F1 on clean text, and a head can train on the training ones
 (``assist.text.train.HEARD_SOURCES``). Speech and transcripts are cached under the synth
@@ -32,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assist.audio.codecs import decode, mulaw_encode  # noqa: E402
+from assist.config import AsrConfig  # noqa: E402
 from assist.synth import render  # noqa: E402
 
 log = logging.getLogger("text_asr")
@@ -43,6 +47,8 @@ MODEL = "tiny.en"
 # Whose voice speaks a set's lines (sets with a speaker column use it per line).
 SET_SPEAKER = {"negative_phrasing": "agent", "empathy": "agent", "customer_frustration": "customer"}
 WORDS_PER_MINUTE = 150
+# How the service decodes finals by default (beam, encoder window floor, silence tail).
+LIVE = AsrConfig()
 
 
 def voice_key(speaker: str, tts: str) -> str:
@@ -67,16 +73,35 @@ def telephone_audio(text: str, speaker: str, tts: str = "espeak") -> np.ndarray:
     return soxr.resample(heard, LINE_RATE, ASR_RATE).astype(np.float32)
 
 
-class Transcriber:
-    """Whisper ``tiny.en`` on the CPU with the live recognizer's options, and a disk cache
-    of its transcripts keyed by model, voice, speed and text."""
+def decoding_key(asr: AsrConfig | None) -> str:
+    """How finals are decoded, as part of a transcript's cache key: ``[asr]``'s beam, window
+    floor and silence tail, or "" for greedy decoding in the full 30 s window (``None``, the
+    keys written before the live options were used)."""
+    if asr is None:
+        return ""
+    tail = "tail" if asr.silence_tail else "notail"
+    return f"|beam{asr.beam_size}|floor{asr.window_floor_s:g}|{tail}"
 
-    def __init__(self, threads: int = 2, tts: str = "espeak") -> None:
+
+class Transcriber:
+    """Whisper ``tiny.en`` on the CPU decoding finals as the live service does (``asr``,
+    ``[asr]``'s defaults unless given; ``None``: greedy in the full 30 s window), and a
+    disk cache of its transcripts keyed by model, decoding, voice, speed and text."""
+
+    def __init__(self, threads: int = 2, tts: str = "espeak", asr: AsrConfig | None = LIVE) -> None:
         from assist.asr.model import load_model
         from assist.asr.whisper import WhisperRecognizer
 
         self.tts = tts
-        self._recognizer = WhisperRecognizer(load_model(MODEL, device="cpu", cpu_threads=threads))
+        self._decoding = decoding_key(asr)
+        loaded = load_model(MODEL, device="cpu", cpu_threads=threads)
+        self.recognizer = (
+            WhisperRecognizer(loaded)
+            if asr is None
+            else WhisperRecognizer(
+                loaded, asr.beam_size, asr.window_floor_s, silence_tail=asr.silence_tail
+            )
+        )
         self._cache = render.cache_dir() / "recognized.json"
         self._known: dict[str, str] = (
             json.loads(self._cache.read_text()) if self._cache.is_file() else {}
@@ -85,9 +110,9 @@ class Transcriber:
     def __call__(self, text: str, speaker: str) -> str:
         """What the recognizer makes of ``text`` said by ``speaker`` (cached)."""
         voice = voice_key(speaker, self.tts)
-        key = f"{MODEL}|{voice}|{WORDS_PER_MINUTE}|{NOISE_DBFS}|{text}"
+        key = f"{MODEL}{self._decoding}|{voice}|{WORDS_PER_MINUTE}|{NOISE_DBFS}|{text}"
         if key not in self._known:
-            (heard,) = self._recognizer.recognize([telephone_audio(text, speaker, self.tts)])
+            (heard,) = self.recognizer.recognize([telephone_audio(text, speaker, self.tts)])
             self._known[key] = heard.text.strip()
         return self._known[key]
 
@@ -140,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "data")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tts", choices=["espeak", "piper"], default="espeak")
+    parser.add_argument(
+        "--greedy-full-window",
+        action="store_true",
+        help="decode greedily in Whisper's 30 s window (the recognizer before 2026-12-03)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    transcribe = Transcriber(args.threads, args.tts)
+    transcribe = Transcriber(args.threads, args.tts, None if args.greedy_full_window else LIVE)
     for name in args.sets:
         path = recognize_set(name, args.split, args.data, args.out, transcribe, args.limit)
         log.info("wrote %s", path)

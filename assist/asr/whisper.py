@@ -286,6 +286,21 @@ class WhisperRecognizer:
         self._lock = threading.Lock()
         self.full_window_retries = 0
 
+    @property
+    def beam_size(self) -> int:
+        """The decoder beam of finals (1 = greedy)."""
+        return self._beam_size
+
+    @property
+    def window_floor_s(self) -> float:
+        """The shortest encoder window, seconds (30 = always Whisper's full window)."""
+        return self._floor_s
+
+    @property
+    def silence_tail(self) -> bool:
+        """Whether a short window's encoder output is extended with encoded silence."""
+        return self._silence_tail
+
     def recognize(self, batch: list[np.ndarray], words: bool = True) -> list[Recognized]:
         """Text and words of each utterance (float32 mono at 16 kHz, shape (samples,)), in order.
 

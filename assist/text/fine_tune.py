@@ -368,8 +368,8 @@ def fine_tune_task(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``assist fine-tune-text``: fine-tune the top of each ``--only`` task (default:
-    negative phrasing). Returns 0; exits 2 without torch."""
+    """``assist fine-tune-text``: fine-tune the top of each ``--only`` task (default: every
+    task that ships a top, ``Task.top_weight``). Returns 0; exits 2 without torch."""
     parser = argparse.ArgumentParser(prog="assist fine-tune-text", description=__doc__)
     parser.add_argument("--data", type=Path, default=train.ROOT / "models" / "data")
     parser.add_argument("--shared", type=Path, default=train.ROOT.parent / "shared" / "data")
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     encoder = SentenceEncoder(threads=args.threads)
-    for name in args.only or ["negative_phrasing"]:
+    for name in args.only or [t.name for t in train.TASKS if t.top_weight is not None]:
         task = next(t for t in train.TASKS if t.name == name)
         fine_tune_task(
             task,

@@ -1321,7 +1321,8 @@ def _recognizer_section(report: dict[str, Any]) -> list[str]:
         "",
         "The held-out lines spoken by a synthetic voice, put through the telephone band "
         "(8 kHz, line noise, G.711 mu-law) and transcribed by Whisper `tiny.en` as the live "
-        "service does (`bench/text_asr.py`; transcripts in "
+        "service decodes finals (beam, encoder window and silence tail from `[asr]`'s "
+        "defaults; `bench/text_asr.py`; transcripts in "
         "`models/data/*.heldout.<engine>.tsv`), then judged like live finals. Same lines, "
         "same decision: the gap is what recognition costs.",
         "",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from assist.asr.wer import word_error_rate
+from assist.config import AsrConfig
 from assist.text.train import RECOGNIZERS
 from bench import text_asr
 
@@ -61,3 +62,27 @@ def test_a_sample_transcribed_again_reads_like_the_committed_one(
         assert errors <= max(1, words // 4), (row["recognized"], again)
     transcribe.save()
     assert (tmp_path / "recognized.json").is_file()
+
+
+def test_transcripts_are_decoded_as_the_service_decodes_finals() -> None:
+    live = AsrConfig()
+    recognizer = text_asr.Transcriber(threads=1).recognizer
+    assert (recognizer.beam_size, recognizer.window_floor_s, recognizer.silence_tail) == (
+        live.beam_size,
+        live.window_floor_s,
+        live.silence_tail,
+    )
+    before = text_asr.Transcriber(threads=1, asr=None).recognizer  # --greedy-full-window
+    assert (before.beam_size, before.window_floor_s) == (1, 30.0)
+
+
+def test_a_transcript_is_cached_per_decoding() -> None:
+    keys = {
+        text_asr.decoding_key(None),
+        text_asr.decoding_key(AsrConfig()),
+        text_asr.decoding_key(AsrConfig(beam_size=1)),
+        text_asr.decoding_key(AsrConfig(window_floor_s=30.0)),
+        text_asr.decoding_key(AsrConfig(silence_tail=False)),
+    }
+    assert len(keys) == 5
+    assert text_asr.decoding_key(None) == ""  # the keys cached before live decoding
