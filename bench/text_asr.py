@@ -6,11 +6,12 @@ noise, G.711 mu-law there and back), resampled to 16 kHz and transcribed by Whis
 ``tiny.en`` with the live recognizer as the service builds it for finals
 (``assist.asr.whisper.WhisperRecognizer`` with ``[asr]``'s defaults: beam, encoder window
 floor, silence tail; word timestamps). ``--greedy-full-window`` decodes as the recognizer did
-before 2026-12-03 (greedy, Whisper's 30 s window), which made the training copies
-committed before then. The transcripts go to ``models/data/<set>.<split>.<engine>.tsv`` beside
-the labels; ``assist train-text`` reads the held-out ones to report F1 on recognizer output
-next to F1 on clean text, and a head can train on the training ones
-(``assist.text.train.HEARD_SOURCES``). Speech and transcripts are cached under the synth
+before 2026-12-03 (greedy, Whisper's 30 s window), as every transcript committed before
+2026-12-06 was made: the training copies the fine-tuned tops train on still are.
+The transcripts go to ``models/data/<set>.<split>.<engine>.tsv`` beside the labels;
+``assist train-text`` reads the held-out ones to report F1 on recognizer output next to F1
+on clean text, and a top can train on the training ones (``assist.text.train.HEARD_SOURCES``,
+``Task.top_heard``). Speech and transcripts are cached under the synth
 cache (``$ASSIST_SYNTH_CACHE``), so a rerun costs only the lines that changed.
 
     python bench/text_asr.py [--sets negative_phrasing customer_frustration hard_cases]
