@@ -202,12 +202,10 @@ class AssistService:
             workers = 1  # one worker feeding big batches keeps a GPU busy
         max_batch = cfg.max_batch if loaded.device == "cuda" else cfg.cpu_max_batch
         pool = AsrPool(
-            WhisperRecognizer(
+            WhisperRecognizer.for_finals(
                 loaded,
-                cfg.beam_size,
-                cfg.window_floor_s,
+                cfg,
                 lambda reason: self.metrics.asr_full_window_retries.inc(reason=reason),
-                silence_tail=cfg.silence_tail,
             ),
             workers=workers,
             max_batch=max_batch,

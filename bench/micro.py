@@ -202,7 +202,7 @@ def bench_asr(
     for name in ["tiny.en"] if quick else asr_models():
         progress(f"ASR {name}")
         loaded = load_model(name, device, cfg.compute_type, cfg.cpu_threads, 1)
-        recognizer = WhisperRecognizer(loaded, cfg.beam_size, cfg.window_floor_s)
+        recognizer = WhisperRecognizer.for_finals(loaded, cfg)
         recognizer.recognize([utterances[0]])  # warm-up: first pass allocates
         gpu = loaded.device == "cuda"
         singles = utterances[: 2 if quick else (len(utterances) if gpu else 4)]

@@ -97,11 +97,7 @@ class Transcriber:
         self._decoding = decoding_key(asr)
         loaded = load_model(MODEL, device="cpu", cpu_threads=threads)
         self.recognizer = (
-            WhisperRecognizer(loaded)
-            if asr is None
-            else WhisperRecognizer(
-                loaded, asr.beam_size, asr.window_floor_s, silence_tail=asr.silence_tail
-            )
+            WhisperRecognizer(loaded) if asr is None else WhisperRecognizer.for_finals(loaded, asr)
         )
         self._cache = render.cache_dir() / "recognized.json"
         self._known: dict[str, str] = (

@@ -51,12 +51,15 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from assist.asr.model import FULL_WINDOW_FRAMES, LoadedModel
 from assist.vocabulary import ASR_RATE, Recognized, Word
+
+if TYPE_CHECKING:
+    from assist.config import AsrConfig
 
 GAP_S = 1.0  # silence between utterances laid end to end for a batch
 FRAMES_PER_S = 100  # Whisper's mel frames: 10 ms hop
@@ -285,6 +288,24 @@ class WhisperRecognizer:
         self._local = threading.local()  # .batched: this thread's BatchedInferencePipeline
         self._lock = threading.Lock()
         self.full_window_retries = 0
+
+    @classmethod
+    def for_finals(
+        cls,
+        loaded: LoadedModel,
+        asr: AsrConfig,
+        on_full_window_retry: Callable[[str], None] | None = None,
+    ) -> WhisperRecognizer:
+        """The recognizer as ``[asr]`` configures it for finals (``beam_size``,
+        ``window_floor_s``, ``silence_tail``): the one place the service and the benchmarks
+        that measure what it hears build it from settings."""
+        return cls(
+            loaded,
+            asr.beam_size,
+            asr.window_floor_s,
+            on_full_window_retry,
+            silence_tail=asr.silence_tail,
+        )
 
     @property
     def beam_size(self) -> int:
