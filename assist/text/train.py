@@ -603,12 +603,17 @@ def truth_of(task: Task, lines: Sequence[Line]) -> np.ndarray:
 
 
 def evaluate(
-    task: Task, threshold: float, lines: Sequence[Line], probabilities_of: ProbabilitiesOf
+    task: Task,
+    threshold: float,
+    lines: Sequence[Line],
+    probabilities_of: ProbabilitiesOf,
+    verdicts: Verdicts | None = None,
 ) -> dict[str, Any]:
     """The report of a head on labelled ``lines``, decided as the service does
-    (``judge_lines``): counts, the binary metrics, for negative phrasing the category
-    accuracy and rewrite counts, and every misjudged line."""
-    verdicts = judge_lines(task, lines, probabilities_of, threshold)
+    (``judge_lines``, unless their ``verdicts`` are given): counts, the binary metrics, for
+    negative phrasing the category accuracy and rewrite counts, and every misjudged line."""
+    if verdicts is None:
+        verdicts = judge_lines(task, lines, probabilities_of, threshold)
     truth = truth_of(task, lines)
     flagged = verdicts.flagged
     result: dict[str, Any] = {"n": len(lines), "positives": int(truth.sum())}
@@ -632,10 +637,15 @@ def evaluate(
 
 
 def evaluate_by_class(
-    task: Task, threshold: float, lines: Sequence[Line], probabilities_of: ProbabilitiesOf
+    task: Task,
+    threshold: float,
+    lines: Sequence[Line],
+    probabilities_of: ProbabilitiesOf,
+    verdicts: Verdicts | None = None,
 ) -> dict[str, Any]:
-    """``evaluate`` on all ``lines`` (``all``) and on each hard-case class."""
-    report = {"all": evaluate(task, threshold, lines, probabilities_of)}
+    """``evaluate`` on all ``lines`` (``all``, with their ``verdicts`` when given) and on
+    each hard-case class."""
+    report = {"all": evaluate(task, threshold, lines, probabilities_of, verdicts)}
     for kind in HARD_CLASSES:
         chosen = [line for line in lines if line.kind == kind]
         if chosen:
@@ -684,14 +694,62 @@ def recognizer_output(
             if not heard:
                 continue
             written = read_lines(path, speaker)
+            said = judge_lines(task, written, probabilities_of, threshold)
+            got = judge_lines(task, heard, probabilities_of, threshold)
             sets[name] = {
-                "clean": evaluate_by_class(task, threshold, written, probabilities_of),
-                "recognized": evaluate_by_class(task, threshold, heard, probabilities_of),
+                "clean": evaluate_by_class(task, threshold, written, probabilities_of, said),
+                "recognized": evaluate_by_class(task, threshold, heard, probabilities_of, got),
                 "word_error_rate": round(corpus_wer(written, heard), 4),
+                "errors_from_recognition": recognition_errors(task, written, heard, said, got),
             }
         if sets:
             report[engine] = sets
     return report
+
+
+MISHEARD_WER = 0.2  # a line whose own word error rate is above this counts as misheard
+
+
+def recognition_errors(
+    task: Task, written: Sequence[Line], heard: Sequence[Line], said: Verdicts, got: Verdicts
+) -> dict[str, Any]:
+    """Where the errors on recognizer output come from: the ``heard`` lines split by their
+    own word error rate at ``MISHEARD_WER`` (lines, positives, F1 as written and as heard on
+    each part), and the lines the recognizer turned from right to wrong (``added``: decided
+    right on the written line, ``said``, and wrong on what was heard, ``got``;
+    ``added_misheard``, those of them on misheard lines) or from wrong to right
+    (``removed``). When nearly every added error sits on misheard lines, the gap is the
+    recognizer's words, not the head's reading of them."""
+    truth = truth_of(task, written)
+    misheard = np.array(
+        [
+            wrong / max(1, count) > MISHEARD_WER
+            for wrong, count in (
+                word_error_rate(line.text, copy.text)
+                for line, copy in zip(written, heard, strict=True)
+            )
+        ],
+        dtype=bool,
+    )
+    right_written, right_heard = said.flagged == truth, got.flagged == truth
+    added = right_written & ~right_heard
+
+    def part(rows: np.ndarray) -> dict[str, Any]:
+        return {
+            "n": int(rows.sum()),
+            "positives": int(truth[rows].sum()),
+            "f1_written": binary_metrics(said.flagged[rows], truth[rows])["f1"],
+            "f1": binary_metrics(got.flagged[rows], truth[rows])["f1"],
+        }
+
+    return {
+        "misheard_over_wer": MISHEARD_WER,
+        "heard_well": part(~misheard),
+        "misheard": part(misheard),
+        "added": int(added.sum()),
+        "added_misheard": int((added & misheard).sum()),
+        "removed": int((~right_written & right_heard).sum()),
+    }
 
 
 def corpus_wer(written: Sequence[Line], heard: Sequence[Line]) -> float:
@@ -1339,7 +1397,45 @@ def _recognizer_section(report: dict[str, Any]) -> list[str]:
                 f"{_interval(heard)} |"
             )
     lines.append("")
-    return lines + _recognized_by_class(recognized)
+    return lines + _gap_by_line(recognized) + _recognized_by_class(recognized)
+
+
+def _gap_by_line(recognized: dict[str, Any]) -> list[str]:
+    """The card's table of where recognizer output's errors come from
+    (``recognition_errors``), one row per set and engine."""
+    rows = [
+        (name, engine, result["errors_from_recognition"])
+        for engine, sets in recognized.items()
+        for name, result in sets.items()
+        if "errors_from_recognition" in result
+    ]
+    if not rows:
+        return []
+    over = rows[0][2]["misheard_over_wer"]
+    lines = [
+        f"Where the gap comes from: each transcript's own word error rate splits the lines "
+        f"into heard well (at most {over:.0%}) and misheard (above). A line the recognizer "
+        "turned wrong was decided right as written and wrong as heard; one it turned right, "
+        "the other way.",
+        "",
+        "| set | speech | heard well: lines (positives), F1 written → heard | misheard: lines "
+        "(positives), F1 written → heard | turned wrong (on misheard lines) | turned right |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def part(counts: dict[str, Any]) -> str:
+        if not counts["positives"]:  # no F1 without positives
+            return f"{counts['n']} (0), -"
+        f1 = f"{counts['f1_written']:.3f} → {counts['f1']:.3f}"
+        return f"{counts['n']} ({counts['positives']}), {f1}"
+
+    for name, engine, gap in rows:
+        lines.append(
+            f"| `{name}` | {engine} | {part(gap['heard_well'])} | {part(gap['misheard'])} | "
+            f"{gap['added']} ({gap['added_misheard']}) | {gap['removed']} |"
+        )
+    lines.append("")
+    return lines
 
 
 def _recognized_by_class(recognized: dict[str, Any]) -> list[str]:

@@ -181,6 +181,9 @@ def test_rebuilt_metrics_match_the_committed_ones(rebuilt: Path, head: str) -> N
         for name, result in sets.items():
             again = new["recognized"][engine][name]
             assert again["word_error_rate"] == result["word_error_rate"], (engine, name)
+            gap, old_gap = again["errors_from_recognition"], result["errors_from_recognition"]
+            for part in ("heard_well", "misheard"):  # the split depends on words only
+                assert gap[part]["n"] == old_gap[part]["n"], (engine, name, part)
             for text in ("clean", "recognized"):
                 assert _close(again[text]["all"]["f1"], result[text]["all"]["f1"], SMALL_SET_TOL), (
                     engine,

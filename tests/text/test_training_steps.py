@@ -1,6 +1,6 @@
 """The training steps that choose a head's threshold and fit it, on small made-up data:
-the fold assignments, the plateau rule of ``best_threshold``, the split-feature fit and
-the F1 interval the model cards give."""
+the fold assignments, the plateau rule of ``best_threshold``, the split-feature fit, the
+F1 interval the model cards give and the split of recognizer errors by misheard lines."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ from assist.text.train import (
     TASKS,
     THRESHOLD_GRID,
     Dataset,
+    Line,
+    Verdicts,
     best_threshold,
     f1_interval,
     fold_assignments,
     main,
+    recognition_errors,
 )
 
 
@@ -154,3 +157,37 @@ def test_training_without_the_train_extra_says_what_to_install(
     err = capsys.readouterr().err
     assert "missing: scipy" in err and "pip install 'live-call-assist[train]'" in err
     assert not (tmp_path / "heads").exists()  # nothing started
+
+
+def _verdicts(flagged: list[bool]) -> Verdicts:
+    n = len(flagged)
+    return Verdicts(np.array(flagged), np.array(flagged, int), np.zeros(n), np.zeros(n, bool))
+
+
+def test_recognition_errors_split_lines_by_their_own_word_error_rate() -> None:
+    task = next(task for task in TASKS if task.name == "negative_phrasing")
+    written = [
+        Line("I can't do that for you today.", "cant_wont"),  # heard exactly
+        Line("There's not a lot I can do from here.", "cant_wont"),  # 1 of 9 words lost
+        Line("That's not something I handle.", "cant_wont"),  # garbled
+        Line("Let me check that for you.", "none"),  # garbled into a negative
+    ]
+    heard = [
+        Line("I can't do that for you today.", "cant_wont"),
+        Line("There's a lot I can do from here.", "cant_wont"),
+        Line("That's something I can do.", "cant_wont"),
+        Line("Let me not check that.", "none"),
+    ]
+    said = _verdicts([True, True, True, False])  # every written line decided right
+    got = _verdicts([True, False, False, True])  # three turned wrong by what was heard
+
+    gap = recognition_errors(task, written, heard, said, got)
+
+    assert gap["misheard_over_wer"] == 0.2
+    assert gap["heard_well"] == {"n": 2, "positives": 2, "f1_written": 1.0, "f1": round(2 / 3, 4)}
+    assert gap["misheard"] == {"n": 2, "positives": 1, "f1_written": 1.0, "f1": 0.0}
+    assert (gap["added"], gap["added_misheard"], gap["removed"]) == (3, 2, 0)
+    # A line the head misjudged as written and the recognizer happened to fix counts too.
+    missed_as_written = _verdicts([False, True, True, False])
+    again = recognition_errors(task, written, heard, missed_as_written, got)
+    assert (again["added"], again["removed"]) == (3, 1)
