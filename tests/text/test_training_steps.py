@@ -168,14 +168,14 @@ def test_recognition_errors_split_lines_by_their_own_word_error_rate() -> None:
     task = next(task for task in TASKS if task.name == "negative_phrasing")
     written = [
         Line("I can't do that for you today.", "cant_wont"),  # heard exactly
-        Line("There's not a lot I can do from here.", "cant_wont"),  # 1 of 9 words lost
-        Line("That's not something I handle.", "cant_wont"),  # garbled
+        Line("There's not much I can change on that bill.", "cant_wont"),  # 1 of 9 lost
+        Line("That isn't something we offer.", "cant_wont"),  # 3 of 5 words wrong
         Line("Let me check that for you.", "none"),  # garbled into a negative
     ]
     heard = [
         Line("I can't do that for you today.", "cant_wont"),
-        Line("There's a lot I can do from here.", "cant_wont"),
-        Line("That's something I can do.", "cant_wont"),
+        Line("There's much I can change on that bill.", "cant_wont"),
+        Line("That's something we can offer.", "cant_wont"),
         Line("Let me not check that.", "none"),
     ]
     said = _verdicts([True, True, True, False])  # every written line decided right
