@@ -718,8 +718,10 @@ def recognition_errors(
     each part), and the lines the recognizer turned from right to wrong (``added``: decided
     right on the written line, ``said``, and wrong on what was heard, ``got``;
     ``added_misheard``, those of them on misheard lines) or from wrong to right
-    (``removed``). When nearly every added error sits on misheard lines, the gap is the
-    recognizer's words, not the head's reading of them."""
+    (``removed``), and ``f1_misheard_as_written``: F1 with each misheard line decided as
+    its written text and every other line as heard, what the head would reach if the
+    recognizer heard those lines right. When nearly every added error sits on misheard
+    lines, the gap is the recognizer's words, not the head's reading of them."""
     truth = truth_of(task, written)
     misheard = np.array(
         [
@@ -749,6 +751,9 @@ def recognition_errors(
         "added": int(added.sum()),
         "added_misheard": int((added & misheard).sum()),
         "removed": int((~right_written & right_heard).sum()),
+        "f1_misheard_as_written": binary_metrics(
+            np.where(misheard, said.flagged, got.flagged), truth
+        )["f1"],
     }
 
 
@@ -1416,11 +1421,13 @@ def _gap_by_line(recognized: dict[str, Any]) -> list[str]:
         f"Where the gap comes from: each transcript's own word error rate splits the lines "
         f"into heard well (at most {over:.0%}) and misheard (above). A line the recognizer "
         "turned wrong was decided right as written and wrong as heard; one it turned right, "
-        "the other way.",
+        "the other way. The last column is the set's F1 with every misheard line decided as "
+        "written: what this model would reach if the recognizer heard those lines right.",
         "",
         "| set | speech | heard well: lines (positives), F1 written → heard | misheard: lines "
-        "(positives), F1 written → heard | turned wrong (on misheard lines) | turned right |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "(positives), F1 written → heard | turned wrong (on misheard lines) | turned right "
+        "| F1, misheard lines as written |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
 
     def part(counts: dict[str, Any]) -> str:
@@ -1432,7 +1439,8 @@ def _gap_by_line(recognized: dict[str, Any]) -> list[str]:
     for name, engine, gap in rows:
         lines.append(
             f"| `{name}` | {engine} | {part(gap['heard_well'])} | {part(gap['misheard'])} | "
-            f"{gap['added']} ({gap['added_misheard']}) | {gap['removed']} |"
+            f"{gap['added']} ({gap['added_misheard']}) | {gap['removed']} | "
+            f"{gap['f1_misheard_as_written']:.3f} |"
         )
     lines.append("")
     return lines

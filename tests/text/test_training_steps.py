@@ -187,6 +187,8 @@ def test_recognition_errors_split_lines_by_their_own_word_error_rate() -> None:
     assert gap["heard_well"] == {"n": 2, "positives": 2, "f1_written": 1.0, "f1": round(2 / 3, 4)}
     assert gap["misheard"] == {"n": 2, "positives": 1, "f1_written": 1.0, "f1": 0.0}
     assert (gap["added"], gap["added_misheard"], gap["removed"]) == (3, 2, 0)
+    # Misheard lines decided as written: only the second line's miss is left.
+    assert gap["f1_misheard_as_written"] == round(2 * (2 / 2) * (2 / 3) / (1 + 2 / 3), 4)
     # A line the head misjudged as written and the recognizer happened to fix counts too.
     missed_as_written = _verdicts([False, True, True, False])
     again = recognition_errors(task, written, heard, missed_as_written, got)
