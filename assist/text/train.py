@@ -696,11 +696,14 @@ def recognizer_output(
             written = read_lines(path, speaker)
             said = judge_lines(task, written, probabilities_of, threshold)
             got = judge_lines(task, heard, probabilities_of, threshold)
+            word_errors = word_errors_by_line(written, heard)
             sets[name] = {
                 "clean": evaluate_by_class(task, threshold, written, probabilities_of, said),
                 "recognized": evaluate_by_class(task, threshold, heard, probabilities_of, got),
-                "word_error_rate": round(corpus_wer(written, heard), 4),
-                "errors_from_recognition": recognition_errors(task, written, heard, said, got),
+                "word_error_rate": round(corpus_wer(word_errors), 4),
+                "errors_from_recognition": recognition_errors(
+                    task, written, word_errors, said, got
+                ),
             }
         if sets:
             report[engine] = sets
@@ -711,28 +714,20 @@ MISHEARD_WER = 0.2  # a line whose own word error rate is above this counts as m
 
 
 def recognition_errors(
-    task: Task, written: Sequence[Line], heard: Sequence[Line], said: Verdicts, got: Verdicts
+    task: Task, written: Sequence[Line], word_errors: np.ndarray, said: Verdicts, got: Verdicts
 ) -> dict[str, Any]:
-    """Where the errors on recognizer output come from: the ``heard`` lines split by their
-    own word error rate at ``MISHEARD_WER`` (lines, positives, F1 as written and as heard on
-    each part), and the lines the recognizer turned from right to wrong (``added``: decided
-    right on the written line, ``said``, and wrong on what was heard, ``got``;
-    ``added_misheard``, those of them on misheard lines) or from wrong to right
-    (``removed``), and ``f1_misheard_as_written``: F1 with each misheard line decided as
-    its written text and every other line as heard, what the head would reach if the
-    recognizer heard those lines right. When nearly every added error sits on misheard
-    lines, the gap is the recognizer's words, not the head's reading of them."""
+    """Where the errors on recognizer output come from: the lines split by the word error
+    rate of what was heard of each (``word_errors``, from ``word_errors_by_line``) at
+    ``MISHEARD_WER`` (lines, positives, F1 as written and as heard on each part), and the
+    lines the recognizer turned from right to wrong (``added``: decided right on the
+    written line, ``said``, and wrong on what was heard, ``got``; ``added_misheard``, those
+    of them on misheard lines) or from wrong to right (``removed``), and
+    ``f1_misheard_as_written``: F1 with each misheard line decided as its written text and
+    every other line as heard, what the head would reach if the recognizer heard those
+    lines right. When nearly every added error sits on misheard lines, the gap is the
+    recognizer's words, not the head's reading of them."""
     truth = truth_of(task, written)
-    misheard = np.array(
-        [
-            wrong / max(1, count) > MISHEARD_WER
-            for wrong, count in (
-                word_error_rate(line.text, copy.text)
-                for line, copy in zip(written, heard, strict=True)
-            )
-        ],
-        dtype=bool,
-    )
+    misheard = word_errors[:, 0] / np.maximum(1, word_errors[:, 1]) > MISHEARD_WER
     right_written, right_heard = said.flagged == truth, got.flagged == truth
     added = right_written & ~right_heard
 
@@ -757,15 +752,20 @@ def recognition_errors(
     }
 
 
-def corpus_wer(written: Sequence[Line], heard: Sequence[Line]) -> float:
-    """Word error rate of the recognizer's lines against the written ones, all together
-    (``assist.asr.wer``: case, punctuation and small numbers normalised)."""
-    errors = words = 0
-    for said, got in zip(written, heard, strict=True):
-        wrong, count = word_error_rate(said.text, got.text)
-        errors += wrong
-        words += count
-    return errors / max(1, words)
+def word_errors_by_line(written: Sequence[Line], heard: Sequence[Line]) -> np.ndarray:
+    """Each recognizer line's word errors against its written line and the written line's
+    word count: int [n, 2] (``assist.asr.wer``: case, punctuation and small numbers
+    normalised)."""
+    counts = [
+        word_error_rate(line.text, copy.text) for line, copy in zip(written, heard, strict=True)
+    ]
+    return np.array(counts, dtype=np.int64).reshape(-1, 2)
+
+
+def corpus_wer(word_errors: np.ndarray) -> float:
+    """Word error rate of the recognizer's lines against the written ones, all together,
+    from ``word_errors_by_line``."""
+    return int(word_errors[:, 0].sum()) / max(1, int(word_errors[:, 1].sum()))
 
 
 def build_dataset(
@@ -1412,11 +1412,8 @@ def _gap_by_line(recognized: dict[str, Any]) -> list[str]:
         (name, engine, result["errors_from_recognition"])
         for engine, sets in recognized.items()
         for name, result in sets.items()
-        if "errors_from_recognition" in result
     ]
-    if not rows:
-        return []
-    over = rows[0][2]["misheard_over_wer"]
+    over = rows[0][2]["misheard_over_wer"]  # _recognizer_section: at least one set
     lines = [
         f"Where the gap comes from: each transcript's own word error rate splits the lines "
         f"into heard well (at most {over:.0%}) and misheard (above). A line the recognizer "

@@ -25,6 +25,7 @@ from assist.text.train import (
     fold_assignments,
     main,
     recognition_errors,
+    word_errors_by_line,
 )
 
 
@@ -181,7 +182,8 @@ def test_recognition_errors_split_lines_by_their_own_word_error_rate() -> None:
     said = _verdicts([True, True, True, False])  # every written line decided right
     got = _verdicts([True, False, False, True])  # three turned wrong by what was heard
 
-    gap = recognition_errors(task, written, heard, said, got)
+    word_errors = word_errors_by_line(written, heard)
+    gap = recognition_errors(task, written, word_errors, said, got)
 
     assert gap["misheard_over_wer"] == 0.2
     assert gap["heard_well"] == {"n": 2, "positives": 2, "f1_written": 1.0, "f1": round(2 / 3, 4)}
@@ -191,5 +193,5 @@ def test_recognition_errors_split_lines_by_their_own_word_error_rate() -> None:
     assert gap["f1_misheard_as_written"] == round(2 * (2 / 2) * (2 / 3) / (1 + 2 / 3), 4)
     # A line the head misjudged as written and the recognizer happened to fix counts too.
     missed_as_written = _verdicts([False, True, True, False])
-    again = recognition_errors(task, written, heard, missed_as_written, got)
+    again = recognition_errors(task, written, word_errors, missed_as_written, got)
     assert (again["added"], again["removed"]) == (3, 1)
